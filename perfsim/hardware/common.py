@@ -1,0 +1,178 @@
+"""Building blocks shared by every device kind: compute units, memory levels, links, calibrations.
+
+Every block that holds datasheet numbers carries a `source`; every calibrated
+number is a `Calibrated` value naming the calibration case or microbenchmark it
+came from. Datasheet peaks and measured derating never share a field.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from perfsim.dtypes import DTypeName
+from perfsim.units import Bytes, BytesPerSecond, DollarsPerHour, FlopsPerSecond, Hertz, Seconds, Watts
+
+Source = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3)]
+Fraction = Annotated[float, Field(gt=0, le=1)]
+Count = Annotated[int, Field(gt=0)]
+Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
+
+Q = TypeVar("Q")
+
+
+class Spec(BaseModel):
+    """Base of all spec models: frozen, and a misspelled field is an error, never a default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Calibrated(Spec, Generic[Q]):
+    """A measured derating or overhead, with the calibration case or microbenchmark it came from."""
+
+    value: Q
+    source: Source
+
+
+class Clock(Spec):
+    """Core clock: `peak` is the datasheet boost/max clock that datasheet peaks assume."""
+
+    peak: Hertz
+    base: Hertz | None = None
+    source: Source
+
+
+class ComputeUnit(Spec):
+    """One kind of execution unit (tensor cores, vector ALUs, a MAC array).
+
+    Give either `peak` (datasheet FLOP/s per dtype for the whole chip, at the peak
+    clock) or `per_cycle` (FLOP per cycle per core; one FMA or MAC = 2 FLOP) with
+    `cores`. Dtypes listed in `emulated` run in software (no hardware FPU for them).
+    """
+
+    name: Name
+    role: Literal["matrix", "vector", "scalar"]
+    peak: dict[DTypeName, FlopsPerSecond] | None = None
+    per_cycle: dict[DTypeName, Annotated[float, Field(gt=0)]] | None = None
+    cores: Count | None = None
+    emulated: list[DTypeName] = []
+    source: Source
+
+    @model_validator(mode="after")
+    def _one_way(self) -> ComputeUnit:
+        if (self.peak is None) == (self.per_cycle is None):
+            raise ValueError("give exactly one of 'peak' (FLOP/s per dtype) or 'per_cycle' (FLOP/cycle/core)")
+        if self.per_cycle is not None and self.cores is None:
+            raise ValueError("'per_cycle' needs 'cores' (how many copies of this unit)")
+        return self
+
+    @property
+    def dtypes(self) -> list[str]:
+        return list(self.peak or self.per_cycle or {})
+
+    def peak_flops(self, dtype: str, clock_hz: float) -> float | None:
+        """FLOP/s for `dtype` at the datasheet peak clock `clock_hz`; None if unsupported."""
+        if self.peak is not None:
+            return self.peak.get(dtype)
+        per_cycle = (self.per_cycle or {}).get(dtype)
+        return None if per_cycle is None else per_cycle * (self.cores or 1) * clock_hz
+
+
+class MemoryLevel(Spec):
+    """One level of the memory hierarchy; `capacity` and `bandwidth` are per `scope` instance.
+
+    `scope: core` means each core has its own (WSE-2's 48 KiB SRAM); `cache: true`
+    marks a level that holds copies (L2, SLC, Infinity Cache) rather than data of its own.
+    """
+
+    name: Name
+    capacity: Bytes
+    bandwidth: BytesPerSecond
+    latency: Seconds | None = None
+    scope: Literal["chip", "cluster", "core"] = "chip"
+    cache: bool = False
+    source: Source
+
+
+class LinkPort(Spec):
+    """A chip's off-chip ports of one kind: `count` ports, each `bandwidth_per_direction`."""
+
+    name: Name
+    count: Count = 1
+    bandwidth_per_direction: BytesPerSecond
+    latency: Seconds | None = None
+    source: Source
+
+
+class Power(Spec):
+    tdp: Watts
+    idle: Watts | None = None
+    source: Source
+
+
+class Price(Spec):
+    per_device_hour: DollarsPerHour
+    source: Source
+
+
+class DeviceCalibration(Spec):
+    """Measured deratings, each with its source; absent means the datasheet value is used."""
+
+    sustained_clock: Calibrated[Hertz] | None = None
+    compute_efficiency: Calibrated[Fraction] | None = None
+    memory_efficiency: dict[Name, Calibrated[Fraction]] = {}
+    op_overhead: Calibrated[Seconds] | None = None
+    usable_memory_fraction: Calibrated[Fraction] | None = None
+
+
+class DeviceBase(Spec):
+    """Fields every device kind has. A device is one chip; all figures are per chip."""
+
+    name: Name
+    vendor: str
+    description: str
+    clock: Clock
+    compute: list[ComputeUnit] = Field(min_length=1)
+    memory: list[MemoryLevel] = Field(min_length=1, description="nearest (fastest) level first")
+    main_memory: Name | None = Field(None, description="the level weights live in; default: the last")
+    links: list[LinkPort] = []
+    power: Power | None = None
+    calibration: DeviceCalibration = DeviceCalibration()
+    price: Price | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DeviceBase:
+        names = [level.name for level in self.memory]
+        if len(set(names)) != len(names):
+            raise ValueError(f"memory level names must be unique, got {names}")
+        if self.main_memory is not None and self.main_memory not in names:
+            raise ValueError(f"main_memory '{self.main_memory}' is not a memory level (levels: {', '.join(names)})")
+        unknown = set(self.calibration.memory_efficiency) - set(names)
+        if unknown:
+            raise ValueError(f"calibration.memory_efficiency names unknown levels {sorted(unknown)}")
+        return self
+
+    @property
+    def chips(self) -> int:
+        return 1
+
+    @property
+    def dtypes(self) -> list[str]:
+        """Every dtype some compute unit runs, in first-seen order."""
+        return list(dict.fromkeys(d for unit in self.compute for d in unit.dtypes))
+
+    def peak_flops(self, dtype: str) -> float | None:
+        """Datasheet FLOP/s for `dtype`: the fastest unit that runs it; None if none does."""
+        peaks = [p for unit in self.compute if (p := unit.peak_flops(dtype, self.clock.peak)) is not None]
+        return max(peaks) if peaks else None
+
+    def level(self, name: str) -> MemoryLevel:
+        for level in self.memory:
+            if level.name == name:
+                return level
+        raise KeyError(name)
+
+    @property
+    def main(self) -> MemoryLevel:
+        return self.level(self.main_memory) if self.main_memory else self.memory[-1]

@@ -1,0 +1,40 @@
+"""Wafer-scale meshes in WaferLLM's PLMR terms: P cores, per-hop Latency, small per-core Memory, limited Routing."""
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from perfsim.hardware.common import Count, DeviceBase, Source, Spec
+
+
+class Mesh(Spec):
+    """The 2-D core mesh: `width` × `height` cores, each with a router.
+
+    `hop_latency_cycles`: cycles for a message to cross one hop; `link_bits_per_cycle`:
+    bits per cycle to each neighbour, per direction; `max_routes_per_core`: routes
+    (colours) one router can hold.
+    """
+
+    width: Count
+    height: Count
+    hop_latency_cycles: Annotated[float, Field(gt=0)]
+    link_bits_per_cycle: Count
+    max_routes_per_core: Count
+    source: Source
+
+
+class WaferMesh(DeviceBase):
+    """A wafer-scale chip such as Cerebras WSE-2; memory levels with `scope: core` are per core."""
+
+    kind: Literal["wafer_mesh"]
+    mesh: Mesh
+
+    @property
+    def cores(self) -> int:
+        return self.mesh.width * self.mesh.height
+
+    @model_validator(mode="after")
+    def _has_core_memory(self) -> "WaferMesh":
+        if not any(level.scope == "core" for level in self.memory):
+            raise ValueError("a wafer mesh needs a memory level with scope: core (the per-core SRAM)")
+        return self

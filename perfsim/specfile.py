@@ -1,0 +1,140 @@
+"""Reading spec files (hardware, models, cases): safe YAML in, one-line errors out.
+
+Every failure becomes a PerfsimError of the form `FILE: FIELD: what is wrong`, with
+the closest allowed field for a misspelling.
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from perfsim.errors import PerfsimError
+
+
+def shown(path: Path) -> Path:
+    """`path` relative to the working directory where it lies below it, for messages."""
+    try:
+        return path.resolve().relative_to(Path.cwd())
+    except ValueError:
+        return path
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """The top-level mapping of a YAML file; Raise PerfsimError if missing, malformed or not a mapping."""
+    path = shown(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise PerfsimError(f"{path}: cannot read ({err.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise PerfsimError(f"{path}: malformed YAML{where}: {problem}") from None
+    if not isinstance(data, dict):
+        raise PerfsimError(f"{path}: expected a mapping of fields at the top level, got {type(data).__name__}")
+    return data
+
+
+def validate(annotation: Any, data: Any, origin: str) -> Any:
+    """Validate `data` against `annotation`; Raise PerfsimError naming `origin` and the field."""
+    try:
+        return TypeAdapter(annotation).validate_python(data)
+    except ValidationError as err:
+        raise PerfsimError(f"{origin}: {describe(err, annotation)}") from None
+
+
+def describe(err: ValidationError, annotation: Any) -> str:
+    """One line for the first error: the dotted field path and what is wrong with it."""
+    errors = err.errors()
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+    loc = [part for part in first["loc"] if not _is_tag(annotation, first["loc"], part)]
+    where = _path(loc)
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        allowed = _fields_at(annotation, first["loc"][:-1])
+        field = str(loc[-1])
+        close = difflib.get_close_matches(field, allowed, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        return f"{where}: unknown field '{field}'{hint}; allowed: {', '.join(allowed)}"
+    if kind == "missing":
+        return f"{where}: missing required field"
+    if kind == "union_tag_invalid":
+        ctx = first.get("ctx", {})
+        return f"{where or 'kind'}: unknown kind {ctx.get('tag')} (allowed: {ctx.get('expected_tags')})"
+    message = first["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    return f"{where}: {message}" if where else message
+
+
+def _path(loc: list[Any]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif part == "[key]":
+            text += " (key)"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+def _strip(annotation: Any) -> Any:
+    while typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    return annotation
+
+
+def _options(annotation: Any) -> list[Any]:
+    annotation = _strip(annotation)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return [o for arg in typing.get_args(annotation) for o in _options(arg)]
+    return [annotation]
+
+
+def _step(annotation: Any, part: Any) -> Any:
+    """The type found one location step below `annotation`, or None."""
+    for option in _options(annotation):
+        origin = typing.get_origin(option)
+        if isinstance(option, type) and issubclass(option, BaseModel):
+            if part in option.model_fields:
+                return option.model_fields[part].annotation
+            tag = option.model_fields.get("kind")
+            if tag is not None and part in typing.get_args(tag.annotation):
+                return option
+        elif origin in (list, tuple) and isinstance(part, int):
+            return typing.get_args(option)[0]
+        elif origin is dict and isinstance(part, str):
+            return typing.get_args(option)[1]
+    return None
+
+
+def _is_tag(annotation: Any, loc: tuple, part: Any) -> bool:
+    """True if `part` in `loc` is a discriminated-union tag pydantic inserted, not a field."""
+    current = annotation
+    for step in loc:
+        models = [o for o in _options(current) if isinstance(o, type) and issubclass(o, BaseModel)]
+        if step == part and len(models) > 1 and any(
+            "kind" in m.model_fields and part in typing.get_args(m.model_fields["kind"].annotation) for m in models
+        ):
+            return True
+        current = _step(current, step)
+        if current is None:
+            return False
+    return False
+
+
+def _fields_at(annotation: Any, loc: tuple) -> list[str]:
+    current = annotation
+    for part in loc:
+        current = _step(current, part)
+    models = [o for o in _options(current) if isinstance(o, type) and issubclass(o, BaseModel)]
+    return sorted(models[0].model_fields) if len(models) == 1 else []
