@@ -1,0 +1,32 @@
+"""Every example in docs/ runs: `$ perfsim ...` lines exit 0, python blocks execute."""
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+BLOCK = re.compile(r"```(console|python)\n(.*?)```", re.S)
+
+
+def _examples():
+    for page in sorted(DOCS.glob("*.md")):
+        for lang, body in BLOCK.findall(page.read_text()):
+            if lang == "python":
+                yield pytest.param("python", body, id=f"{page.stem}-python")
+            for line in body.splitlines():
+                if line.startswith("$ perfsim "):
+                    yield pytest.param("console", line[2:], id=f"{page.stem}-{line[10:50]}")
+
+
+@pytest.mark.parametrize(("lang", "code"), list(_examples()))
+def test_doc_example_runs(lang, code, cli, monkeypatch, tmp_path):
+    monkeypatch.chdir(DOCS.parent)
+    if lang == "python":
+        exec(compile(code, "<docs>", "exec"), {})
+        return
+    argv = [arg.replace("OUT/", f"{tmp_path}/") for arg in shlex.split(code)[1:]]
+    result = cli(*argv)
+    assert result.code == 0, result.err
+    assert result.out.strip()

@@ -1,0 +1,102 @@
+"""Bad spec files: one line on stderr naming the file and the field, exit 2, never a traceback."""
+
+import pytest
+
+from perfsim.hardware import SPEC_DIR
+
+H100 = (SPEC_DIR / "h100-sxm.yaml").read_text()
+
+
+def _write(tmp_path, text, name="h100-sxm"):
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def _fails(cli, path, *needles):
+    for fmt in ("table", "json"):
+        result = cli("hardware", "show", path, "--format", fmt)
+        assert result.code == 2
+        assert result.out == ""
+        lines = result.err.strip().splitlines()
+        assert len(lines) == 1, result.err
+        assert "Traceback" not in result.err
+        for needle in needles:
+            assert needle in lines[0]
+    return lines[0]
+
+
+def test_misspelled_top_level_field(cli, tmp_path):
+    line = _fails(cli, _write(tmp_path, H100.replace("vendor:", "vendor_tpyo:")), "h100-sxm.yaml", "vendor_tpyo")
+    assert "did you mean 'vendor'" in line
+
+
+def test_misspelled_nested_field(cli, tmp_path):
+    line = _fails(cli, _write(tmp_path, H100.replace("    role: matrix", "    rol: matrix")), "compute[0].rol")
+    assert "did you mean 'role'" in line
+
+
+def test_decimal_capacity(cli, tmp_path):
+    _fails(cli, _write(tmp_path, H100.replace("capacity: 80 GiB", "capacity: 80 GB")), "memory[1].capacity",
+           "write GiB")
+
+
+def test_bad_unit(cli, tmp_path):
+    _fails(cli, _write(tmp_path, H100.replace("bandwidth: 3.35 TB/s", "bandwidth: 3.35 TB")), "memory[1].bandwidth",
+           "3.35 TB")
+
+
+def test_unknown_dtype(cli, tmp_path):
+    _fails(cli, _write(tmp_path, H100.replace("bf16: 989.4", "bf17: 989.4")), "bf17", "unknown dtype")
+
+
+def test_negative_size(cli, tmp_path):
+    _fails(cli, _write(tmp_path, H100.replace("cores: 132", "cores: -132")), "cores", "greater than 0")
+
+
+def test_zero_capacity(cli, tmp_path):
+    _fails(cli, _write(tmp_path, H100.replace("capacity: 80 GiB", "capacity: 0")), "capacity", "positive")
+
+
+def test_malformed_yaml(cli, tmp_path):
+    _fails(cli, _write(tmp_path, H100 + "\nbroken: [1, 2\n"), "h100-sxm.yaml", "malformed YAML", "line")
+
+
+def test_not_a_mapping(cli, tmp_path):
+    _fails(cli, _write(tmp_path, "- just\n- a list\n"), "expected a mapping")
+
+
+def test_unknown_kind(cli, tmp_path):
+    _fails(cli, _write(tmp_path, H100.replace("kind: accelerator", "kind: gpu")), "kind", "gpu", "accelerator")
+
+
+def test_missing_source(cli, tmp_path):
+    text = H100.replace("  source: NVIDIA H100 datasheet, SXM column\n", "", 1)
+    assert text != H100
+    _fails(cli, _write(tmp_path, text), "source", "missing")
+
+
+def test_name_must_match_file(cli, tmp_path):
+    _fails(cli, _write(tmp_path, H100, name="my-gpu"), "my-gpu.yaml", "must equal the file name")
+
+
+def test_unknown_shipped_name(cli):
+    result = cli("hardware", "show", "h100-sxn")
+    assert result.code == 2
+    assert "did you mean 'h100-sxm'" in result.err
+
+
+def test_missing_file(cli, tmp_path):
+    _fails(cli, str(tmp_path / "nope.yaml"), "nope.yaml", "cannot read")
+
+
+def test_calibration_out_of_range(cli, tmp_path):
+    text = H100.replace("value: 0.8866", "value: 1.8866")
+    _fails(cli, _write(tmp_path, text), "calibration.memory_efficiency.hbm.value")
+
+
+@pytest.mark.parametrize("fmt", ["table", "json", "csv"])
+def test_user_spec_path_is_shown(cli, tmp_path, fmt):
+    result = cli("hardware", "show", _write(tmp_path, H100), "--format", fmt)
+    assert result.code == 0
+    assert "h100-sxm" in result.out
