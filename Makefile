@@ -11,7 +11,10 @@ $(BIN)/perfsim: pyproject.toml
 
 .PHONY: demo test lint docs bench
 demo: $(BIN)/perfsim
-	$(BIN)/perfsim hardware list
+	$(BIN)/perfsim estimate --hardware h100-sxm --op "gemm m=4096 n=4096 k=4096 dtype=bf16"
+	$(BIN)/perfsim roofline --hardware h100-sxm --compare mi300x \
+		--op "gemm m=4096 n=4096 k=4096 name=gemm-4096" --op "gemm m=1 n=4096 k=4096 name=gemv" \
+		--op "attention heads=32 kv_heads=8 q_len=1 kv_len=4096 name=gqa-decode" -o roofline.png
 
 test: $(BIN)/perfsim
 	$(BIN)/ruff check perfsim tests

@@ -58,9 +58,66 @@ def _schema(args: argparse.Namespace) -> str:
     from pydantic import TypeAdapter
 
     from perfsim.hardware import Hardware
+    from perfsim.ops import Op
 
-    schemas = {"hardware": Hardware}
+    schemas = {"hardware": Hardware, "op": Op}
     return json.dumps(TypeAdapter(schemas[args.what]).json_schema(), indent=2)
+
+
+def _estimate_op(args: argparse.Namespace) -> str:
+    from perfsim.cost import bus_bandwidth, cost
+    from perfsim.hardware import load_hardware
+    from perfsim.ops import Collective, parse_op
+
+    hardware = load_hardware(args.hardware)
+    op = parse_op(args.op)
+    result = cost(op, hardware, args.cache)
+    record = {"hardware": hardware.name, **result.as_dict()}
+    if isinstance(op, Collective):
+        record["group"] = op.group or hardware.chips
+        record["algorithm_bandwidth_bytes_per_s"] = op.size_bytes / result.time_s
+        record["bus_bandwidth_bytes_per_s"] = bus_bandwidth(op, hardware, result.time_s)
+    if args.format == "json":
+        return render(record, "json")
+    return render(_flat_record(record), args.format)
+
+
+def _flat_record(record: dict) -> list[dict]:
+    """One row whose per-level dicts become columns: memory_s.hbm → hbm_memory_s."""
+    row = {}
+    for key, value in record.items():
+        if isinstance(value, dict):
+            unit = key.rsplit("_", 1)[-1]
+            row.update({f"{key.removesuffix('_' + unit)}_{name.replace(':', '_')}_{unit}": v
+                        for name, v in value.items()})
+        else:
+            row[key] = value
+    return [row]
+
+
+def _roofline(args: argparse.Namespace) -> str:
+    from perfsim.analysis.roofline_plot import PlottedOp, plot_roofline
+    from perfsim.cost import cost
+    from perfsim.hardware import System, load_hardware
+    from perfsim.ops import Collective, parse_op
+
+    names = [args.hardware, *(n for n in (args.compare or "").split(",") if n)]
+    specs = [load_hardware(name) for name in names]
+    chips = [spec.device if isinstance(spec, System) else spec for spec in specs]
+    ops = [parse_op(text) for text in args.op or []]
+    if any(isinstance(op, Collective) for op in ops):
+        raise PerfsimError("a roofline shows ops on one chip; collectives have no arithmetic intensity to plot")
+    points = [PlottedOp(op.label, cost(op, chip, args.cache), chip.name) for chip in chips for op in ops]
+    figure = plot_roofline(chips, points)
+    try:
+        figure.savefig(args.output)
+    except (OSError, ValueError) as err:
+        raise PerfsimError(f"cannot write {args.output}: {err}") from None
+    rows = [{"device": p.device, "op": p.label, "intensity_flop_per_byte": p.cost.intensity,
+             "attained_flop_per_s": p.cost.flops / p.cost.time_s, "time_s": p.cost.time_s, "bound": p.cost.bound}
+            for p in points]
+    summary = render(rows, args.format) if rows else ""
+    return f"{summary}\nwrote {args.output}".lstrip("\n") if args.format == "table" else summary or "[]"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,7 +139,20 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("spec", metavar="NAME|PATH.yaml")
 
     schema = add(commands, "schema", _schema, "print the JSON schema of a spec format", formats=False)
-    schema.add_argument("what", choices=["hardware"])
+    schema.add_argument("what", choices=["hardware", "op"])
+
+    estimate = add(commands, "estimate", _estimate_op, "estimate what an op costs on a device or system")
+    estimate.add_argument("--hardware", required=True, metavar="NAME|PATH", help="a shipped spec name or a YAML path")
+    estimate.add_argument("--op", required=True, metavar="OP", help='e.g. "gemm m=4096 n=4096 k=4096 dtype=bf16"')
+    estimate.add_argument("--cache", choices=["cold", "warm"], default="cold",
+                          help="cold: operands come from main memory; warm: one that fits a cache is read from it")
+
+    roof = add(commands, "roofline", _roofline, "draw a roofline with ops as points")
+    roof.add_argument("--hardware", required=True, metavar="NAME|PATH")
+    roof.add_argument("--op", action="append", metavar="OP", help="an op to place on the plot (repeatable)")
+    roof.add_argument("--compare", metavar="NAME,NAME", help="more devices on the same axes")
+    roof.add_argument("--cache", choices=["cold", "warm"], default="cold")
+    roof.add_argument("-o", "--output", required=True, metavar="FILE.png|.svg")
     return parser
 
 

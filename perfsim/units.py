@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Annotated
 
-from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
+from pydantic import PlainSerializer, PlainValidator, WithJsonSchema
 
 DECIMAL = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18}
 SMALL = {"": 1.0, "m": 1e-3, "u": 1e-6, "µ": 1e-6, "n": 1e-9, "p": 1e-12}
@@ -175,7 +175,7 @@ def _quantity_type(kind: str, symbol: str, description: str):
     return Annotated[
         float,
         Unit(symbol, binary=kind == "capacity"),
-        BeforeValidator(lambda v: parse_quantity(v, kind)),
+        PlainValidator(lambda v: parse_quantity(v, kind)),
         PlainSerializer(_as_json_number),
         WithJsonSchema({"anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "string"},
                                   {"type": "array", "minItems": 2, "maxItems": 2}],

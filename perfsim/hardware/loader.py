@@ -33,7 +33,8 @@ def spec_path(ref: str, relative_to: Path = SPEC_DIR) -> Path:
     if not path.exists():
         close = difflib.get_close_matches(ref, shipped_names(), n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise PerfsimError(f"unknown hardware '{ref}'{hint}; see `perfsim hardware list`, or give a path to a .yaml file")
+        raise PerfsimError(f"unknown hardware '{ref}'{hint}; see `perfsim hardware list`, "
+                           "or give a path to a .yaml file")
     return path
 
 

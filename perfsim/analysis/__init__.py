@@ -1,0 +1,1 @@
+"""Reports: DataFrames and plots built from cost-model results."""

@@ -1,0 +1,75 @@
+"""OpCost: what one op costs on one device, per binding resource, checkable by hand."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class OpCost:
+    """Seconds each resource needs for an op, and the counts behind them.
+
+    `resource_s` maps binding resources (`compute:<dtype>`, `memory:<level>`,
+    `link:<name>`, `lut`, `mesh:latency`, ...) to busy seconds. Resources overlap,
+    so `time_s` = the slowest resource + the fixed `overhead_s`; `bound` names the
+    resource that sets it (or `overhead` when that dominates).
+    """
+
+    op: str
+    flops: float
+    bytes: float
+    resource_s: dict[str, float]
+    bytes_per_level: dict[str, float] = field(default_factory=dict)
+    overhead_s: float = 0.0
+
+    @property
+    def busiest(self) -> tuple[str, float]:
+        return max(self.resource_s.items(), key=lambda item: item[1])
+
+    @property
+    def time_s(self) -> float:
+        return self.busiest[1] + self.overhead_s
+
+    @property
+    def bound(self) -> str:
+        name, seconds = self.busiest
+        return "overhead" if self.overhead_s > seconds else name
+
+    @property
+    def compute_s(self) -> float:
+        return sum(s for r, s in self.resource_s.items() if r.startswith("compute:"))
+
+    @property
+    def memory_s(self) -> dict[str, float]:
+        return {r.split(":", 1)[1]: s for r, s in self.resource_s.items() if r.startswith("memory:")}
+
+    @property
+    def comm_s(self) -> float:
+        return sum(s for r, s in self.resource_s.items() if r.startswith("link:"))
+
+    @property
+    def intensity(self) -> float:
+        """FLOP per byte of memory traffic (all levels)."""
+        return self.flops / self.bytes if self.bytes else float("inf")
+
+    @property
+    def utilization(self) -> float:
+        """Fraction of the op's time the binding resource is busy."""
+        return self.busiest[1] / self.time_s if self.time_s else 0.0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "op": self.op,
+            "time_s": self.time_s,
+            "bound": self.bound,
+            "flops": self.flops,
+            "bytes": self.bytes,
+            "intensity_flop_per_byte": self.intensity,
+            "compute_s": self.compute_s,
+            "memory_s": self.memory_s,
+            "comm_s": self.comm_s,
+            "overhead_s": self.overhead_s,
+            "bytes_per_level": self.bytes_per_level,
+            "resource_s": self.resource_s,
+            "utilization": self.utilization,
+        }

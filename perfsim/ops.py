@@ -1,0 +1,513 @@
+"""The op IR: what an op computes (FLOPs) and which operands it reads and writes (bytes).
+
+Ops know nothing of hardware. Each lists its operands; the cost model decides which
+memory level serves each one (cold: main memory; warm: a cache it fits in). Counting
+conventions, checked by the numpy reference core:
+- one multiply-add is 2 FLOP; exp, max, compare, divide count 1 FLOP each;
+- operand bytes are compulsory traffic: each operand read (or written) once per pass
+  that touches it, at its storage format's bits per element.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, model_validator
+
+from perfsim.dtypes import resolve_dtype, resolve_format
+from perfsim.errors import PerfsimError
+from perfsim.hardware.common import Spec
+from perfsim.specfile import validate
+
+Size = Annotated[int, Field(gt=0)]
+FormatName = Annotated[str, AfterValidator(lambda name: resolve_format(name).name),
+                       Field(description="a dtype (bf16, int8, ...) or quantisation scheme (q4_0, mxfp4)")]
+
+SOFTMAX_FLOPS = {"three_pass_recompute": 7, "three_pass_reload": 5, "two_pass": 6}
+"""FLOP per element: recompute = max + (sub, exp, add) + (sub, exp, mul); reload = max + (sub, exp, add)
++ mul; two-pass = (max-exponent, sub, exp, scale-add) + (exp, mul)."""
+SOFTMAX_PASSES = {  # (element reads of x or y, element writes of y)
+    "three_pass_recompute": (3, 1),
+    "three_pass_reload": (3, 2),
+    "two_pass": (2, 1),
+}
+NORM_FLOPS = {"rmsnorm": 4, "layernorm": 7}
+"""FLOP per element: rmsnorm = square, add, scale, gain; layernorm = add, sub, square, add, scale, gain, bias."""
+
+
+@dataclass(frozen=True)
+class Operand:
+    """One tensor an op touches: `reads` and `writes` of `bytes` each; `weight` operands are parameters."""
+
+    name: str
+    bytes: float
+    reads: int = 1
+    writes: int = 0
+    weight: bool = False
+
+    @property
+    def traffic(self) -> float:
+        return self.bytes * (self.reads + self.writes)
+
+
+def _bytes(elements: float, fmt: str) -> float:
+    return elements * resolve_format(fmt).bits_per_element / 8
+
+
+class OpBase(Spec):
+    """Common interface: `flops`, `operands()`, `bytes`, `intensity`, and the dtype compute runs in."""
+
+    name: str = ""
+
+    def operands(self) -> list[Operand]:
+        raise NotImplementedError
+
+    @property
+    def flops(self) -> float:
+        raise NotImplementedError
+
+    @property
+    def bytes(self) -> float:
+        return sum(o.traffic for o in self.operands())
+
+    @property
+    def intensity(self) -> float:
+        """FLOP per byte of compulsory traffic."""
+        return self.flops / self.bytes
+
+    @property
+    def compute_dtype(self) -> str:
+        return resolve_dtype(getattr(self, "dtype", "fp32")).name
+
+    @property
+    def engine(self) -> Literal["matrix", "vector"]:
+        return "vector"
+
+    def work(self) -> list[tuple[Literal["matrix", "vector"], float]]:
+        """FLOPs by the kind of unit that runs them."""
+        return [(self.engine, self.flops)]
+
+    @property
+    def label(self) -> str:
+        return self.name or self.kind  # type: ignore[attr-defined]
+
+
+class Gemm(OpBase):
+    """C[batch, m, n] = A[batch, m, k] @ B[batch, k, n]; B stored in `weight_dtype` (default `dtype`).
+
+    `weight_shared: true` reads B once for the whole batch (one weight matrix, many rows).
+    """
+
+    kind: Literal["gemm"] = "gemm"
+    m: Size
+    n: Size
+    k: Size
+    batch: Size = 1
+    dtype: FormatName = "bf16"
+    acc_dtype: FormatName = "fp32"
+    out_dtype: FormatName | None = None
+    weight_dtype: FormatName | None = None
+    weight_shared: bool = False
+
+    @property
+    def flops(self) -> float:
+        return 2.0 * self.batch * self.m * self.n * self.k
+
+    def operands(self) -> list[Operand]:
+        b_copies = 1 if self.weight_shared else self.batch
+        return [
+            Operand("a", _bytes(self.batch * self.m * self.k, self.dtype)),
+            Operand("b", _bytes(b_copies * self.k * self.n, self.weight_dtype or self.dtype), weight=True),
+            Operand("c", _bytes(self.batch * self.m * self.n, self.out_dtype or self.dtype), reads=0, writes=1),
+        ]
+
+    @property
+    def engine(self) -> Literal["matrix", "vector"]:
+        return "matrix"
+
+
+class Attention(OpBase):
+    """Scaled dot-product attention for `batch` sequences: `q_len` queries over `kv_len` keys.
+
+    heads/kv_heads give MHA (equal), GQA (kv_heads divides heads) or MQA (kv_heads = 1).
+    Decode is q_len = 1 with kv_len the context. Causal masking keeps, for query i of the
+    last q_len positions, the kv_len − q_len + i + 1 keys up to it. `fused`: scores stay on
+    chip (FlashAttention); unfused writes scores S and probabilities P to memory and reads
+    them back. Softmax FLOPs use `softmax` (three_pass_reload when unfused).
+    """
+
+    kind: Literal["attention"] = "attention"
+    batch: Size = 1
+    heads: Size
+    kv_heads: Size | None = None
+    head_dim: Size = 128
+    q_len: Size
+    kv_len: Size
+    causal: bool = True
+    fused: bool = True
+    dtype: FormatName = "bf16"
+    kv_dtype: FormatName | None = None
+
+    @model_validator(mode="after")
+    def _shapes(self) -> Attention:
+        if self.heads % self.groups_divisor:
+            raise ValueError(f"heads ({self.heads}) must be a multiple of kv_heads ({self.groups_divisor})")
+        if self.q_len > self.kv_len:
+            raise ValueError(f"q_len ({self.q_len}) cannot exceed kv_len ({self.kv_len})")
+        return self
+
+    @property
+    def groups_divisor(self) -> int:
+        return self.kv_heads or self.heads
+
+    @property
+    def scores(self) -> float:
+        """Query-key pairs computed, all heads and sequences."""
+        q, kv = self.q_len, self.kv_len
+        pairs = q * (kv - q) + q * (q + 1) / 2 if self.causal else q * kv
+        return self.batch * self.heads * pairs
+
+    @property
+    def matmul_flops(self) -> float:
+        return 2 * 2.0 * self.scores * self.head_dim  # QK^T and PV
+
+    @property
+    def softmax_flops(self) -> float:
+        return SOFTMAX_FLOPS["three_pass_reload"] * self.scores
+
+    @property
+    def flops(self) -> float:
+        return self.matmul_flops + self.softmax_flops
+
+    def work(self) -> list[tuple[Literal["matrix", "vector"], float]]:
+        return [("matrix", self.matmul_flops), ("vector", self.softmax_flops)]
+
+    def operands(self) -> list[Operand]:
+        b, d = self.batch, self.head_dim
+        kv_fmt = self.kv_dtype or self.dtype
+        ops = [
+            Operand("q", _bytes(b * self.heads * self.q_len * d, self.dtype)),
+            Operand("k", _bytes(b * self.groups_divisor * self.kv_len * d, kv_fmt)),
+            Operand("v", _bytes(b * self.groups_divisor * self.kv_len * d, kv_fmt)),
+            Operand("o", _bytes(b * self.heads * self.q_len * d, self.dtype), reads=0, writes=1),
+        ]
+        if not self.fused:
+            scores = _bytes(self.scores, self.dtype)
+            ops += [Operand("s", scores, reads=1, writes=1), Operand("p", scores, reads=1, writes=1)]
+        return ops
+
+    @property
+    def engine(self) -> Literal["matrix", "vector"]:
+        return "matrix"
+
+
+class Softmax(OpBase):
+    """Row softmax of a [rows, cols] tensor, by one of three algorithms (arXiv 2001.04438).
+
+    three_pass_recompute reads x three times and writes y once; three_pass_reload reads
+    x twice, writes exp(x − max) to y, and reads and rewrites y; two_pass carries the
+    running sum as (mantissa, exponent) pairs, so it reads x twice and writes y once.
+    `write_allocate`: each written line is first read into cache (a normal store on x86),
+    adding one read per write.
+    """
+
+    kind: Literal["softmax"] = "softmax"
+    rows: Size
+    cols: Size
+    dtype: FormatName = "fp32"
+    variant: Literal["three_pass_recompute", "three_pass_reload", "two_pass"] = "three_pass_recompute"
+    write_allocate: bool = True
+
+    @property
+    def elements(self) -> int:
+        return self.rows * self.cols
+
+    @property
+    def flops(self) -> float:
+        return float(SOFTMAX_FLOPS[self.variant] * self.elements)
+
+    def operands(self) -> list[Operand]:
+        reads, writes = SOFTMAX_PASSES[self.variant]
+        size = _bytes(self.elements, self.dtype)
+        x_reads = reads if self.variant != "three_pass_reload" else 2
+        y_reads = (reads - x_reads) + (writes if self.write_allocate else 0)
+        return [Operand("x", size, reads=x_reads), Operand("y", size, reads=y_reads, writes=writes)]
+
+
+class MoE(OpBase):
+    """A mixture-of-experts FFN layer over `tokens` tokens (routed experts + shared experts).
+
+    Routing: `experts` split into `groups` (MoGE: top_k / groups experts chosen per group),
+    each token picks `top_k` routed experts and uses all `shared_experts`. Each expert is a
+    gated FFN (`gated`: three matrices hidden×ffn, as SwiGLU) of size `expert_ffn`.
+    Weight traffic counts the expected number of distinct experts touched,
+    E·(1 − (1 − k/E)^T) per group. `imbalance` (≥ 1) is the busiest expert-parallel
+    rank's load over the mean; the cost model stretches routed compute by it.
+    """
+
+    kind: Literal["moe"] = "moe"
+    tokens: Size
+    hidden: Size
+    expert_ffn: Size
+    experts: Size
+    top_k: Size
+    groups: Size = 1
+    shared_experts: int = Field(0, ge=0)
+    shared_ffn: Size | None = None
+    gated: bool = True
+    imbalance: float = Field(1.0, ge=1.0)
+    dtype: FormatName = "bf16"
+    weight_dtype: FormatName | None = None
+
+    @model_validator(mode="after")
+    def _routing(self) -> MoE:
+        if self.experts % self.groups or self.top_k % self.groups:
+            raise ValueError(f"experts ({self.experts}) and top_k ({self.top_k}) must divide into "
+                             f"groups ({self.groups})")
+        if self.top_k > self.experts:
+            raise ValueError(f"top_k ({self.top_k}) cannot exceed experts ({self.experts})")
+        return self
+
+    @property
+    def matrices(self) -> int:
+        return 3 if self.gated else 2
+
+    @property
+    def expert_params(self) -> int:
+        return self.matrices * self.hidden * self.expert_ffn
+
+    @property
+    def experts_touched(self) -> float:
+        """Expected distinct routed experts used by `tokens` tokens under uniform routing."""
+        per_group, k_per_group = self.experts // self.groups, self.top_k // self.groups
+        return self.groups * per_group * (1 - (1 - k_per_group / per_group) ** self.tokens)
+
+    @property
+    def shared_params(self) -> int:
+        return self.shared_experts * self.matrices * self.hidden * (self.shared_ffn or self.expert_ffn)
+
+    @property
+    def routed_flops(self) -> float:
+        return 2.0 * self.tokens * self.top_k * self.expert_params
+
+    @property
+    def flops(self) -> float:
+        router = 2.0 * self.tokens * self.hidden * self.experts
+        return self.routed_flops + 2.0 * self.tokens * self.shared_params + router
+
+    def operands(self) -> list[Operand]:
+        weights = self.weight_dtype or self.dtype
+        return [
+            Operand("x", _bytes(self.tokens * self.hidden, self.dtype)),
+            Operand("experts", _bytes(self.experts_touched * self.expert_params, weights), weight=True),
+            Operand("shared", _bytes(self.shared_params, weights), weight=True),
+            Operand("router", _bytes(self.hidden * self.experts, self.dtype), weight=True),
+            Operand("y", _bytes(self.tokens * self.hidden, self.dtype), reads=0, writes=1),
+        ]
+
+    @property
+    def engine(self) -> Literal["matrix", "vector"]:
+        return "matrix"
+
+
+class LutGemm(OpBase):
+    """T-MAC table-lookup GEMM: Y[m, n] = X[m, k] @ W[k, n] with `weight_bits`-bit weights.
+
+    W is split into `weight_bits` one-bit planes. For each group of `group_size` (g)
+    activations a table of 2^g partial sums is built once per row of X, then every
+    (plane, group, column) looks up one entry and adds it: m·n·(k/g)·bits lookups.
+    Tables are `table_dtype` (int8 in T-MAC's fast path); `flops` reports the dense
+    GEMM's 2·m·n·k so rooflines compare like with like.
+    """
+
+    kind: Literal["lut_gemm"] = "lut_gemm"
+    m: Size
+    n: Size
+    k: Size
+    weight_dtype: FormatName = "int4"
+    group_size: Size = 4
+    table_dtype: FormatName = "int8"
+    dtype: FormatName = "fp16"
+
+    @model_validator(mode="after")
+    def _groups(self) -> LutGemm:
+        if self.k % self.group_size:
+            raise ValueError(f"k ({self.k}) must be a multiple of group_size ({self.group_size})")
+        return self
+
+    @property
+    def weight_bits(self) -> int:
+        fmt = resolve_format(self.weight_dtype)
+        return fmt.storage_bits if fmt.name != "ternary" else 2
+
+    @property
+    def lookups(self) -> float:
+        return float(self.m * self.n * (self.k // self.group_size) * self.weight_bits)
+
+    @property
+    def table_build_adds(self) -> float:
+        return float(self.m * (self.k // self.group_size) * 2**self.group_size)
+
+    @property
+    def flops(self) -> float:
+        return 2.0 * self.m * self.n * self.k
+
+    def operands(self) -> list[Operand]:
+        return [
+            Operand("x", _bytes(self.m * self.k, self.dtype)),
+            Operand("w", _bytes(self.k * self.n, self.weight_dtype), weight=True),
+            Operand("y", _bytes(self.m * self.n, self.dtype), reads=0, writes=1),
+        ]
+
+    @property
+    def compute_dtype(self) -> str:
+        return resolve_dtype(self.table_dtype).name
+
+
+class Conv2d(OpBase):
+    """2-D convolution, NCHW; `groups = in_channels` is depthwise."""
+
+    kind: Literal["conv2d"] = "conv2d"
+    batch: Size = 1
+    in_channels: Size
+    out_channels: Size
+    height: Size
+    width: Size
+    kernel: Size = 3
+    stride: Size = 1
+    padding: int = Field(0, ge=0)
+    groups: Size = 1
+    dtype: FormatName = "fp16"
+
+    @model_validator(mode="after")
+    def _shapes(self) -> Conv2d:
+        if self.in_channels % self.groups or self.out_channels % self.groups:
+            raise ValueError(f"channels ({self.in_channels}→{self.out_channels}) must divide into "
+                             f"groups ({self.groups})")
+        if self.out_height < 1 or self.out_width < 1:
+            raise ValueError("kernel larger than the padded input")
+        return self
+
+    @property
+    def out_height(self) -> int:
+        return (self.height + 2 * self.padding - self.kernel) // self.stride + 1
+
+    @property
+    def out_width(self) -> int:
+        return (self.width + 2 * self.padding - self.kernel) // self.stride + 1
+
+    @property
+    def macs(self) -> int:
+        per_output = (self.in_channels // self.groups) * self.kernel**2
+        return self.batch * self.out_channels * self.out_height * self.out_width * per_output
+
+    @property
+    def flops(self) -> float:
+        return 2.0 * self.macs
+
+    def operands(self) -> list[Operand]:
+        weights = self.out_channels * (self.in_channels // self.groups) * self.kernel**2
+        return [
+            Operand("x", _bytes(self.batch * self.in_channels * self.height * self.width, self.dtype)),
+            Operand("w", _bytes(weights, self.dtype), weight=True),
+            Operand("y", _bytes(self.batch * self.out_channels * self.out_height * self.out_width, self.dtype),
+                    reads=0, writes=1),
+        ]
+
+    @property
+    def engine(self) -> Literal["matrix", "vector"]:
+        return "matrix" if self.groups == 1 else "vector"
+
+
+class Elementwise(OpBase):
+    """`elements` outputs, each from `inputs` input elements with `flops_per_element` FLOP (add, GELU, ...)."""
+
+    kind: Literal["elementwise"] = "elementwise"
+    elements: Size
+    inputs: Size = 1
+    flops_per_element: float = Field(1.0, ge=0)
+    dtype: FormatName = "bf16"
+
+    @property
+    def flops(self) -> float:
+        return self.flops_per_element * self.elements
+
+    def operands(self) -> list[Operand]:
+        size = _bytes(self.elements, self.dtype)
+        return [Operand(f"x{i}", size) for i in range(self.inputs)] + [Operand("y", size, reads=0, writes=1)]
+
+
+class Norm(OpBase):
+    """RMSNorm or LayerNorm over the last axis of [rows, cols], with a learned gain (and bias)."""
+
+    kind: Literal["norm"] = "norm"
+    rows: Size
+    cols: Size
+    norm: Literal["rmsnorm", "layernorm"] = "rmsnorm"
+    dtype: FormatName = "bf16"
+
+    @property
+    def flops(self) -> float:
+        return float(NORM_FLOPS[self.norm] * self.rows * self.cols)
+
+    def operands(self) -> list[Operand]:
+        size = _bytes(self.rows * self.cols, self.dtype)
+        params = (1 if self.norm == "rmsnorm" else 2) * _bytes(self.cols, self.dtype)
+        return [Operand("x", size), Operand("gain", params, weight=True), Operand("y", size, reads=0, writes=1)]
+
+
+COLLECTIVES = ("all_reduce", "reduce_scatter", "all_gather", "broadcast", "all_to_all")
+
+
+class Collective(OpBase):
+    """A collective over `group` chips (default: all of the system's chips).
+
+    `bytes` is nccl-tests' size: the message for all_reduce and broadcast; the whole
+    per-rank buffer of `group` chunks for all_gather, reduce_scatter and all_to_all.
+    """
+
+    kind: Literal["all_reduce", "reduce_scatter", "all_gather", "broadcast", "all_to_all"]
+    size_bytes: Annotated[float, Field(gt=0, alias="bytes")]
+    group: Size | None = None
+    dtype: FormatName = "bf16"
+
+    model_config = Spec.model_config | {"populate_by_name": True}
+
+    @property
+    def flops(self) -> float:
+        reduces = self.kind in ("all_reduce", "reduce_scatter")
+        return self.size_bytes / resolve_format(self.dtype).bytes_per_element if reduces else 0.0
+
+    def operands(self) -> list[Operand]:
+        return [Operand("buffer", self.size_bytes, reads=1, writes=1)]
+
+    def bus_factor(self, n: int) -> float:
+        """nccl-tests: bus bandwidth = algorithm bandwidth × this factor."""
+        if self.kind == "all_reduce":
+            return 2 * (n - 1) / n
+        return 1.0 if self.kind == "broadcast" else (n - 1) / n
+
+
+Op = Annotated[Gemm | Attention | Softmax | MoE | LutGemm | Conv2d | Elementwise | Norm | Collective,
+               Field(discriminator="kind")]
+OP_KINDS = ("gemm", "attention", "softmax", "moe", "lut_gemm", "conv2d", "elementwise", "norm", *COLLECTIVES)
+
+
+def parse_op(text: str) -> Op:
+    """Parse `KIND key=value ...` (the IR's own field names) into an op; Raise PerfsimError if bad."""
+    try:
+        words = shlex.split(text)
+    except ValueError as err:
+        raise PerfsimError(f"op '{text}': {err}") from None
+    if not words or words[0] not in OP_KINDS:
+        got = words[0] if words else ""
+        raise PerfsimError(f"op '{text}': unknown kind '{got}' (known: {', '.join(OP_KINDS)})")
+    fields: dict[str, str] = {"kind": words[0]}
+    for word in words[1:]:
+        key, sep, value = word.partition("=")
+        if not sep or not key:
+            raise PerfsimError(f"op '{text}': '{word}' is not key=value")
+        fields[key] = value
+    return validate(Op, fields, f"op '{text}'")

@@ -1,0 +1,67 @@
+"""Alpha-beta collectives against the RCCL calibration points (CAL-RCCL-MI300X) and hand arithmetic."""
+
+import json
+
+import pytest
+
+from perfsim.cost import bus_bandwidth, cost
+from perfsim.hardware import load_hardware
+from perfsim.ops import parse_op
+
+NODE = load_hardware("mi300x-node")
+LINK = NODE.interconnect
+ALPHA = LINK.calibration.latency.value
+BETA_BW = LINK.bandwidth_per_direction * 7 * LINK.calibration.bandwidth_efficiency.value
+
+
+def _all_reduce(size: float) -> float:
+    # ring over 8 GPUs on the full xGMI mesh: 2(n−1) steps of α, 2(n−1)/n · S over 7 links in parallel
+    return 2 * 7 * ALPHA + 2 * 7 / 8 * size / BETA_BW
+
+
+def test_16_gib_all_reduce_matches_its_calibration_point(cli):
+    out = json.loads(cli("estimate", "--hardware", "mi300x-node", "--op", f"all_reduce bytes={16 * 2**30}",
+                         "--format", "json").out)
+    assert out["time_s"] == pytest.approx(_all_reduce(16 * 2**30))
+    assert out["bus_bandwidth_bytes_per_s"] == pytest.approx(319e9, rel=0.10)
+    assert out["bound"] == "link:xgmi"
+
+
+def test_8_byte_all_reduce_is_latency():
+    c = cost(parse_op("all_reduce bytes=8"), NODE)
+    assert c.time_s == pytest.approx(16.6e-6, rel=0.01)  # CAL-RCCL-MI300X's 8 B point
+
+
+def test_1_mib_all_reduce_uses_the_same_alpha_and_beta():
+    op = parse_op(f"all_reduce bytes={2**20}")
+    c = cost(op, NODE)
+    assert c.time_s == pytest.approx(_all_reduce(2**20))
+    assert bus_bandwidth(op, NODE, c.time_s) == pytest.approx(2 * 7 / 8 * 2**20 / c.time_s)
+
+
+@pytest.mark.parametrize(("kind", "steps", "factor"), [("reduce_scatter", 7, 7 / 8), ("all_gather", 7, 7 / 8),
+                                                       ("all_to_all", 7, 7 / 8), ("broadcast", 7, 1.0)])
+def test_other_collectives(kind, steps, factor):
+    size = 2**28
+    c = cost(parse_op(f"{kind} bytes={size}"), NODE)
+    assert c.time_s == pytest.approx(steps * ALPHA + factor * size / BETA_BW)
+
+
+def test_smaller_group_on_a_full_mesh_uses_fewer_links():
+    size = 2**30
+    c = cost(parse_op(f"all_reduce bytes={size} group=4"), NODE)
+    bw = LINK.bandwidth_per_direction * 3 * LINK.calibration.bandwidth_efficiency.value
+    assert c.time_s == pytest.approx(2 * 3 * ALPHA + 2 * 3 / 4 * size / bw)
+
+
+def test_cluster_all_reduce_is_hierarchical():
+    cluster = load_hardware("mi300x-cluster")
+    rail = cluster.interconnect
+    size, a, nodes = 2**30, 8, 4
+    c = cost(parse_op(f"all_reduce bytes={size} group={a * nodes}"), cluster)
+    rail_bw = rail.bandwidth_per_direction * rail.links_per_member * (
+        rail.calibration.bandwidth_efficiency.value if rail.calibration.bandwidth_efficiency else 1.0)
+    rail_alpha = rail.calibration.latency.value if rail.calibration.latency else rail.latency
+    inner = 7 * ALPHA + 7 / 8 * size / BETA_BW  # reduce-scatter in the node (and the all-gather after)
+    outer = 2 * 3 * rail_alpha + 2 * 3 / 4 * (size / 8) / rail_bw
+    assert c.time_s == pytest.approx(2 * inner + outer)

@@ -1,0 +1,136 @@
+"""The cost model against arithmetic done by hand (written out in each test)."""
+
+import json
+
+import pytest
+
+from perfsim.cost import cost
+from perfsim.hardware import load_hardware
+from perfsim.ops import parse_op
+
+H100 = load_hardware("h100-sxm")
+HBM_EFF = H100.calibration.memory_efficiency["hbm"].value
+
+
+def test_square_gemm_is_compute_bound_at_datasheet_peak(cli):
+    result = json.loads(cli("estimate", "--hardware", "h100-sxm", "--op",
+                            "gemm m=4096 n=4096 k=4096 dtype=bf16", "--format", "json").out)
+    floor = 2 * 4096**3 / 989.4e12  # 138.9 µs at the dense bf16 peak
+    assert floor <= result["time_s"] <= 3 * floor
+    assert result["bound"] == "compute:bf16"
+    assert result["flops"] == 2 * 4096**3
+    assert result["bytes"] == 3 * 4096 * 4096 * 2  # A, B read once, C written once, 2 bytes each
+    assert result["intensity_flop_per_byte"] == pytest.approx(2 * 4096**3 / (3 * 4096 * 4096 * 2))
+
+
+def test_gemv_is_bound_by_hbm():
+    c = cost(parse_op("gemm m=1 n=4096 k=4096 dtype=bf16"), H100)
+    moved = (4096 + 4096 * 4096 + 4096) * 2  # x, W, y
+    assert c.bytes == moved
+    assert c.bound == "memory:hbm"
+    assert c.time_s == pytest.approx(moved / (3.35e12 * HBM_EFF))
+
+
+def test_warm_cache_serves_operands_that_fit():
+    op = parse_op("gemm m=1 n=1024 k=1024 dtype=bf16")  # W = 2 MiB fits the 50 MiB L2
+    cold, warm = cost(op, H100, "cold"), cost(op, H100, "warm")
+    assert cold.bytes_per_level == {"hbm": (1024 + 1024 * 1024 + 1024) * 2}
+    assert warm.bytes_per_level == {"l2": (1024 + 1024 * 1024 + 1024) * 2}
+    l2 = H100.level("l2")
+    assert warm.memory_s["l2"] == pytest.approx(warm.bytes / l2.bandwidth)
+    assert warm.time_s < cold.time_s
+
+
+def test_gqa_decode_intensity_is_group_size():
+    # DX-04: 4·h·L·d FLOP over 2·kv·L·d·2 bytes of K and V → h/kv = g FLOP/byte (+ small softmax and q/o terms)
+    op = parse_op("attention heads=32 kv_heads=4 head_dim=128 q_len=1 kv_len=4096 dtype=fp16")
+    matmul_intensity = op.matmul_flops / (2 * 4 * 4096 * 128 * 2)
+    assert matmul_intensity == 8
+    assert op.intensity == pytest.approx(8, rel=0.02)
+
+
+def test_expert_ffn_intensity_is_tokens():
+    # DX-03: n tokens through one gated expert: 2·n·3·h·f FLOP over 3·h·f·2 bytes of fp16 weights = n FLOP/byte
+    op = parse_op("moe tokens=16 hidden=4096 expert_ffn=14336 experts=1 top_k=1 dtype=fp16")
+    weight_bytes = 3 * 4096 * 14336 * 2
+    assert op.routed_flops / weight_bytes == 16
+    assert op.intensity == pytest.approx(16, rel=0.01)
+
+
+def test_moe_weight_traffic_counts_experts_touched():
+    op = parse_op("moe tokens=1 hidden=64 expert_ffn=32 experts=8 top_k=2")
+    assert op.experts_touched == pytest.approx(2)  # one token touches exactly its top-2
+    grouped = parse_op("moe tokens=1000 hidden=64 expert_ffn=32 experts=64 top_k=8 groups=8")
+    assert grouped.experts_touched == pytest.approx(64, rel=1e-6)  # 1000 tokens touch every expert
+
+
+def test_softmax_bytes_per_variant():
+    # 1024 × 1024 fp32 = 4 MiB; reads and writes of x (input) and y (output), write-allocate adds a read per write
+    size = 1024 * 1024 * 4
+    expected = {("three_pass_recompute", True): 5, ("three_pass_recompute", False): 4,
+                ("three_pass_reload", True): 7, ("three_pass_reload", False): 5,
+                ("two_pass", True): 4, ("two_pass", False): 3}
+    for (variant, allocate), passes in expected.items():
+        op = parse_op(f"softmax rows=1024 cols=1024 variant={variant} write_allocate={str(allocate).lower()}")
+        assert op.bytes == passes * size, variant
+
+
+def test_int4_on_h100_runs_on_int8_units():
+    c = cost(parse_op("gemm m=4096 n=4096 k=4096 dtype=int4"), H100)
+    assert c.bound == "compute:int8"
+    assert c.compute_s == pytest.approx(2 * 4096**3 / 1978.9e12)
+
+
+def test_sustained_clock_and_efficiency_derate_mi300x():
+    mi300x = load_hardware("mi300x")
+    cal = mi300x.calibration
+    c = cost(parse_op("gemm m=8192 n=8192 k=8192 dtype=bf16"), mi300x)
+    rate = 1307.4e12 * cal.sustained_clock.value / mi300x.clock.peak * cal.compute_efficiency.value
+    assert c.compute_s == pytest.approx(2 * 8192**3 / rate)
+    # AMD-01 is the calibration point: 708 TFLOP/s sustained
+    assert rate == pytest.approx(708e12, rel=0.01)
+
+
+def test_op_overhead_adds_to_time(tmp_path):
+    text = (load_hardware.__globals__["SPEC_DIR"] / "h100-sxm.yaml").read_text()
+    path = tmp_path / "h100-sxm.yaml"
+    path.write_text(text.replace("calibration:\n", "calibration:\n  op_overhead: {value: 5 us, source: test}\n"))
+    spec = load_hardware(str(path))
+    op = parse_op("gemm m=1 n=64 k=64")
+    slow, fast = cost(op, spec), cost(op, H100)
+    assert slow.time_s == pytest.approx(fast.time_s + 5e-6)
+    assert slow.bound == "overhead"
+
+
+def test_lut_gemm_on_a_cpu_is_bound_by_lookups_or_memory():
+    pi5 = load_hardware("raspberry-pi-5")
+    op = parse_op("lut_gemm m=1 n=4096 k=4096 weight_dtype=int2 group_size=4")
+    c = cost(op, pi5)
+    lookups = 1 * 4096 * (4096 // 4) * 2  # m·n·(k/g)·bits
+    assert op.lookups == lookups
+    rate = pi5.lut.lookups_per_cycle_per_core * pi5.cores * pi5.clock.peak
+    assert c.resource_s["lut"] == pytest.approx(lookups / rate)
+    assert c.bound in ("lut", f"memory:{pi5.main.name}")
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["--hardware", "h100-sxm", "--op", "all_reduce bytes=1024"], "needs a system"),
+        (["--hardware", "h100-sxm", "--op", "gemm m=0 n=1 k=1"], "m: Input should be greater than 0"),
+        (["--hardware", "h100-sxm", "--op", "gemm m=1 n=1 k=1 dtype=fp12"], "unknown dtype"),
+        (["--hardware", "h100-sxm", "--op", "gemm m=1 n=1 k=1 nn=2"], "did you mean 'n'"),
+        (["--hardware", "h100-sxm", "--op", "matmul m=1"], "unknown kind 'matmul'"),
+        (["--hardware", "h100-sxm", "--op", "attention heads=6 kv_heads=4 q_len=1 kv_len=8"], "multiple of kv_heads"),
+        (["--hardware", "mi300x-node", "--op", "all_reduce bytes=1024 group=9"], "exceeds the 8 chips"),
+        (["--hardware", "stm32f746", "--op", "gemm m=8 n=8 k=8 dtype=fp8"], None),
+    ],
+)
+def test_bad_ops_exit_2_with_one_line(cli, argv, needle):
+    result = cli("estimate", *argv)
+    if needle is None:  # fp8 on a Cortex-M7 falls back to a wider dtype it has
+        assert result.code == 0
+        return
+    assert result.code == 2
+    assert needle in result.err
+    assert len(result.err.strip().splitlines()) == 1
