@@ -74,7 +74,8 @@ def render(data: dict | list[dict], fmt: str) -> str:
         frame.to_csv(buffer, index=False)
         return buffer.getvalue().rstrip("\n")
     if isinstance(data, dict):
-        shown = frame.assign(value=[_cell(f.rsplit(".", 1)[-1], v) for f, v in zip(frame.field, frame.value, strict=True)])
+        cells = zip(frame.field, frame.value, strict=True)
+        shown = frame.assign(value=[_cell(f.rsplit(".", 1)[-1], v) for f, v in cells])
     else:
         shown = frame.apply(lambda col: col.map(lambda v, c=col.name: _cell(c, v)))
     return shown.to_string(index=False)

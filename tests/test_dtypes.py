@@ -37,5 +37,5 @@ def test_effective_bits_per_weight(scheme, bits):
 
 @pytest.mark.parametrize("bad", ["fp12", "int3x", "posit(3,2)", "posit(80,1)", ""])
 def test_unknown_dtype_is_rejected(bad):
-    with pytest.raises(PerfsimError, match="dtype|posit"):
+    with pytest.raises(PerfsimError, match=r"dtype|posit"):
         resolve_format(bad)
