@@ -47,21 +47,85 @@ def _hardware_show(args: argparse.Namespace) -> str:
         data["ranges"] = spans(spec)
         return render(data, "json")
     rows = spec_rows(spec)
-    if args.format == "table":
-        rows = [{**row, "value": human(row["value"], row["unit"], row["unit"] == "B")
-                 if row["unit"] and isinstance(row["value"], float) else row["value"]} for row in rows]
-        rows = [{"field": row["field"], "value": row["value"]} for row in rows]
-    return render(rows, args.format)
+    if args.format != "table":
+        return render(rows, args.format)
+    width = max(len(row["field"]) for row in rows)
+    return "\n".join(f"{row['field']:<{width}}  {_shown_value(row['value'], row['unit'])}" for row in rows)
+
+
+def _shown_value(value: object, unit: str) -> object:
+    """A spec value for people: SI prefixes, binary for bytes, ranges as low – high."""
+    from perfsim.units import Span
+
+    if not unit or not isinstance(value, float):
+        return value
+    if isinstance(value, Span):
+        return f"{human(value.low, unit, unit == 'B')} – {human(value.high, unit, unit == 'B')}"
+    return human(value, unit, unit == "B")
+
+
+def _model_list(args: argparse.Namespace) -> str:
+    from perfsim.models import load_model, shipped_models
+
+    return render([_model_row(load_model(name)) for name in shipped_models()], args.format)
+
+
+def _model_show(args: argparse.Namespace) -> str:
+    from perfsim.models import load_model
+
+    model = load_model(args.spec)
+    if args.format == "json":
+        return render({**model.model_dump(mode="json", exclude_none=True), **_model_row(model)}, "json")
+    return render([_model_row(model)], args.format)
+
+
+def _model_row(model) -> dict:
+    """Headline numbers: parameters (total, active) and FLOPs per token (2 per active weight, no attention)."""
+    from perfsim.models import active_params, total_params
+    from perfsim.models.params import embedding_params
+
+    active = active_params(model)
+    return {
+        "name": model.name,
+        "architecture": model.architecture,
+        "mixture_of_experts": model.moe is not None,
+        "layers": model.layers,
+        "hidden": model.hidden,
+        "params": total_params(model),
+        "active_params": active,
+        "flops_per_token": 2 * (active - embedding_params(model)),
+        "weight_dtype": model.weight_dtype,
+        "description": model.description,
+    }
 
 
 def _schema(args: argparse.Namespace) -> str:
     from pydantic import TypeAdapter
 
     from perfsim.hardware import Hardware
+    from perfsim.models import ModelSpec
+    from perfsim.models.scenario import Scenario
     from perfsim.ops import Op
 
-    schemas = {"hardware": Hardware, "op": Op}
+    schemas = {"hardware": Hardware, "op": Op, "model": ModelSpec, "scenario": Scenario}
     return json.dumps(TypeAdapter(schemas[args.what]).json_schema(), indent=2)
+
+
+def _estimate(args: argparse.Namespace) -> str:
+    if args.op is not None:
+        if args.model or args.scenario:
+            raise PerfsimError("give either --op or --model/--scenario, not both")
+        return _estimate_op(args)
+    from perfsim.models.step import estimate_step
+
+    summary = estimate_step(_scenario(args), args.cache).summary()
+    if args.format == "json":
+        return render(summary, "json")
+    if args.format == "csv":
+        return render(summary["breakdown"], "csv")
+    head = {k: v for k, v in summary.items() if k not in ("breakdown", "memory", "parallelism")}
+    head.update({f"{k}": v for k, v in summary["parallelism"].items()})
+    return f"{render([head], 'table')}\n\n{render(summary['breakdown'], 'table')}"
 
 
 def _estimate_op(args: argparse.Namespace) -> str:
@@ -69,6 +133,8 @@ def _estimate_op(args: argparse.Namespace) -> str:
     from perfsim.hardware import load_hardware
     from perfsim.ops import Collective, parse_op
 
+    if not args.hardware:
+        raise PerfsimError("--hardware is required")
     hardware = load_hardware(args.hardware)
     op = parse_op(args.op)
     result = cost(op, hardware, args.cache)
@@ -80,6 +146,46 @@ def _estimate_op(args: argparse.Namespace) -> str:
     if args.format == "json":
         return render(record, "json")
     return render(_flat_record(record), args.format)
+
+
+def _scenario(args: argparse.Namespace):
+    """A Scenario from --scenario FILE overlaid with the flags given on the command line."""
+    from pathlib import Path
+
+    from perfsim.models.scenario import Scenario
+    from perfsim.specfile import read_yaml, validate
+
+    data = read_yaml(Path(args.scenario)) if args.scenario else {}
+    data.update({name: getattr(args, name) for name in Scenario.model_fields if getattr(args, name) is not None})
+    for required in ("model", "hardware"):
+        if required not in data:
+            raise PerfsimError(f"--{required} is required (or give it in --scenario FILE)")
+    return validate(Scenario, data, args.scenario or "scenario")
+
+
+def _add_scenario_flags(command: argparse.ArgumentParser) -> None:
+    """One flag per Scenario field, its help from the field's description (vidur-style)."""
+    import typing
+
+    from perfsim.models.scenario import Scenario
+
+    command.add_argument("--scenario", metavar="FILE.yaml", help="a scenario file; flags override its fields")
+    for name, field in Scenario.model_fields.items():
+        flag = f"--{name.replace('_', '-')}"
+        kind = typing.get_args(field.annotation) or (field.annotation,)
+        literal = [a for a in kind if typing.get_origin(a) is typing.Literal]
+        shown = not field.is_required() and field.default is not None and field.default is not False
+        help_text = f"{field.description} (default: {field.default})" if shown else field.description
+        if bool in kind:
+            command.add_argument(flag, dest=name, action="store_const", const=True, default=None, help=help_text)
+        elif literal or typing.get_origin(field.annotation) is typing.Literal:
+            choices = typing.get_args(literal[0] if literal else field.annotation)
+            command.add_argument(flag, dest=name, choices=choices, default=None, help=help_text)
+        else:
+            number = next((t for t in (int, float) if t in kind or any(
+                typing.get_origin(a) is typing.Annotated and typing.get_args(a)[0] is t for a in kind)), str)
+            command.add_argument(flag, dest=name, type=number, default=None, help=help_text,
+                                 metavar=name.upper() if name not in ("model", "hardware") else "NAME|PATH")
 
 
 def _flat_record(record: dict) -> list[dict]:
@@ -101,13 +207,26 @@ def _roofline(args: argparse.Namespace) -> str:
     from perfsim.hardware import System, load_hardware
     from perfsim.ops import Collective, parse_op
 
+    if not args.hardware and not args.scenario:
+        raise PerfsimError("--hardware is required")
     names = [args.hardware, *(n for n in (args.compare or "").split(",") if n)]
-    specs = [load_hardware(name) for name in names]
-    chips = [spec.device if isinstance(spec, System) else spec for spec in specs]
     ops = [parse_op(text) for text in args.op or []]
     if any(isinstance(op, Collective) for op in ops):
         raise PerfsimError("a roofline shows ops on one chip; collectives have no arithmetic intensity to plot")
-    points = [PlottedOp(op.label, cost(op, chip, args.cache), chip.name) for chip in chips for op in ops]
+    points = []
+    if args.model or args.scenario:
+        from perfsim.models.step import estimate_step
+
+        base = _scenario(args)
+        names[0] = base.hardware
+        for name in names:
+            step = estimate_step(base.model_copy(update={"hardware": name}), args.cache)
+            unique = {t.op.label: (t.op, c) for t, c in zip(step.trace.ops, step.costs, strict=True)
+                      if not isinstance(t.op, Collective)}
+            points += [PlottedOp(label, c, step.resolved.chip.name) for label, (_, c) in unique.items()]
+    specs = [load_hardware(name) for name in names]
+    chips = [spec.device if isinstance(spec, System) else spec for spec in specs]
+    points += [PlottedOp(op.label, cost(op, chip, args.cache), chip.name) for chip in chips for op in ops]
     figure = plot_roofline(chips, points)
     try:
         figure.savefig(args.output)
@@ -139,20 +258,27 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("spec", metavar="NAME|PATH.yaml")
 
     schema = add(commands, "schema", _schema, "print the JSON schema of a spec format", formats=False)
-    schema.add_argument("what", choices=["hardware", "op"])
+    schema.add_argument("what", choices=["hardware", "op", "model", "scenario"])
 
-    estimate = add(commands, "estimate", _estimate_op, "estimate what an op costs on a device or system")
-    estimate.add_argument("--hardware", required=True, metavar="NAME|PATH", help="a shipped spec name or a YAML path")
-    estimate.add_argument("--op", required=True, metavar="OP", help='e.g. "gemm m=4096 n=4096 k=4096 dtype=bf16"')
+    model = commands.add_parser("model", help="list and show model specs").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    add(model, "list", _model_list, "list the shipped models with parameter counts")
+    show_model = add(model, "show", _model_show, "show one model (a shipped name or a path to a YAML file)")
+    show_model.add_argument("spec", metavar="NAME|PATH.yaml")
+
+    estimate = add(commands, "estimate", _estimate,
+                   "estimate one op (--op) or one model step (--model ... --phase prefill|decode)")
+    estimate.add_argument("--op", metavar="OP", help='e.g. "gemm m=4096 n=4096 k=4096 dtype=bf16"')
     estimate.add_argument("--cache", choices=["cold", "warm"], default="cold",
                           help="cold: operands come from main memory; warm: one that fits a cache is read from it")
+    _add_scenario_flags(estimate)
 
-    roof = add(commands, "roofline", _roofline, "draw a roofline with ops as points")
-    roof.add_argument("--hardware", required=True, metavar="NAME|PATH")
+    roof = add(commands, "roofline", _roofline, "draw a roofline with ops (or every op of a model step) as points")
     roof.add_argument("--op", action="append", metavar="OP", help="an op to place on the plot (repeatable)")
     roof.add_argument("--compare", metavar="NAME,NAME", help="more devices on the same axes")
     roof.add_argument("--cache", choices=["cold", "warm"], default="cold")
     roof.add_argument("-o", "--output", required=True, metavar="FILE.png|.svg")
+    _add_scenario_flags(roof)
     return parser
 
 

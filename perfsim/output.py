@@ -15,8 +15,12 @@ import pandas as pd
 
 FORMATS = ("table", "json", "csv")
 
-# column-name suffix → (unit, binary prefixes?)
+# column-name suffix → (unit, binary prefixes?); unit None: a plain count with one decimal
 _SUFFIX_UNITS = (
+    ("params", "", False),
+    ("tokens_per_s", None, False),
+    ("tokens_per_s_per_device", None, False),
+    ("_bytes_per_device", "B", True),
     ("_bytes_per_s", "B/s", False),
     ("_flop_per_s", "FLOP/s", False),
     ("_flop_per_byte", "FLOP/B", False),
@@ -45,7 +49,7 @@ def _cell(column: str, value: Any) -> Any:
         return "" if value is None else value
     for suffix, unit, binary in _SUFFIX_UNITS:
         if column.endswith(suffix):
-            return human(float(value), unit, binary)
+            return f"{value:,.1f}" if unit is None else human(float(value), unit, binary)
     return f"{value:.4g}" if isinstance(value, float) else value
 
 

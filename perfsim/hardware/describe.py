@@ -53,7 +53,9 @@ def _walk(value: Any, metadata: list[Any], path: str, annotation: Any = None) ->
         for i, item in enumerate(value):
             yield from _walk(item, [], f"{path}[{i}]")
     else:
-        yield path, ", ".join(map(str, value)) if isinstance(value, list) else value, _unit(metadata)
+        unit = _unit(metadata) or next((u for option in typing.get_args(annotation)
+                                        if (u := _unit(_inner(option)[1]))), None)
+        yield path, ", ".join(map(str, value)) if isinstance(value, list) else value, unit
 
 
 def _value_type(annotation: Any, index: int) -> Any:
