@@ -59,9 +59,32 @@ def test_cluster_all_reduce_is_hierarchical():
     rail = cluster.interconnect
     size, a, nodes = 2**30, 8, 4
     c = cost(parse_op(f"all_reduce bytes={size} group={a * nodes}"), cluster)
-    rail_bw = rail.bandwidth_per_direction * rail.links_per_member * (
+    # each GPU drives its own rail NIC: the node's links_per_member NICs shared by its 8 GPUs
+    rail_bw = rail.bandwidth_per_direction * rail.links_per_member / 8 * (
         rail.calibration.bandwidth_efficiency.value if rail.calibration.bandwidth_efficiency else 1.0)
     rail_alpha = rail.calibration.latency.value if rail.calibration.latency else rail.latency
     inner = 7 * ALPHA + 7 / 8 * size / BETA_BW  # reduce-scatter in the node (and the all-gather after)
     outer = 2 * 3 * rail_alpha + 2 * 3 / 4 * (size / 8) / rail_bw
     assert c.time_s == pytest.approx(2 * inner + outer)
+
+
+def test_cluster_bus_bandwidth_stays_below_one_nic():
+    cluster = load_hardware("mi300x-cluster")
+    op = parse_op(f"all_reduce bytes={2**30}")  # all 1,024 GPUs
+    c = cost(op, cluster)
+    nic = cluster.interconnect.bandwidth_per_direction
+    assert nic == 50e9  # one 400 Gb/s Pollara NIC per GPU
+    # the cross-node phase runs at one NIC per GPU, so the whole all-reduce cannot beat the NVLink-free bound:
+    # busbw ≤ 2(n−1)/n · S / (2(N−1)/N · (S/8) / nic) ≈ 8 · nic
+    assert bus_bandwidth(op, cluster, c.time_s) < 8 * nic
+
+
+def test_cluster_all_to_all_splits_node_and_rail_traffic():
+    cluster = load_hardware("mi300x-cluster")
+    rail = cluster.interconnect
+    n, a, size = 16, 8, 2**26
+    c = cost(parse_op(f"all_to_all bytes={size} group={n}"), cluster)
+    rail_alpha = rail.calibration.latency.value if rail.calibration.latency else rail.latency
+    rail_bw = rail.bandwidth_per_direction * rail.links_per_member / a
+    expected = 7 * ALPHA + 7 / n * size / BETA_BW + 1 * rail_alpha + (n - a) / n * size / rail_bw
+    assert c.time_s == pytest.approx(expected)

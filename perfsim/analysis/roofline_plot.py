@@ -78,15 +78,20 @@ def plot_roofline(devices: list[Device], ops: list[PlottedOp]) -> Figure:
                 ax.annotate(f"ridge {ridge:.3g} FLOP/B", (ridge, best), xytext=(6, -14),
                             textcoords="offset points", fontsize=8, color=colour)
             y_values.append(x_lo * bandwidth)
+    labelled: dict[tuple[str, float, float], list[str]] = {}
     for op in ops:
         colour = COLOURS[[d.name for d in devices].index(op.device) % len(COLOURS)]
         attained = op.cost.flops / op.cost.time_s if op.cost.time_s else 0.0
         if attained <= 0 or not np.isfinite(op.cost.intensity):
             continue
         ax.plot([op.cost.intensity], [attained], marker="D", color=colour, ms=6, mec="black", mew=0.6)
-        ax.annotate(f"{op.label}\n({op.cost.bound})", (op.cost.intensity, attained), xytext=(6, 4),
-                    textcoords="offset points", fontsize=8)
         y_values.append(attained)
+        if op.device == devices[0].name or len({o.label for o in ops}) == len(ops):
+            spot = (op.cost.bound, round(np.log10(op.cost.intensity), 1), round(np.log10(attained), 1))
+            labelled.setdefault(spot, []).append(op.label)
+    for (bound, log_i, log_p), labels in labelled.items():
+        ax.annotate(f"{', '.join(dict.fromkeys(labels))}\n({bound})", (10**log_i, 10**log_p), xytext=(-8, 6),
+                    textcoords="offset points", ha="right", fontsize=8)
     ax.set_xlim(x_lo, x_hi)
     ax.set_ylim(min(y_values) / 2, max(y_values) * 3)
     ax.set_xlabel("arithmetic intensity [FLOP/byte]")

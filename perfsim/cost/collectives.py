@@ -8,9 +8,11 @@ B = bandwidth_per_direction × usable links × bandwidth_efficiency, every step 
   all_to_all       (n−1)·α +  (n−1)/n · S / B
   broadcast        (n−1)·α +            S / B     (pipelined chain)
 A full mesh uses min(links, n−1) links in parallel; a switch, rails or ring uses all a
-member's links. Across two levels (nodes of a chips): all_reduce = reduce-scatter inside
-the node, all-reduce of S/a across nodes on each rail, all-gather inside the node; the
-others run their node part and their cross-node part one after the other.
+member's links, shared by the chips in that member (each GPU of a node drives its own
+rail NIC). Across two levels (nodes of a chips): all_reduce = reduce-scatter inside the
+node, all-reduce of S/a across nodes on each chip's rail, all-gather inside the node;
+all_to_all sends (a−1)/n of the buffer inside the node and (n−a)/n across the rails;
+the others run their cross-node part and their node part one after the other.
 """
 
 from __future__ import annotations
@@ -28,22 +30,27 @@ FACTORS = {  # (α steps per (n−1), byte factor numerator per (n−1)/n)
 }
 
 
-def rank_bandwidth(link: Interconnect, n: int) -> float:
-    """Bytes/s one rank sends on `link` with `n` ranks taking part."""
+def rank_bandwidth(link: Interconnect, n: int, chips_per_member: int = 1) -> float:
+    """Bytes/s one chip sends on `link` with `n` members taking part.
+
+    A member's links are shared by its `chips_per_member` chips (a node's rail NICs:
+    each GPU drives its own).
+    """
     links = min(link.links_per_member, n - 1) if link.topology == "full_mesh" else link.links_per_member
     calibration = link.calibration.bandwidth_efficiency
-    return link.bandwidth_per_direction * links * (calibration.value if calibration else 1.0)
+    efficiency = calibration.value if calibration else 1.0
+    return link.bandwidth_per_direction * links * efficiency / chips_per_member
 
 
 def step_latency(link: Interconnect) -> float:
     return link.calibration.latency.value if link.calibration.latency else link.latency
 
 
-def flat_time(kind: str, size: float, n: int, link: Interconnect) -> float:
-    """Seconds for a ring collective of `size` bytes over `n` ranks on one level."""
+def flat_time(kind: str, size: float, n: int, link: Interconnect, chips_per_member: int = 1) -> float:
+    """Seconds for a ring collective of `size` bytes over `n` members of one level."""
     if n == 1:
         return 0.0
-    alpha, beta = step_latency(link), 1 / rank_bandwidth(link, n)
+    alpha, beta = step_latency(link), 1 / rank_bandwidth(link, n, chips_per_member)
     if kind == "broadcast":
         return (n - 1) * alpha + size * beta
     steps, factor = FACTORS[kind]
@@ -56,28 +63,22 @@ def collective_cost(op: Collective, system: System) -> OpCost:
     if n > system.chips:
         raise PerfsimError(f"{op.kind}: group {n} exceeds the {system.chips} chips of {system.name}")
     levels = system.interconnects
-    inner, per_node = levels[0]
-    if n <= per_node or len(levels) == 1:
-        seconds, link = flat_time(op.kind, op.size_bytes, n, inner), inner
+    inner, a = levels[0]
+    if n <= a or len(levels) == 1:
+        return OpCost(op.label, op.flops, 0.0, {f"link:{inner.name}": flat_time(op.kind, op.size_bytes, n, inner)})
+    if n % a:
+        raise PerfsimError(f"{op.kind}: group {n} must be a multiple of the {a} chips per node")
+    outer, nodes, size = levels[1][0], n // a, op.size_bytes
+    if op.kind == "all_reduce":
+        seconds = (2 * flat_time("reduce_scatter", size, a, inner)
+                   + flat_time("all_reduce", size / a, nodes, outer, a))
+    elif op.kind == "all_to_all":  # (a−1)/n of the buffer stays in the node, (n−a)/n crosses the rails
+        seconds = ((a - 1) * step_latency(inner) + (a - 1) / n * size / rank_bandwidth(inner, a)
+                   + (nodes - 1) * step_latency(outer) + (n - a) / n * size / rank_bandwidth(outer, nodes, a))
     else:
-        if n % per_node:
-            raise PerfsimError(f"{op.kind}: group {n} must be a multiple of the {per_node} chips per node")
-        outer = levels[1][0]
-        nodes = n // per_node
-        size = op.size_bytes
-        if op.kind == "all_reduce":
-            seconds = (flat_time("reduce_scatter", size, per_node, inner)
-                       + flat_time("all_reduce", size / per_node, nodes, outer)
-                       + flat_time("all_gather", size, per_node, inner))
-        elif op.kind == "all_to_all":
-            seconds = (flat_time("all_to_all", size * (per_node - 1) / (n - 1) * per_node / (per_node - 1)
-                                 if per_node > 1 else 0.0, per_node, inner)
-                       + flat_time("all_to_all", size * (n - per_node) / (n - 1) * nodes / (nodes - 1), nodes, outer))
-        else:
-            part = size if op.kind == "broadcast" else size / per_node
-            seconds = flat_time(op.kind, part, nodes, outer) + flat_time(op.kind, size, per_node, inner)
-        link = outer
-    return OpCost(op.label, op.flops, 0.0, {f"link:{link.name}": seconds})
+        part = size if op.kind == "broadcast" else size / a
+        seconds = flat_time(op.kind, part, nodes, outer, a) + flat_time(op.kind, size, a, inner)
+    return OpCost(op.label, op.flops, 0.0, {f"link:{outer.name}": seconds})
 
 
 def bus_bandwidth(op: Collective, system: System, seconds: float) -> float:
