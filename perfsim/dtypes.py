@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator
@@ -115,6 +116,7 @@ def known_names(schemes: bool = False) -> list[str]:
     return sorted(DTYPES) + ["posit<n>_<es>"] + (sorted(QUANT_SCHEMES) if schemes else [])
 
 
+@lru_cache(maxsize=512)
 def resolve_dtype(name: str) -> DType:
     """The DType called `name` (case-insensitive, aliases such as fp8 accepted)."""
     key = name.strip().lower().replace(" ", "")
@@ -127,6 +129,7 @@ def resolve_dtype(name: str) -> DType:
     raise PerfsimError(f"unknown dtype '{name}' (known: {', '.join(known_names())})")
 
 
+@lru_cache(maxsize=512)
 def resolve_format(name: str) -> DType | QuantScheme:
     """A DType or a named quantisation scheme such as q4_0 or mxfp4."""
     key = name.strip().lower()

@@ -245,6 +245,9 @@ class MoE(OpBase):
     Weight traffic counts the expected number of distinct experts touched,
     E·(1 − (1 − k/E)^T) per group. `imbalance` (≥ 1) is the busiest expert-parallel
     rank's load over the mean; the cost model stretches routed compute by it.
+
+    With `ep` > 1 or `expert_tp` > 1 the op is one chip's share: experts / ep experts,
+    each split expert_tp ways, receiving tokens · top_k / ep token-expert pairs.
     """
 
     kind: Literal["moe"] = "moe"
@@ -258,6 +261,8 @@ class MoE(OpBase):
     shared_ffn: Size | None = None
     gated: bool = True
     imbalance: float = Field(1.0, ge=1.0)
+    ep: Size = 1
+    expert_tp: Size = 1
     dtype: FormatName = "bf16"
     weight_dtype: FormatName | None = None
 
@@ -268,7 +273,13 @@ class MoE(OpBase):
                              f"groups ({self.groups})")
         if self.top_k > self.experts:
             raise ValueError(f"top_k ({self.top_k}) cannot exceed experts ({self.experts})")
+        if self.experts % self.ep:
+            raise ValueError(f"ep ({self.ep}) must divide experts ({self.experts})")
         return self
+
+    @property
+    def shards(self) -> int:
+        return self.ep * self.expert_tp
 
     @property
     def matrices(self) -> int:
@@ -290,21 +301,24 @@ class MoE(OpBase):
 
     @property
     def routed_flops(self) -> float:
-        return 2.0 * self.tokens * self.top_k * self.expert_params
+        """This chip's routed-expert FLOPs (all chips' when unsharded)."""
+        return 2.0 * self.tokens * self.top_k * self.expert_params / self.shards
 
     @property
     def flops(self) -> float:
-        router = 2.0 * self.tokens * self.hidden * self.experts
-        return self.routed_flops + 2.0 * self.tokens * self.shared_params + router
+        router = 2.0 * self.tokens * self.hidden * self.experts / self.shards
+        return self.routed_flops + 2.0 * self.tokens * self.shared_params / self.shards + router
 
     def operands(self) -> list[Operand]:
         weights = self.weight_dtype or self.dtype
+        rows = self.tokens * self.top_k / self.ep if self.shards > 1 else self.tokens
         return [
-            Operand("x", _bytes(self.tokens * self.hidden, self.dtype)),
-            Operand("experts", _bytes(self.experts_touched * self.expert_params, weights), weight=True),
-            Operand("shared", _bytes(self.shared_params, weights), weight=True),
+            Operand("x", _bytes(rows * self.hidden, self.dtype)),
+            Operand("experts", _bytes(self.experts_touched / self.ep * self.expert_params / self.expert_tp, weights),
+                    weight=True),
+            Operand("shared", _bytes(self.shared_params / self.shards, weights), weight=True),
             Operand("router", _bytes(self.hidden * self.experts, self.dtype), weight=True),
-            Operand("y", _bytes(self.tokens * self.hidden, self.dtype), reads=0, writes=1),
+            Operand("y", _bytes(rows * self.hidden, self.dtype), reads=0, writes=1),
         ]
 
     @property

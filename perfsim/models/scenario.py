@@ -1,0 +1,150 @@
+"""A scenario: model + hardware + parallelism + phase + batch + lengths + dtypes + kernel choices.
+
+Semantics (docs/scenarios.md):
+- `devices` counts chips, the unit of every `*_per_device` figure. A single-chip spec
+  with devices > 1 builds that many chips over the link its spec declares; a system
+  spec defaults `devices` to its chip count.
+- Dense layers: tp · pp · dp = devices. MoE layers: ep · expert_tp = tp · dp. With only
+  `ep` given, attention is data-parallel (tp = 1, dp = devices / pp).
+- `batch` is the global number of concurrent sequences; each DP replica serves batch / dp.
+- Weights, activations and KV default to 16-bit (bf16) unless the model spec or a flag
+  says otherwise; `weight_dtype` takes a dtype or a quantisation scheme (int8, q4_0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import Field
+
+from perfsim.dtypes import resolve_format
+from perfsim.errors import PerfsimError
+from perfsim.hardware import Device, Interconnect, System, load_hardware
+from perfsim.hardware.common import Count, Spec
+from perfsim.models.loader import load_model
+from perfsim.models.spec import ModelSpec
+
+
+class Scenario(Spec):
+    """What runs (`model`), where (`hardware`), and how. Field help doubles as CLI help."""
+
+    model: str = Field(description="model name or path to a model YAML")
+    hardware: str = Field(description="hardware name or path (a device or a system)")
+    devices: Count | None = Field(None, description="chips to use (default: the system's chips, or 1)")
+    tp: Count = Field(1, description="tensor-parallel degree of attention and dense layers")
+    pp: Count = Field(1, description="pipeline-parallel stages")
+    dp: Count | None = Field(None, description="data-parallel replicas (default: devices / (tp·pp))")
+    ep: Count | None = Field(None, description="expert-parallel degree of MoE layers")
+    expert_tp: Count | None = Field(None, description="tensor-parallel degree inside each expert")
+    phase: Literal["prefill", "decode"] = Field("decode", description="prefill (TTFT) or one decode step (TPOT)")
+    batch: Count = Field(1, description="global number of concurrent sequences")
+    prompt_len: Count = Field(512, description="prompt tokens per sequence (prefill)")
+    context: Count = Field(2048, description="tokens already in each sequence's KV cache (decode)")
+    weight_dtype: str | None = Field(None, description="weight dtype or quant scheme (default: the model's)")
+    activation_dtype: str = Field("bf16", description="activation dtype (int8 with int8 weights = W8A8)")
+    kv_dtype: str | None = Field(None, description="KV-cache dtype (default: the activation dtype)")
+    attention: Literal["fused", "unfused"] = Field("fused", description="fused keeps scores on chip")
+    lut_gemm: bool = Field(False, description="T-MAC table-lookup GEMM for low-bit weights (CPUs)")
+    moe_imbalance: float = Field(1.0, ge=1.0, description="busiest expert-parallel rank's load over the mean")
+
+
+@dataclass(frozen=True)
+class Parallelism:
+    """Resolved degrees; every product checked against the chip count."""
+
+    devices: int
+    tp: int
+    pp: int
+    dp: int
+    ep: int
+    expert_tp: int
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A scenario with its specs loaded and its degrees resolved."""
+
+    scenario: Scenario
+    model: ModelSpec
+    chip: Device
+    system: System | None
+    par: Parallelism
+    weight_dtype: str
+    kv_dtype: str
+
+    @property
+    def tokens_per_replica(self) -> int:
+        """Tokens one DP replica processes in the step."""
+        return self.seqs_per_replica * self.q_len
+
+    @property
+    def seqs_per_replica(self) -> int:
+        return -(-self.scenario.batch // self.par.dp)
+
+    @property
+    def q_len(self) -> int:
+        return self.scenario.prompt_len if self.scenario.phase == "prefill" else 1
+
+    @property
+    def kv_len(self) -> int:
+        s = self.scenario
+        return s.prompt_len if s.phase == "prefill" else s.context + 1
+
+
+def resolve(scenario: Scenario) -> Resolved:
+    """Load the specs and pin the parallel degrees. Raise PerfsimError on inconsistent flags."""
+    model = load_model(scenario.model)
+    hardware = load_hardware(scenario.hardware)
+    chip = hardware.device if isinstance(hardware, System) else hardware
+    devices = scenario.devices or hardware.chips
+    system = _system(hardware, devices) if devices > 1 else None
+    par = parallelism(scenario, devices, model)
+    weight_dtype = resolve_format(scenario.weight_dtype or model.weight_dtype).name
+    kv_dtype = resolve_format(scenario.kv_dtype or scenario.activation_dtype).name
+    resolve_format(scenario.activation_dtype)
+    return Resolved(scenario, model, chip, system, par, weight_dtype, kv_dtype)
+
+
+def parallelism(s: Scenario, devices: int, model: ModelSpec) -> Parallelism:
+    tp = s.tp  # with only --ep given, tp stays 1: attention is data-parallel across the chips
+    if devices % (tp * s.pp):
+        raise PerfsimError(f"tp ({tp}) × pp ({s.pp}) must divide the {devices} devices")
+    dp = s.dp if s.dp is not None else devices // (tp * s.pp)
+    if tp * s.pp * dp != devices:
+        raise PerfsimError(f"tp ({tp}) × pp ({s.pp}) × dp ({dp}) = {tp * s.pp * dp}, not the {devices} devices")
+    group = tp * dp
+    if s.ep is None and s.expert_tp is None:
+        ep, expert_tp = dp, tp
+    elif s.ep is None:
+        expert_tp = s.expert_tp or 1
+        ep = group // expert_tp
+    else:
+        ep = s.ep
+        expert_tp = s.expert_tp if s.expert_tp is not None else group // ep
+    if ep * expert_tp != group:
+        raise PerfsimError(f"ep ({ep}) × expert_tp ({expert_tp}) must equal tp × dp = {group}")
+    if model.layers % s.pp:
+        raise PerfsimError(f"pp ({s.pp}) must divide the {model.layers} layers of {model.name}")
+    if model.moe and model.moe.experts % ep:
+        raise PerfsimError(f"ep ({ep}) must divide the {model.moe.experts} experts of {model.name}")
+    if s.batch < dp:
+        raise PerfsimError(f"batch ({s.batch}) is smaller than dp ({dp}): some replicas would idle")
+    return Parallelism(devices, tp, s.pp, dp, ep, expert_tp)
+
+
+def _system(hardware: Device | System, devices: int) -> System:
+    """The system the chips form: the spec itself, or N chips over the chip's declared link."""
+    if isinstance(hardware, System):
+        if devices > hardware.chips:
+            raise PerfsimError(f"{hardware.name} has {hardware.chips} chips; {devices} devices requested")
+        return hardware
+    if not hardware.links:
+        raise PerfsimError(f"{hardware.name} declares no chip-to-chip links; use a system spec for {devices} devices")
+    link = hardware.links[0]
+    if link.latency is None:
+        raise PerfsimError(f"{hardware.name}: links[0].latency is needed to join {devices} chips over {link.name}")
+    interconnect = Interconnect(name=link.name, topology="switch", bandwidth_per_direction=link.bandwidth_per_direction,
+                                links_per_member=link.count, latency=link.latency, source=link.source)
+    return System(name=f"{hardware.name}-x{devices}", kind="system", description=f"{devices} × {hardware.name}",
+                  member=hardware, count=devices, interconnect=interconnect)

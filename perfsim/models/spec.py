@@ -1,0 +1,128 @@
+"""Model specs (workloads/*.yaml): the shape of a transformer, dense or mixture-of-experts.
+
+Per-layer lists are allowed where a model varies by layer (OpenELM's layer-wise
+scaling of heads and FFN width). Parameter counts follow the Hugging Face
+checkpoints: input embedding and LM head counted separately unless tied.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from perfsim.dtypes import resolve_format
+from perfsim.hardware.common import Count, Name, Source, Spec
+
+PerLayer = Count | list[Count]
+FormatName = Annotated[str, Field(description="a dtype or quantisation scheme")]
+
+
+class MoESpec(Spec):
+    """Routed experts (in `groups`, MoGE-style when > 1) plus always-on shared experts.
+
+    `first_dense_layers` leading layers keep a dense FFN of the model's `ffn` size.
+    """
+
+    experts: Count
+    top_k: Count
+    groups: Count = 1
+    expert_ffn: Count
+    shared_experts: int = Field(0, ge=0)
+    shared_ffn: Count | None = None
+    first_dense_layers: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _routing(self) -> MoESpec:
+        if self.experts % self.groups or self.top_k % self.groups:
+            raise ValueError(f"experts ({self.experts}) and top_k ({self.top_k}) must divide into groups "
+                             f"({self.groups})")
+        if self.top_k > self.experts:
+            raise ValueError(f"top_k ({self.top_k}) cannot exceed experts ({self.experts})")
+        return self
+
+
+class ModelSpec(Spec):
+    """A transformer: `decoder` (causal LM) or `encoder` (BERT-style, bidirectional)."""
+
+    name: Name
+    description: str
+    source: Source
+    architecture: Literal["decoder", "encoder"] = "decoder"
+    hidden: Count
+    layers: Count
+    heads: PerLayer
+    kv_heads: PerLayer | None = None
+    head_dim: Count | None = None
+    ffn: PerLayer = Field(description="dense FFN width (the MoE layers use moe.expert_ffn)")
+    ffn_kind: Literal["gated", "plain"] = Field("gated", description="gated: SwiGLU, 3 matrices; plain: 2")
+    vocab: Count
+    tied_embeddings: bool = False
+    position_embeddings: int = Field(0, ge=0, description="learned absolute positions (BERT: 512); 0 for RoPE")
+    token_types: int = Field(0, ge=0)
+    norm: Literal["rmsnorm", "layernorm"] = "rmsnorm"
+    linear_bias: bool = Field(False, description="every linear layer has a bias (BERT)")
+    qkv_bias: bool = Field(False, description="only the q, k, v projections have a bias (Qwen2)")
+    pooler: bool = False
+    moe: MoESpec | None = None
+    weight_dtype: FormatName = "bf16"
+    embedding_dtype: FormatName = "bf16"
+    max_context: Count
+
+    @model_validator(mode="after")
+    def _shapes(self) -> ModelSpec:
+        for field in ("heads", "kv_heads", "ffn"):
+            value = getattr(self, field)
+            if isinstance(value, list) and len(value) != self.layers:
+                raise ValueError(f"{field}: {len(value)} per-layer values for {self.layers} layers")
+        for i in range(self.layers):
+            if self.layer_heads(i) % self.layer_kv_heads(i):
+                raise ValueError(f"layer {i}: heads ({self.layer_heads(i)}) not a multiple of kv_heads "
+                                 f"({self.layer_kv_heads(i)})")
+        if self.moe and self.moe.first_dense_layers > self.layers:
+            raise ValueError("moe.first_dense_layers exceeds layers")
+        for field in ("weight_dtype", "embedding_dtype"):
+            resolve_format(getattr(self, field))
+        return self
+
+    def _at(self, value: int | list[int], layer: int) -> int:
+        return value[layer] if isinstance(value, list) else value
+
+    def layer_heads(self, layer: int) -> int:
+        return self._at(self.heads, layer)
+
+    def layer_kv_heads(self, layer: int) -> int:
+        return self._at(self.kv_heads, layer) if self.kv_heads is not None else self.layer_heads(layer)
+
+    def layer_ffn(self, layer: int) -> int:
+        return self._at(self.ffn, layer)
+
+    @property
+    def dim_per_head(self) -> int:
+        return self.head_dim or self.hidden // self._at(self.heads, 0)
+
+    def is_moe_layer(self, layer: int) -> bool:
+        return self.moe is not None and layer >= self.moe.first_dense_layers
+
+    @cached_property
+    def _layer_shapes(self) -> list[tuple[int, int, int, bool]]:
+        return [(self.layer_heads(i), self.layer_kv_heads(i), self.layer_ffn(i), self.is_moe_layer(i))
+                for i in range(self.layers)]
+
+    def layer_runs(self, start: int, stop: int) -> list[tuple[int, int]]:
+        """Layers start..stop−1 as (first layer, count) runs of identically shaped layers."""
+        runs: list[tuple[int, int]] = []
+        previous = None
+        for layer in range(start, stop):
+            key = self._layer_shapes[layer]
+            if key == previous:
+                runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+            else:
+                runs.append((layer, 1))
+            previous = key
+        return runs
+
+    @property
+    def ffn_matrices(self) -> int:
+        return 3 if self.ffn_kind == "gated" else 2

@@ -1,0 +1,92 @@
+"""The analytical step estimate: every op of the trace costed and added up along the chain.
+
+step_s = Σ repeat × op time over the trace (ops of one stage run one after another,
+stages one after another; the discrete-event engine adds overlap later). Prefill:
+ttft_s = step_s and tokens/s counts prompt tokens; decode: tpot_s = step_s and each
+sequence gains one token per step.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from perfsim.cost import Cache, OpCost, cost
+from perfsim.models.footprint import Footprint, check_fits, footprint
+from perfsim.models.scenario import Resolved, Scenario, resolve
+from perfsim.models.trace import Trace, build_trace
+
+
+@dataclass(frozen=True)
+class StepEstimate:
+    resolved: Resolved
+    trace: Trace
+    costs: list[OpCost]
+    memory: Footprint
+
+    @property
+    def step_s(self) -> float:
+        return sum(c.time_s * t.repeat for c, t in zip(self.costs, self.trace.ops, strict=True))
+
+    @property
+    def tokens(self) -> int:
+        s = self.resolved.scenario
+        return s.batch * (s.prompt_len if s.phase == "prefill" else 1)
+
+    def by_resource(self) -> dict[str, float]:
+        """Seconds each op's binding resource accounts for over the step."""
+        seconds: dict[str, float] = defaultdict(float)
+        for c, t in zip(self.costs, self.trace.ops, strict=True):
+            seconds[c.bound] += c.time_s * t.repeat
+        return dict(seconds)
+
+    @property
+    def bound(self) -> str:
+        return max(self.by_resource().items(), key=lambda item: item[1])[0]
+
+    def breakdown(self) -> list[dict[str, object]]:
+        """Per op name: total time over the step, FLOPs, bytes and the resource binding it most."""
+        rows: dict[str, dict] = {}
+        for c, t in zip(self.costs, self.trace.ops, strict=True):
+            row = rows.setdefault(c.op, {"op": c.op, "time_s": 0.0, "flops": 0.0, "bytes": 0.0, "count": 0,
+                                         "_bound": defaultdict(float)})
+            row["time_s"] += c.time_s * t.repeat
+            row["flops"] += c.flops * t.repeat
+            row["bytes"] += c.bytes * t.repeat
+            row["count"] += t.repeat
+            row["_bound"][c.bound] += c.time_s * t.repeat
+        return [{**{k: v for k, v in row.items() if k != "_bound"},
+                 "bound": max(row["_bound"].items(), key=lambda item: item[1])[0]} for row in rows.values()]
+
+    def summary(self) -> dict[str, object]:
+        r, s = self.resolved, self.resolved.scenario
+        step = self.step_s
+        tokens_per_s = self.tokens / step
+        return {
+            "model": r.model.name,
+            "hardware": r.system.name if r.system else r.chip.name,
+            "devices": r.par.devices,
+            "parallelism": {k: getattr(r.par, k) for k in ("tp", "pp", "dp", "ep", "expert_tp")},
+            "phase": s.phase,
+            "batch": s.batch,
+            "step_s": step,
+            "ttft_s": step if s.phase == "prefill" else None,
+            "tpot_s": step if s.phase == "decode" else None,
+            "tokens_per_s": tokens_per_s,
+            "tokens_per_s_per_device": tokens_per_s / r.par.devices,
+            "memory_bytes_per_device": self.memory.total_bytes,
+            "memory": {"weights_bytes": self.memory.weights_bytes, "kv_bytes": self.memory.kv_bytes,
+                       "activation_bytes": self.memory.activation_bytes, "capacity_bytes": self.memory.capacity_bytes},
+            "bound": self.bound,
+            "breakdown": self.breakdown(),
+        }
+
+
+def estimate_step(scenario: Scenario | Resolved, cache: Cache = "cold") -> StepEstimate:
+    """Estimate one step; Raise PerfsimError if the scenario is inconsistent or does not fit."""
+    r = scenario if isinstance(scenario, Resolved) else resolve(scenario)
+    memory = footprint(r)
+    check_fits(r, memory)
+    trace = build_trace(r)
+    hardware = r.system or r.chip
+    return StepEstimate(r, trace, [cost(t.op, hardware, cache) for t in trace.ops], memory)

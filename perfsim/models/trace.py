@@ -1,0 +1,149 @@
+"""A scenario as a Trace: the ops one step runs, each placed on the chips that run it.
+
+Each op is one chip's share (tensor-parallel slices, its experts, its tokens); all
+chips of a pipeline stage run it together. Ops are listed in dependency order — a
+chain per stage, stages one after another with a send between them. Runs of
+identical layers are folded into one entry with `repeat` so a 80-layer model costs
+one layer's ops to estimate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from perfsim.dtypes import resolve_format
+from perfsim.errors import PerfsimError
+from perfsim.models.scenario import Resolved
+from perfsim.ops import Attention, Collective, Elementwise, Gemm, LutGemm, MoE, Norm, OpBase
+
+ACTIVATION_FLOPS = 4  # SiLU or GELU (≈ exp, add, divide, multiply) per element; the gate's multiply adds 1
+
+
+@dataclass(frozen=True)
+class TraceOp:
+    """`op` run `repeat` times in a row by every chip in `chips` (pipeline `stage`)."""
+
+    op: OpBase
+    stage: int
+    chips: tuple[int, ...]
+    repeat: int = 1
+
+
+@dataclass(frozen=True)
+class Trace:
+    ops: list[TraceOp]
+    resolved: Resolved
+
+
+def build_trace(r: Resolved) -> Trace:
+    """The ops of one prefill or decode step of `r`, placed on chips."""
+    model, par = r.model, r.par
+    per_stage = model.layers // par.pp
+    stage_chips = par.tp * par.dp
+    ops: list[TraceOp] = []
+    for stage in range(par.pp):
+        chips = tuple(range(stage * stage_chips, (stage + 1) * stage_chips))
+        if stage == 0:
+            ops += [TraceOp(op, 0, chips) for op in _embedding(r)]
+        else:
+            ops.append(TraceOp(_send(r), stage, chips))
+        for layer, count in model.layer_runs(stage * per_stage, (stage + 1) * per_stage):
+            ops += [TraceOp(op, stage, chips, count) for op in _layer(r, layer)]
+        if stage == par.pp - 1:
+            ops += [TraceOp(op, stage, chips) for op in _head(r)]
+    return Trace(ops, r)
+
+
+def _bytes(elements: float, fmt: str) -> float:
+    return elements * resolve_format(fmt).bits_per_element / 8
+
+
+def _embedding(r: Resolved) -> list[OpBase]:
+    """Gathering each token's embedding row: reads and writes tokens × hidden."""
+    return [Elementwise(name="embedding", elements=r.tokens_per_replica * r.model.hidden, flops_per_element=0,
+                        dtype=r.model.embedding_dtype)]
+
+
+def _send(r: Resolved) -> OpBase:
+    size = _bytes(r.tokens_per_replica * r.model.hidden, r.scenario.activation_dtype)
+    return Collective(name="pp_send", kind="broadcast", size_bytes=size, group=2)
+
+
+def _linear(r: Resolved, name: str, m: int, k: int, n: int, weight_dtype: str | None = None) -> OpBase:
+    act, weights = r.scenario.activation_dtype, weight_dtype or r.weight_dtype
+    if r.scenario.lut_gemm and resolve_format(weights).bits_per_element <= 4:
+        return LutGemm(name=name, m=m, n=n, k=k, weight_dtype=weights, dtype=act)
+    return Gemm(name=name, m=m, n=n, k=k, dtype=act, weight_dtype=weights, weight_shared=True)
+
+
+def _all_reduce(r: Resolved, name: str, elements: float, group: int) -> list[OpBase]:
+    if group == 1:
+        return []
+    return [Collective(name=name, kind="all_reduce", size_bytes=_bytes(elements, r.scenario.activation_dtype),
+                       group=group)]
+
+
+def _layer(r: Resolved, layer: int) -> list[OpBase]:
+    model, par, s = r.model, r.par, r.scenario
+    t, h, d, tp = r.tokens_per_replica, model.hidden, model.dim_per_head, par.tp
+    heads, kv_heads = model.layer_heads(layer), model.layer_kv_heads(layer)
+    if heads % tp:
+        raise PerfsimError(f"tp ({tp}) must divide the {heads} attention heads of {model.name} (layer {layer})")
+    heads_local, kv_local = heads // tp, max(1, kv_heads // tp)
+    ops: list[OpBase] = [
+        Norm(name="attn_norm", rows=t, cols=h, norm=model.norm, dtype=s.activation_dtype),
+        _linear(r, "qkv", t, h, (heads_local + 2 * kv_local) * d),
+        Attention(name="attention", batch=r.seqs_per_replica, heads=heads_local, kv_heads=kv_local, head_dim=d,
+                  q_len=r.q_len, kv_len=r.kv_len, causal=model.architecture == "decoder",
+                  fused=s.attention == "fused", dtype=s.activation_dtype, kv_dtype=r.kv_dtype),
+        _linear(r, "o_proj", t, heads_local * d, h),
+        *_all_reduce(r, "tp_all_reduce", t * h, tp),
+        Norm(name="ffn_norm", rows=t, cols=h, norm=model.norm, dtype=s.activation_dtype),
+    ]
+    if model.is_moe_layer(layer):
+        return ops + _moe(r)
+    return ops + _ffn(r, "ffn", model.layer_ffn(layer), tp)
+
+
+def _ffn(r: Resolved, name: str, width: int, tp: int) -> list[OpBase]:
+    model, t, h = r.model, r.tokens_per_replica, r.model.hidden
+    if width % tp:
+        raise PerfsimError(f"tp ({tp}) must divide the FFN width {width} of {model.name}")
+    local, gated = width // tp, model.ffn_kind == "gated"
+    return [
+        _linear(r, f"{name}_up", t, h, (2 if gated else 1) * local),
+        Elementwise(name=f"{name}_act", elements=t * local, inputs=2 if gated else 1,
+                    flops_per_element=ACTIVATION_FLOPS + gated, dtype=r.scenario.activation_dtype),
+        _linear(r, f"{name}_down", t, local, h),
+        *_all_reduce(r, f"{name}_all_reduce", t * h, tp),
+    ]
+
+
+def _moe(r: Resolved) -> list[OpBase]:
+    model, par, s = r.model, r.par, r.scenario
+    moe = model.moe
+    assert moe is not None
+    group_tokens = r.tokens_per_replica * par.dp
+    per_rank = _bytes(group_tokens * moe.top_k * model.hidden / (par.ep * par.expert_tp), s.activation_dtype)
+    dispatch = [Collective(name=f"ep_{what}", kind="all_to_all", size_bytes=per_rank, group=par.ep)
+                for what in ("dispatch", "combine")] if par.ep > 1 else [None, None]
+    ops: list[OpBase] = [op for op in dispatch[:1] if op]
+    ops.append(MoE(name="experts", tokens=group_tokens, hidden=model.hidden, expert_ffn=moe.expert_ffn,
+                   experts=moe.experts, top_k=moe.top_k, groups=moe.groups, gated=model.ffn_kind == "gated",
+                   imbalance=s.moe_imbalance, ep=par.ep, expert_tp=par.expert_tp, dtype=s.activation_dtype,
+                   weight_dtype=r.weight_dtype))
+    ops += [op for op in dispatch[1:] if op]
+    ops += _all_reduce(r, "expert_all_reduce", group_tokens * model.hidden / par.ep, par.expert_tp)
+    if moe.shared_experts:
+        ops += _ffn(r, "shared", moe.shared_experts * (moe.shared_ffn or moe.expert_ffn), par.tp)
+    return ops
+
+
+def _head(r: Resolved) -> list[OpBase]:
+    model, s = r.model, r.scenario
+    seqs = r.seqs_per_replica
+    if model.architecture == "encoder":
+        return [_linear(r, "pooler", seqs, model.hidden, model.hidden, s.activation_dtype)] if model.pooler else []
+    vocab_local = -(-model.vocab // r.par.tp)  # vocab-parallel head, the last slice padded
+    return [Norm(name="final_norm", rows=seqs, cols=model.hidden, norm=model.norm, dtype=s.activation_dtype),
+            _linear(r, "lm_head", seqs, model.hidden, vocab_local, model.embedding_dtype)]

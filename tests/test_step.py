@@ -1,0 +1,155 @@
+"""Scenarios → traces → memory and step estimates, checked by hand."""
+
+import json
+
+import pytest
+
+from perfsim.hardware import load_hardware
+from perfsim.models import load_model, total_params
+from perfsim.models.params import embedding_params
+from perfsim.models.scenario import Scenario, resolve
+from perfsim.models.step import estimate_step
+from perfsim.models.trace import build_trace
+from perfsim.ops import Collective, MoE
+
+
+def _json(cli, *argv):
+    result = cli("estimate", *argv, "--format", "json")
+    assert result.code == 0, result.err
+    return json.loads(result.out)
+
+
+def test_llama_2_7b_decode_on_a100_is_bounded_by_weight_and_kv_traffic(cli):
+    out = _json(cli, "--model", "llama-2-7b", "--hardware", "a100-sxm-80gb", "--phase", "decode", "--batch", "1",
+                "--context", "2048")
+    model = load_model("llama-2-7b")
+    weights = (total_params(model) - embedding_params(model)) * 2  # the embedding is gathered, not streamed
+    kv = 2 * 32 * 4096 * 2048 * 2  # K and V, 32 layers, 4096 wide, 2048 tokens, 2 bytes
+    floor = (weights + kv) / 2.039e12  # ≈ 7.0 ms at the datasheet HBM bandwidth
+    assert floor == pytest.approx(7.0e-3, rel=0.01)
+    assert floor <= out["tpot_s"] <= 1.5 * floor
+    assert out["ttft_s"] is None
+    assert out["tokens_per_s"] == pytest.approx(1 / out["tpot_s"])
+    assert out["bound"] == "memory:hbm"
+    assert {row["op"] for row in out["breakdown"]} >= {"qkv", "attention", "ffn_up", "ffn_down", "lm_head"}
+    assert sum(row["time_s"] for row in out["breakdown"]) == pytest.approx(out["step_s"])
+
+
+def test_memory_footprint_by_hand():
+    step = estimate_step(Scenario(model="llama-2-7b", hardware="a100-sxm-80gb", batch=4, context=1023))
+    assert step.memory.weights_bytes == 6_738_415_616 * 2
+    assert step.memory.kv_bytes == 4 * 1024 * 2 * 32 * 4096 * 2  # seqs × (context + new token) × K,V × layers × h
+    assert step.memory.capacity_bytes == 80 * 2**30
+
+
+def test_prefill_reports_ttft_and_prompt_tokens(cli):
+    out = _json(cli, "--model", "llama-3-8b", "--hardware", "h100-sxm", "--phase", "prefill", "--batch", "2",
+                "--prompt-len", "1024")
+    assert out["ttft_s"] == out["step_s"] and out["tpot_s"] is None
+    assert out["tokens_per_s"] == pytest.approx(2 * 1024 / out["step_s"])
+    assert out["bound"].startswith("compute:")
+
+
+def test_pangu_ep8_spreads_experts_over_the_eight_npus(cli):
+    out = _json(cli, "--model", "pangu-pro-moe", "--hardware", "atlas-800i-a2", "--ep", "8", "--weight-dtype", "int8",
+                "--phase", "decode", "--batch", "512", "--context", "2048")
+    assert out["devices"] == 8
+    assert out["parallelism"] == {"tp": 1, "pp": 1, "dp": 8, "ep": 8, "expert_tp": 1}
+    assert out["tokens_per_s_per_device"] == pytest.approx(out["tokens_per_s"] / 8)
+    ops = {row["op"] for row in out["breakdown"]}
+    assert {"ep_dispatch", "experts", "ep_combine", "shared_up"} <= ops
+    # each NPU holds 64 / 8 experts: routed weights 48 layers × 8 × 3·5120·1344 bytes at int8
+    r = resolve(Scenario(model="pangu-pro-moe", hardware="atlas-800i-a2", ep=8, weight_dtype="int8", batch=512))
+    moe = next(t.op for t in build_trace(r).ops if isinstance(t.op, MoE))
+    expert_bytes = next(o.bytes for o in moe.operands() if o.name == "experts")
+    assert expert_bytes == pytest.approx(moe.experts_touched / 8 * 3 * 5120 * 1344)
+    assert moe.experts_touched == pytest.approx(64, rel=1e-6)  # 512 tokens touch every expert
+
+
+def test_mixtral_fp16_does_not_fit_one_h100(cli):
+    result = cli("estimate", "--model", "mixtral-8x7b", "--hardware", "h100-sxm", "--phase", "decode", "--batch",
+                 "1", "--context", "2048", "--weight-dtype", "fp16")
+    assert result.code == 2
+    line = result.err.strip()
+    assert len(line.splitlines()) == 1
+    assert "does not fit" in line and "over by" in line
+    # 46.70B × 2 B = 86.99 GiB of weights against 80 GiB
+    assert "86.99 GiB" in line
+
+
+def test_tensor_parallel_trace_has_its_all_reduces():
+    r = resolve(Scenario(model="llama-3-70b", hardware="dgx-h100", tp=8, batch=64))
+    trace = build_trace(r)
+    reduces = [t for t in trace.ops if isinstance(t.op, Collective) and t.op.kind == "all_reduce"]
+    assert [t.op.label for t in reduces] == ["tp_all_reduce", "ffn_all_reduce"]
+    assert all(t.repeat == 80 and t.op.group == 8 for t in reduces)
+    assert reduces[0].op.size_bytes == 64 * 8192 * 2  # batch tokens × hidden × bf16
+    assert all(t.chips == tuple(range(8)) for t in trace.ops)
+
+
+def test_pipeline_stages_send_between_them():
+    r = resolve(Scenario(model="llama-2-7b", hardware="dgx-h100", pp=4, devices=4, batch=4))
+    trace = build_trace(r)
+    sends = [t for t in trace.ops if t.op.label == "pp_send"]
+    assert [t.stage for t in sends] == [1, 2, 3]
+    assert {t.repeat for t in trace.ops if t.op.label == "qkv"} == {8}
+
+
+def test_single_chip_spec_with_devices_builds_chips_over_its_link():
+    r = resolve(Scenario(model="llama-2-7b", hardware="h100-sxm", devices=2, tp=2))
+    assert r.system is not None and r.system.chips == 2
+    h100 = load_hardware("h100-sxm")
+    assert r.system.interconnect.bandwidth_per_direction == h100.links[0].bandwidth_per_direction
+    assert r.system.interconnect.links_per_member == h100.links[0].count
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["--hardware", "dgx-h100", "--tp", "3"], "must divide the 8 devices"),
+        (["--hardware", "dgx-h100", "--tp", "2", "--pp", "2", "--dp", "3"], "not the 8 devices"),
+        (["--hardware", "dgx-h100", "--pp", "3", "--devices", "6"], "must divide the 32 layers"),
+        (["--hardware", "dgx-h100", "--devices", "16"], "has 8 chips"),
+        (["--hardware", "stm32f746", "--devices", "2"], "declares no chip-to-chip links"),
+        (["--hardware", "dgx-h100", "--tp", "8", "--ep", "3"], "ep (3) × expert_tp"),
+        (["--hardware", "h100-sxm", "--weight-dtype", "int3"], "unknown dtype"),
+        (["--hardware", "h100-sxm", "--batch", "0"], "greater than 0"),
+        (["--hardware", "dgx-h100", "--batch", "4"], "smaller than dp"),
+    ],
+)
+def test_inconsistent_flags_exit_2(cli, argv, needle):
+    result = cli("estimate", "--model", "llama-2-7b", *argv)
+    assert result.code == 2, result.out
+    assert needle in result.err
+    assert len(result.err.strip().splitlines()) == 1
+
+
+def test_scenario_file_and_flag_override(cli, tmp_path):
+    path = tmp_path / "scenario.yaml"
+    path.write_text("model: llama-2-7b\nhardware: a100-sxm-80gb\nphase: decode\nbatch: 4\ncontext: 1024\n")
+    from_file = _json(cli, "--scenario", str(path))
+    assert from_file["batch"] == 4
+    overridden = _json(cli, "--scenario", str(path), "--batch", "8")
+    assert overridden["batch"] == 8
+    path.write_text("model: llama-2-7b\nhardware: a100-sxm-80gb\nbtach: 4\n")
+    result = cli("estimate", "--scenario", str(path))
+    assert result.code == 2 and "did you mean 'batch'" in result.err
+
+
+def test_lut_gemm_on_a_cpu_replaces_low_bit_gemms(cli):
+    out = _json(cli, "--model", "bitnet-b1.58-3b", "--hardware", "raspberry-pi-5", "--lut-gemm", "--phase", "decode",
+                "--context", "128")
+    bounds = {row["op"]: row["bound"] for row in out["breakdown"]}
+    assert bounds["qkv"] in ("lut", "memory:lpddr4x")
+    step = estimate_step(Scenario(model="bitnet-b1.58-3b", hardware="raspberry-pi-5", lut_gemm=True, context=128))
+    assert {type(t.op).__name__ for t in step.trace.ops} >= {"LutGemm", "Gemm"}  # the 16-bit LM head stays a GEMM
+
+
+def test_step_roofline_plots_every_op(cli, tmp_path):
+    out = tmp_path / "step.png"
+    result = cli("roofline", "--model", "llama-2-7b", "--hardware", "h100-sxm", "--batch", "8", "-o", str(out),
+                 "--format", "json")
+    assert result.code == 0, result.err
+    labels = {row["op"] for row in json.loads(result.out)}
+    assert {"qkv", "attention", "ffn_up", "lm_head"} <= labels
+    assert out.exists()
