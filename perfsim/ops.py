@@ -25,13 +25,14 @@ Size = Annotated[int, Field(gt=0)]
 FormatName = Annotated[str, AfterValidator(lambda name: resolve_format(name).name),
                        Field(description="a dtype (bf16, int8, ...) or quantisation scheme (q4_0, mxfp4)")]
 
-SOFTMAX_FLOPS = {"three_pass_recompute": 7, "three_pass_reload": 5, "two_pass": 6}
+SOFTMAX_FLOPS = {"three_pass_recompute": 7, "three_pass_reload": 5, "two_pass": 7, "single_pass": 5}
 """FLOP per element: recompute = max + (sub, exp, add) + (sub, exp, mul); reload = max + (sub, exp, add)
-+ mul; two-pass = (max-exponent, sub, exp, scale-add) + (exp, mul)."""
++ mul; two-pass = (exponent, sub, exp, scale-add) + (sub, exp, mul); single-pass = max, sub, exp, add, mul."""
 SOFTMAX_PASSES = {  # (element reads of x or y, element writes of y)
     "three_pass_recompute": (3, 1),
     "three_pass_reload": (3, 2),
     "two_pass": (2, 1),
+    "single_pass": (1, 1),
 }
 NORM_FLOPS = {"rmsnorm": 4, "layernorm": 7}
 """FLOP per element: rmsnorm = square, add, scale, gain; layernorm = add, sub, square, add, scale, gain, bias."""
@@ -208,7 +209,9 @@ class Softmax(OpBase):
 
     three_pass_recompute reads x three times and writes y once; three_pass_reload reads
     x twice, writes exp(x − max) to y, and reads and rewrites y; two_pass carries the
-    running sum as (mantissa, exponent) pairs, so it reads x twice and writes y once.
+    running sum as (mantissa, exponent) pairs, so it reads x twice and writes y once;
+    single_pass holds each row on chip (a GPU kernel whose row fits its registers or shared
+    memory, as MLX's does for rows up to 4096), reading x once and writing y once.
     `write_allocate`: each written line is first read into cache (a normal store on x86),
     adding one read per write.
     """
@@ -217,7 +220,8 @@ class Softmax(OpBase):
     rows: Size
     cols: Size
     dtype: FormatName = "fp32"
-    variant: Literal["three_pass_recompute", "three_pass_reload", "two_pass"] = "three_pass_recompute"
+    variant: Literal["three_pass_recompute", "three_pass_reload", "two_pass", "single_pass"] = \
+        "three_pass_recompute"
     write_allocate: bool = True
 
     @property
@@ -326,6 +330,19 @@ class MoE(OpBase):
         return "matrix"
 
 
+def routing_imbalance(expert_load: list[int] | tuple[int, ...], ep: int) -> float:
+    """MoE.imbalance from a routing sample: the busiest of `ep` ranks' token-expert pairs over the mean.
+
+    Experts are placed on ranks in contiguous blocks of len(expert_load) / ep, as the trace places them.
+    """
+    if len(expert_load) % ep:
+        raise PerfsimError(f"ep ({ep}) must divide the {len(expert_load)} experts")
+    block = len(expert_load) // ep
+    loads = [sum(expert_load[r * block:(r + 1) * block]) for r in range(ep)]
+    mean = sum(loads) / ep
+    return max(loads) / mean if mean else 1.0
+
+
 class LutGemm(OpBase):
     """T-MAC table-lookup GEMM: Y[m, n] = X[m, k] @ W[k, n] with `weight_bits`-bit weights.
 
@@ -333,7 +350,10 @@ class LutGemm(OpBase):
     activations a table of 2^g partial sums is built once per row of X, then every
     (plane, group, column) looks up one entry and adds it: m·n·(k/g)·bits lookups.
     Tables are `table_dtype` (int8 in T-MAC's fast path); `flops` reports the dense
-    GEMM's 2·m·n·k so rooflines compare like with like.
+    GEMM's 2·m·n·k so rooflines compare like with like. `simd_ops_per_lookup` is the
+    kernel's instruction mix: T-MAC's NEON kernel (tbl_g4_int8_float_update_impl with its
+    widening adder) spends, per 16 bytes of packed indices = 32 lookups, one shift, one
+    mask, two TBL and four widening adds: 8 SIMD instructions, 0.25 per lookup.
     """
 
     kind: Literal["lut_gemm"] = "lut_gemm"
@@ -344,6 +364,7 @@ class LutGemm(OpBase):
     group_size: Size = 4
     table_dtype: FormatName = "int8"
     dtype: FormatName = "fp16"
+    simd_ops_per_lookup: float = Field(0.25, gt=0)
 
     @model_validator(mode="after")
     def _groups(self) -> LutGemm:
