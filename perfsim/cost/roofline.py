@@ -58,10 +58,13 @@ def _instances(device: Device, level: MemoryLevel) -> int:
 
 
 def level_bandwidth(device: Device, level: MemoryLevel) -> float:
-    """Sustained bytes/s of a level across all its instances on the chip."""
+    """Sustained bytes/s of a level across all its instances on the chip, capped by what its cores can draw."""
     instances = _instances(device, level)
     efficiency = device.calibration.memory_efficiency.get(level.name)
-    return level.bandwidth * instances * (efficiency.value if efficiency else 1.0)
+    bandwidth = level.bandwidth * instances * (efficiency.value if efficiency else 1.0)
+    per_core = device.calibration.core_bandwidth.get(level.name)
+    cores = getattr(device, "cores", None)
+    return min(bandwidth, per_core.value * cores) if per_core and cores else bandwidth
 
 
 def level_capacity(device: Device, level: MemoryLevel) -> float:
@@ -101,8 +104,8 @@ def roofline(op: OpBase, device: Device, cache: Cache = "cold") -> OpCost:
 
 
 def _table_lookup(op: LutGemm, device) -> dict[str, float]:
-    """T-MAC on a CPU: lookups at the table-lookup issue rate; table builds on the vector units."""
-    lut = device.lut
-    lookups_per_s = lut.lookups_per_cycle_per_core * device.cores * device.clock.peak * _clock_scale(device)
+    """T-MAC on a CPU: the kernel's SIMD instructions per lookup at the SIMD issue rate; table builds on the
+    vector units."""
+    issue_per_s = device.lut.simd_issue_per_cycle_per_core * device.cores * device.clock.peak * _clock_scale(device)
     dtype, rate = compute_rate(device, "vector", op.dtype)
-    return {"lut": op.lookups / lookups_per_s, f"compute:{dtype}": op.table_build_adds / rate}
+    return {"lut": op.lookups * op.simd_ops_per_lookup / issue_per_s, f"compute:{dtype}": op.table_build_adds / rate}

@@ -122,6 +122,8 @@ class DeviceCalibration(Spec):
     sustained_clock: Calibrated[Hertz] | None = None
     compute_efficiency: Calibrated[Fraction] | None = None
     memory_efficiency: dict[Name, Calibrated[Fraction]] = {}
+    core_bandwidth: dict[Name, Calibrated[BytesPerSecond]] = Field(
+        {}, description="bytes/s one core can draw from a level (CPUs: a core cannot saturate DRAM alone)")
     op_overhead: Calibrated[Seconds] | None = None
     usable_memory_fraction: Calibrated[Fraction] | None = None
 
@@ -148,9 +150,10 @@ class DeviceBase(Spec):
             raise ValueError(f"memory level names must be unique, got {names}")
         if self.main_memory is not None and self.main_memory not in names:
             raise ValueError(f"main_memory '{self.main_memory}' is not a memory level (levels: {', '.join(names)})")
-        unknown = set(self.calibration.memory_efficiency) - set(names)
-        if unknown:
-            raise ValueError(f"calibration.memory_efficiency names unknown levels {sorted(unknown)}")
+        for field in ("memory_efficiency", "core_bandwidth"):
+            unknown = set(getattr(self.calibration, field)) - set(names)
+            if unknown:
+                raise ValueError(f"calibration.{field} names unknown levels {sorted(unknown)}")
         return self
 
     @property

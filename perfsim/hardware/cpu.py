@@ -8,15 +8,21 @@ from perfsim.hardware.common import Count, DeviceBase, Source, Spec
 
 
 class TableLookup(Spec):
-    """Table-lookup issue rate used by T-MAC-style low-bit GEMV (e.g. NEON TBL, AVX-512 VPSHUFB).
+    """The SIMD issue rate a T-MAC-style table-lookup kernel runs on (NEON TBL, AVX2/AVX-512 VPSHUFB).
 
-    `lookups_per_cycle_per_core`: 8-bit table entries looked up per cycle per core;
-    `table_entries`: entries one lookup instruction indexes (16 for a 4-bit index).
+    `simd_issue_per_cycle_per_core`: SIMD instructions per cycle per core on the pipes that
+    execute the lookup (TBL or PSHUFB) and its shifts, masks and adds; `lookups_per_instruction`:
+    8-bit table entries one lookup instruction returns (16 for a 128-bit register).
     """
 
-    lookups_per_cycle_per_core: Annotated[float, Field(gt=0)]
-    table_entries: Count = 16
+    simd_issue_per_cycle_per_core: Annotated[float, Field(gt=0)]
+    lookups_per_instruction: Count = 16
     source: Source
+
+    @property
+    def lookups_per_cycle_per_core(self) -> float:
+        """The lookup-instruction-only ceiling, with every SIMD slot issuing a lookup."""
+        return self.simd_issue_per_cycle_per_core * self.lookups_per_instruction
 
 
 class Cpu(DeviceBase):

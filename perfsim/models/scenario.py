@@ -32,6 +32,7 @@ class Scenario(Spec):
     model: str = Field(description="model name or path to a model YAML")
     hardware: str = Field(description="hardware name or path (a device or a system)")
     devices: Count | None = Field(None, description="chips to use (default: the system's chips, or 1)")
+    cores: Count | None = Field(None, description="CPU or MCU cores (threads) to run on (default: all)")
     tp: Count = Field(1, description="tensor-parallel degree of attention and dense layers")
     pp: Count = Field(1, description="pipeline-parallel stages")
     dp: Count | None = Field(None, description="data-parallel replicas (default: devices / (tp·pp))")
@@ -92,11 +93,16 @@ class Resolved:
         return s.prompt_len if s.phase == "prefill" else s.context + 1
 
 
-def resolve(scenario: Scenario) -> Resolved:
-    """Load the specs and pin the parallel degrees. Raise PerfsimError on inconsistent flags."""
+def resolve(scenario: Scenario, hardware: Device | System | None = None) -> Resolved:
+    """Load the specs and pin the parallel degrees. Raise PerfsimError on inconsistent flags.
+
+    `hardware` overrides the spec `scenario.hardware` names (a spec at one end of its ranges).
+    """
     model = load_model(scenario.model)
-    hardware = load_hardware(scenario.hardware)
+    hardware = hardware or load_hardware(scenario.hardware)
     chip = hardware.device if isinstance(hardware, System) else hardware
+    if scenario.cores is not None:
+        chip = with_cores(chip, scenario.cores)
     devices = scenario.devices or hardware.chips
     system = _system(hardware, devices) if devices > 1 else None
     par = parallelism(scenario, devices, model)
@@ -131,6 +137,17 @@ def parallelism(s: Scenario, devices: int, model: ModelSpec) -> Parallelism:
     if s.batch < dp:
         raise PerfsimError(f"batch ({s.batch}) is smaller than dp ({dp}): some replicas would idle")
     return Parallelism(devices, tp, s.pp, dp, ep, expert_tp)
+
+
+def with_cores(chip: Device, cores: int) -> Device:
+    """A CPU or MCU limited to `cores` of its cores: per-core units and table lookups scale, bandwidth does not."""
+    available = getattr(chip, "cores", None)
+    if chip.kind not in ("cpu", "mcu") or available is None:
+        raise PerfsimError(f"cores applies to CPUs and MCUs; {chip.name} is a {chip.kind}")
+    if cores > available:
+        raise PerfsimError(f"{chip.name} has {available} cores; {cores} requested")
+    units = [u.model_copy(update={"cores": min(cores, u.cores)}) if u.cores else u for u in chip.compute]
+    return chip.model_copy(update={"cores": cores, "compute": units})
 
 
 def _system(hardware: Device | System, devices: int) -> System:

@@ -12,6 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from perfsim.cost import Cache, OpCost, cost
+from perfsim.hardware import Device, System
 from perfsim.models.footprint import Footprint, check_fits, footprint
 from perfsim.models.scenario import Resolved, Scenario, resolve
 from perfsim.models.trace import Trace, build_trace
@@ -82,9 +83,13 @@ class StepEstimate:
         }
 
 
-def estimate_step(scenario: Scenario | Resolved, cache: Cache = "cold") -> StepEstimate:
-    """Estimate one step; Raise PerfsimError if the scenario is inconsistent or does not fit."""
-    r = scenario if isinstance(scenario, Resolved) else resolve(scenario)
+def estimate_step(scenario: Scenario | Resolved, cache: Cache = "cold", hardware: Device | System | None = None,
+                  ) -> StepEstimate:
+    """Estimate one step; Raise PerfsimError if the scenario is inconsistent or does not fit.
+
+    `hardware` overrides the spec the scenario names (e.g. a spec at one end of its ranges).
+    """
+    r = scenario if isinstance(scenario, Resolved) else resolve(scenario, hardware)
     memory = footprint(r)
     check_fits(r, memory)
     trace = build_trace(r)

@@ -71,7 +71,7 @@ def _send(r: Resolved) -> OpBase:
 
 def _linear(r: Resolved, name: str, m: int, k: int, n: int, weight_dtype: str | None = None) -> OpBase:
     act, weights = r.scenario.activation_dtype, weight_dtype or r.weight_dtype
-    if r.scenario.lut_gemm and resolve_format(weights).bits_per_element <= 4:
+    if r.scenario.lut_gemm and resolve_format(weights).storage_bits <= 4:
         return LutGemm(name=name, m=m, n=n, k=k, weight_dtype=weights, dtype=act)
     return Gemm(name=name, m=m, n=n, k=k, dtype=act, weight_dtype=weights, weight_shared=True)
 

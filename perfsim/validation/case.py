@@ -1,0 +1,83 @@
+"""The validation case format: a published measurement, the workload behind it, and how it is used.
+
+Roles: `validation` cases are predictions counted in the error summary; `calibration`
+cases set a spec field (reported, never counted); `identity` cases follow from counting
+alone. `rule` fixes any knob the source left unstated, before anyone runs the model.
+A case the model cannot express yet names the mechanism it lacks in `unsupported`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from perfsim.hardware.common import Source, Spec
+from perfsim.specfile import read_yaml, shown, validate
+
+METRICS = ("latency_s", "ttft_s", "tpot_s", "tokens_per_s", "tokens_per_s_per_device", "flops_per_s",
+           "bus_bandwidth_bytes_per_s", "link_bandwidth_bytes_per_s", "memory_bandwidth_bytes_per_s",
+           "intensity_flop_per_byte", "mac_per_cycle", "speedup", "fits")
+Metric = Literal["latency_s", "ttft_s", "tpot_s", "tokens_per_s", "tokens_per_s_per_device", "flops_per_s",
+                 "bus_bandwidth_bytes_per_s", "link_bandwidth_bytes_per_s", "memory_bandwidth_bytes_per_s",
+                 "intensity_flop_per_byte", "mac_per_cycle", "speedup", "fits"]
+
+
+class Workload(Spec):
+    """What ran: an op string (as `estimate --op` takes it) or a scenario (as `--scenario` takes it)."""
+
+    op: str | None = None
+    scenario: dict[str, Any] | None = None
+    cache: Literal["cold", "warm"] = "cold"
+
+    @model_validator(mode="after")
+    def _one(self) -> Workload:
+        if (self.op is None) == (self.scenario is None):
+            raise ValueError("give exactly one of 'op' or 'scenario'")
+        return self
+
+
+class Case(Spec):
+    """One published number. For `speedup`, `versus` is the baseline: predicted = time(versus) / time(workload)."""
+
+    id: str = Field(pattern=r"^[A-Z0-9][A-Za-z0-9.-]*$")
+    source: Source
+    hardware: str
+    workload: Workload
+    versus: Workload | None = None
+    metric: Metric
+    published: float
+    status: Literal["verified", "unverified"]
+    role: Literal["validation", "calibration", "identity"]
+    rule: str = ""
+    unsupported: str | None = Field(None, description="why the model cannot predict it yet, and the missing mechanism")
+
+    @model_validator(mode="after")
+    def _speedup_has_baseline(self) -> Case:
+        if (self.metric == "speedup") != (self.versus is not None):
+            raise ValueError("metric 'speedup' needs 'versus' (the baseline workload), and only it does")
+        return self
+
+
+class CaseFile(Spec):
+    cases: list[Case] = Field(min_length=1)
+
+
+CASE_DIR = Path(__file__).resolve().parents[2] / "validation"
+
+
+def load_cases(paths: list[Path] | None = None) -> list[Case]:
+    """Cases from `paths` (default: every shipped file). Raise PerfsimError on bad input or duplicate ids."""
+    from perfsim.errors import PerfsimError
+
+    files = paths or sorted(CASE_DIR.glob("*.yaml"))
+    cases: list[Case] = []
+    for path in files:
+        cases += validate(CaseFile, read_yaml(path), str(shown(path))).cases
+    seen: set[str] = set()
+    for case in cases:
+        if case.id in seen:
+            raise PerfsimError(f"case id {case.id} appears twice")
+        seen.add(case.id)
+    return cases

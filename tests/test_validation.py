@@ -1,0 +1,124 @@
+"""perfsim validate: every published case encoded, honest summaries, and guards against tuning."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from perfsim.hardware import SPEC_DIR
+from perfsim.models import WORKLOAD_DIR
+from perfsim.validation.case import CASE_DIR, load_cases
+from perfsim.validation.report import markdown, validation_report
+
+ROOT = Path(__file__).resolve().parents[1]
+PUBLISHED = ROOT.parent / "shared" / "validation" / "published_cases.md"
+# every id in shared/validation/published_cases.md; multi-value cases as ID-<suffix>
+IDS = {
+    "TMAC-01", "TMAC-05", "TMAC-05-1t", "TMAC-06", "MLX-01", "MLX-02", "MLX-03", "MLX-04", "MLX-06-m2-ultra",
+    "MLX-06-m2", "MLX-06-m1-pro", "MLX-06-m3-max", "AMD-01", "CAL-RCCL-MI300X-8B", "CAL-RCCL-MI300X-16G", "RCCL-1M",
+    "CAL-XGMI-MI300X", "CAL-HBM-H100", "CAL-HBM-A100", "SMX-01", "DX-03", "DX-04", "KVP-01", "KVP-02", "ODL-02",
+    "ODL-03", "PN-01", "WAF-01-wse2", "WAF-01-a100", "WAF-03", "PG-01", "PG-02", "PG-02-b1",
+}
+REPORT = validation_report()
+
+
+def test_every_published_id_is_encoded():
+    ids = {row["id"] for row in REPORT["cases"]}
+    assert ids == IDS
+    if PUBLISHED.exists():  # the shared list beside the clone, when present
+        listed = set(re.findall(r"\|\s*((?:[A-Z]+-)+[0-9A-Z]+)\s*\|", PUBLISHED.read_text()))
+        assert all(any(i == j or i.startswith(j + "-") for i in ids) for j in listed), listed
+
+
+def test_json_contract(cli):
+    result = cli("validate", "--format", "json")
+    assert result.code == 0
+    data = json.loads(result.out)
+    for row in data["cases"]:
+        assert {"id", "predicted", "predicted_low", "predicted_high", "published", "rel_error", "role", "status",
+                "result", "bound"} <= set(row)
+        assert row["result"] in ("ok", "unsupported", "error")
+    assert {"median_abs_rel_error", "p90_abs_rel_error", "n_validation", "n_unsupported"} <= set(data["summary"])
+
+
+def test_unsupported_cases_name_their_missing_mechanism():
+    unsupported = [r for r in REPORT["cases"] if r["result"] == "unsupported"]
+    assert len(unsupported) <= 8
+    assert all("needs" in r["reason"] for r in unsupported)
+    assert REPORT["summary"]["n_error"] == 0
+
+
+def test_first_pass_error_budget():
+    summary = REPORT["summary"]
+    assert summary["n_validation"] >= 20
+    assert summary["median_abs_rel_error"] <= 0.25
+    assert summary["worst_factor_off"] <= 3.0
+
+
+def test_calibration_cases_reproduce_their_calibration_points():
+    for row in REPORT["cases"]:
+        if row["role"] == "calibration":
+            assert abs(row["rel_error"]) <= 0.10, row["id"]
+
+
+def test_ranges_give_a_band():
+    pg = next(r for r in REPORT["cases"] if r["id"] == "PG-01")  # Ascend 910B: a SKU range of clocks and peaks
+    assert pg["predicted_low"] < pg["predicted_high"]
+    assert pg["predicted_low"] <= pg["predicted"] <= pg["predicted_high"]
+
+
+def test_no_spec_names_a_validation_case():
+    validation_ids = {c.id for c in load_cases() if c.role == "validation"}
+    for path in [*SPEC_DIR.glob("*.yaml"), *WORKLOAD_DIR.glob("*.yaml")]:
+        text = path.read_text()
+        named = {i for i in validation_ids if re.search(rf"(?<![\w-]){re.escape(i)}(?![\w-])", text)}
+        assert not named, f"{path.name} names validation case(s) {named}"
+
+
+def test_case_ids_named_by_calibrations_are_calibration_cases():
+    roles = {c.id: c.role for c in load_cases()}
+    for path in SPEC_DIR.glob("*.yaml"):
+        for named in re.findall(r"\b((?:CAL|AMD)-[A-Z0-9-]+)", path.read_text()):
+            base = next((i for i in roles if i == named or i.startswith(named + "-")), None)
+            assert base is not None and roles[base] == "calibration", f"{path.name}: {named}"
+
+
+def test_docs_report_is_current():
+    committed = (ROOT / "docs" / "validation" / "report.md").read_text()
+    assert committed == markdown(REPORT), "run `perfsim validate -o docs/validation`"
+
+
+def test_output_dir_and_plot(cli, tmp_path):
+    result = cli("validate", str(CASE_DIR / "amd_mi300x.yaml"), "-o", str(tmp_path / "out"))
+    assert result.code == 0
+    written = {p.name for p in (tmp_path / "out").iterdir()}
+    assert written == {"report.json", "report.csv", "report.md", "predicted_vs_published.png"}
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("cases:\n  - id: X-1\n    sorce: s\n", "did you mean 'source'"),
+        ("cases: [1, 2\n", "malformed YAML"),
+        ("cases:\n  - {id: X-1, source: paper, hardware: h100-sxm, workload: {op: 'gemm m=1 n=1 k=1'},"
+         " metric: speedup, published: 1, status: verified, role: validation}\n", "needs 'versus'"),
+    ],
+)
+def test_bad_case_files_exit_2(cli, tmp_path, text, needle):
+    path = tmp_path / "cases.yaml"
+    path.write_text(text)
+    result = cli("validate", str(path))
+    assert result.code == 2
+    assert needle in result.err
+    assert len(result.err.strip().splitlines()) == 1
+
+
+def test_a_case_with_a_bad_workload_is_reported_as_error(cli, tmp_path):
+    path = tmp_path / "cases.yaml"
+    path.write_text("cases:\n  - {id: X-1, source: a paper, hardware: h100-sxm, workload: {op: 'gemm m=1 n=1'},"
+                    " metric: latency_s, published: 1, status: verified, role: validation}\n")
+    result = cli("validate", str(path), "--format", "json")
+    assert result.code == 0
+    row = json.loads(result.out)["cases"][0]
+    assert row["result"] == "error" and "k: missing" in row["reason"]
