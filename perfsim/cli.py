@@ -170,14 +170,30 @@ def _estimate(args: argparse.Namespace) -> str:
         if args.model or args.scenario:
             raise PerfsimError("give either --op or --model/--scenario, not both")
         return _estimate_op(args)
+    from pathlib import Path
+
+    from perfsim.engine.export import write_timeline
+    from perfsim.models.scenario import resolve
     from perfsim.models.step import estimate_step
 
-    summary = estimate_step(_scenario(args), args.cache).summary()
+    resolved = resolve(_scenario(args))
+    engine = args.engine or ("des" if resolved.par.devices > 1 else "analytic")
+    if args.timeline and engine != "des":
+        raise PerfsimError("--timeline needs --engine des")
+    step = estimate_step(resolved, args.cache, engine=engine)
+    if args.timeline:
+        title = f"{resolved.model.name} {resolved.scenario.phase} on {step.summary()['hardware']}"
+        try:
+            write_timeline(step.schedule.timeline(), Path(args.timeline), title)
+        except OSError as err:
+            raise PerfsimError(f"cannot write to {args.timeline}: {err.strerror}") from None
+    summary = step.summary()
     if args.format == "json":
         return render(summary, "json")
     if args.format == "csv":
         return render(summary["breakdown"], "csv")
-    head = {k: v for k, v in summary.items() if k not in ("breakdown", "memory", "parallelism")}
+    head = {k: v for k, v in summary.items()
+            if k not in ("breakdown", "memory", "parallelism", "utilisation", "critical_path_s")}
     head.update({f"{k}": v for k, v in summary["parallelism"].items()})
     return f"{render([head], 'table')}\n\n{render(summary['breakdown'], 'table')}"
 
@@ -331,6 +347,11 @@ def build_parser() -> argparse.ArgumentParser:
     estimate.add_argument("--op", metavar="OP", help='e.g. "gemm m=4096 n=4096 k=4096 dtype=bf16"')
     estimate.add_argument("--cache", choices=["cold", "warm"], default="cold",
                           help="cold: operands come from main memory; warm: one that fits a cache is read from it")
+    estimate.add_argument("--engine", choices=["analytic", "des"],
+                          help="analytic: add op costs; des: discrete-event simulation with contention and overlap "
+                               "(default: des on several chips, analytic on one)")
+    estimate.add_argument("--timeline", metavar="DIR",
+                          help="with des: write DIR/trace.json (Chrome trace), DIR/gantt.png, DIR/timeline.csv")
     _add_scenario_flags(estimate)
 
     roof = add(commands, "roofline", _roofline, "draw a roofline with ops (or every op of a model step) as points")

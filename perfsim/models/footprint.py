@@ -3,7 +3,7 @@
 - weights: each layer's attention and dense FFN split tp ways, routed experts split
   ep · expert_tp ways, shared experts tp ways; embedding on the first stage and LM head
   on the last, vocab-parallel over tp. The heaviest stage sets the figure.
-- KV cache: per sequence of the replica, kv_len tokens × 2 (K and V) × the chip's KV
+- KV cache: per sequence of the replica (all its micro-batches), kv_len tokens × 2 (K and V) × the chip's KV
   heads × head_dim, for the stage's layers.
 - activations: one layer's transient working set, tokens × (4·hidden + 3·local FFN).
 """
@@ -52,7 +52,8 @@ def footprint(r: Resolved) -> Footprint:
             local = (p.attention + p.dense_ffn + p.shared) / par.tp + p.experts / (par.ep * par.expert_tp)
             weights += count * (local + p.router + p.norms) * weight_bits
             kv_local = max(1, model.layer_kv_heads(i) // par.tp)
-            kv += count * r.seqs_per_replica * r.kv_len * 2 * kv_local * model.dim_per_head * kv_bits
+            kv += count * r.seqs_per_replica * r.scenario.micro_batches * r.kv_len * 2 * kv_local \
+                * model.dim_per_head * kv_bits
             ffn_local = (model.moe.expert_ffn if model.is_moe_layer(i) and model.moe else model.layer_ffn(i)) / par.tp
             act = max(act, r.tokens_per_replica * (4 * model.hidden + 3 * ffn_local) * act_bits)
         if stage == 0:

@@ -40,6 +40,7 @@ class Scenario(Spec):
     expert_tp: Count | None = Field(None, description="tensor-parallel degree inside each expert")
     phase: Literal["prefill", "decode"] = Field("decode", description="prefill (TTFT) or one decode step (TPOT)")
     batch: Count = Field(1, description="global number of concurrent sequences")
+    micro_batches: Count = Field(1, description="pipeline micro-batches per step, each batch / micro_batches")
     prompt_len: Count = Field(512, description="prompt tokens per sequence (prefill)")
     context: Count = Field(2048, description="tokens already in each sequence's KV cache (decode)")
     weight_dtype: str | None = Field(None, description="weight dtype or quant scheme (default: the model's)")
@@ -81,7 +82,8 @@ class Resolved:
 
     @property
     def seqs_per_replica(self) -> int:
-        return -(-self.scenario.batch // self.par.dp)
+        """Sequences one DP replica carries in one micro-batch."""
+        return -(-self.scenario.batch // (self.par.dp * self.scenario.micro_batches))
 
     @property
     def q_len(self) -> int:
@@ -134,8 +136,9 @@ def parallelism(s: Scenario, devices: int, model: ModelSpec) -> Parallelism:
         raise PerfsimError(f"pp ({s.pp}) must divide the {model.layers} layers of {model.name}")
     if model.moe and model.moe.experts % ep:
         raise PerfsimError(f"ep ({ep}) must divide the {model.moe.experts} experts of {model.name}")
-    if s.batch < dp:
-        raise PerfsimError(f"batch ({s.batch}) is smaller than dp ({dp}): some replicas would idle")
+    if s.batch < dp * s.micro_batches:
+        raise PerfsimError(f"batch ({s.batch}) is smaller than dp ({dp}) × micro_batches ({s.micro_batches}): "
+                           "some replicas would idle")
     return Parallelism(devices, tp, s.pp, dp, ep, expert_tp)
 
 

@@ -1,21 +1,26 @@
-"""The analytical step estimate: every op of the trace costed and added up along the chain.
+"""The step estimate: every op of the trace costed, then added up (analytic) or simulated (des).
 
-step_s = Σ repeat × op time over the trace (ops of one stage run one after another,
-stages one after another; the discrete-event engine adds overlap later). Prefill:
-ttft_s = step_s and tokens/s counts prompt tokens; decode: tpot_s = step_s and each
-sequence gains one token per step.
+analytic: step_s = micro_batches × Σ repeat × op time (ops of one stage one after another,
+stages one after another, no overlap). des: the discrete-event engine runs the same ops
+with contention and overlap; step_s is its makespan. Prefill: ttft_s = step_s and tokens/s
+counts prompt tokens; decode: tpot_s = step_s and each sequence gains one token per step.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Literal
 
 from perfsim.cost import Cache, OpCost, cost
+from perfsim.engine.simulate import Schedule, simulate
+from perfsim.engine.tasks import tasks_from_trace
 from perfsim.hardware import Device, System
 from perfsim.models.footprint import Footprint, check_fits, footprint
 from perfsim.models.scenario import Resolved, Scenario, resolve
 from perfsim.models.trace import Trace, build_trace
+
+Engine = Literal["analytic", "des"]
 
 
 @dataclass(frozen=True)
@@ -24,10 +29,22 @@ class StepEstimate:
     trace: Trace
     costs: list[OpCost]
     memory: Footprint
+    schedule: Schedule | None = None
+
+    @property
+    def analytic_s(self) -> float:
+        """Every op one after another, added in execution order (overhead, then the op) as the engine does."""
+        total = 0.0
+        for _ in range(self.resolved.scenario.micro_batches):
+            for c, t in zip(self.costs, self.trace.ops, strict=True):
+                overhead, busiest = c.overhead_s, c.busiest[1]
+                for _ in range(t.repeat):
+                    total = total + overhead + busiest
+        return total
 
     @property
     def step_s(self) -> float:
-        return sum(c.time_s * t.repeat for c, t in zip(self.costs, self.trace.ops, strict=True))
+        return self.schedule.makespan_s if self.schedule else self.analytic_s
 
     @property
     def tokens(self) -> int:
@@ -68,6 +85,7 @@ class StepEstimate:
             "hardware": r.system.name if r.system else r.chip.name,
             "devices": r.par.devices,
             "parallelism": {k: getattr(r.par, k) for k in ("tp", "pp", "dp", "ep", "expert_tp")},
+            "engine": "des" if self.schedule else "analytic",
             "phase": s.phase,
             "batch": s.batch,
             "step_s": step,
@@ -80,11 +98,22 @@ class StepEstimate:
                        "activation_bytes": self.memory.activation_bytes, "capacity_bytes": self.memory.capacity_bytes},
             "bound": self.bound,
             "breakdown": self.breakdown(),
+            **(self._des_summary() if self.schedule else {}),
         }
+
+    def _des_summary(self) -> dict[str, object]:
+        """Utilisation per resource, the busiest resource's seconds, and critical-path seconds per op."""
+        schedule = self.schedule
+        assert schedule is not None
+        on_path: dict[str, float] = defaultdict(float)
+        for i in schedule.critical_path():
+            on_path[schedule.tasks[i].name] += schedule.end_s[i] - schedule.start_s[i]
+        return {"analytic_step_s": self.analytic_s, "busiest_resource_s": schedule.busiest_resource_s(),
+                "utilisation": schedule.utilisation(), "critical_path_s": dict(on_path)}
 
 
 def estimate_step(scenario: Scenario | Resolved, cache: Cache = "cold", hardware: Device | System | None = None,
-                  ) -> StepEstimate:
+                  engine: Engine = "analytic") -> StepEstimate:
     """Estimate one step; Raise PerfsimError if the scenario is inconsistent or does not fit.
 
     `hardware` overrides the spec the scenario names (e.g. a spec at one end of its ranges).
@@ -93,5 +122,6 @@ def estimate_step(scenario: Scenario | Resolved, cache: Cache = "cold", hardware
     memory = footprint(r)
     check_fits(r, memory)
     trace = build_trace(r)
-    hardware = r.system or r.chip
-    return StepEstimate(r, trace, [cost(t.op, hardware, cache) for t in trace.ops], memory)
+    costs = [cost(t.op, r.system or r.chip, cache) for t in trace.ops]
+    schedule = simulate(tasks_from_trace(trace, costs, r.scenario.micro_batches)) if engine == "des" else None
+    return StepEstimate(r, trace, costs, memory, schedule)

@@ -1,0 +1,77 @@
+"""Processor sharing on simpy: flows that share resources progress at the pace of their most-shared one.
+
+A flow demands `d_k` seconds of each resource k (its time on k when alone). With n_k
+flows on k, each gets 1/n_k of it, so a flow needs max_k n_k · d_k seconds per unit of
+its work (its slowdown); alone it finishes in max_k d_k — the roofline, exactly. Rates
+are recomputed on every arrival and departure, and only the next completion is scheduled.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import simpy
+
+EPSILON = 1e-9  # work fraction below which a flow counts as done (float round-off of the schedule)
+
+
+@dataclass(eq=False)
+class Flow:
+    """Demand seconds per resource, the fraction of work left, and the seconds one unit of work now takes."""
+
+    demands: dict[str, float]
+    done: simpy.Event
+    remaining: float = 1.0
+    slowdown: float = 0.0
+
+
+class FluidPool:
+    """All processor-shared resources of one simulation (memory levels and links of every chip)."""
+
+    def __init__(self, env: simpy.Environment) -> None:
+        self.env = env
+        self.flows: list[Flow] = []
+        self._last = env.now
+        self._version = 0
+
+    def run(self, demands: dict[str, float]) -> simpy.Event:
+        """Start a flow; the returned event fires when it completes. Raise ValueError on a negative demand."""
+        if any(d < 0 for d in demands.values()):
+            raise ValueError(f"negative demand in {demands}")
+        active = {k: d for k, d in demands.items() if d > 0}
+        flow = Flow(active, self.env.event())
+        if not active:
+            flow.done.succeed()
+            return flow.done
+        self._advance()
+        self.flows.append(flow)
+        self._reschedule()
+        return flow.done
+
+    def _advance(self) -> None:
+        elapsed = self.env.now - self._last
+        if elapsed > 0:
+            for f in self.flows:
+                f.remaining -= elapsed / f.slowdown
+        self._last = self.env.now
+
+    def _reschedule(self) -> None:
+        users = Counter(k for f in self.flows for k in f.demands)
+        for f in self.flows:
+            f.slowdown = max(users[k] * d for k, d in f.demands.items())
+        self._version += 1
+        if self.flows:
+            delay = max(0.0, min(f.remaining * f.slowdown for f in self.flows))
+            self.env.process(self._wake(delay, self._version))
+
+    def _wake(self, delay: float, version: int):
+        yield self.env.timeout(delay)
+        if version != self._version:
+            return
+        self._advance()
+        finished = [f for f in self.flows if f.remaining <= EPSILON]
+        for f in finished:
+            self.flows.remove(f)
+            f.done.succeed()
+        self._reschedule()
