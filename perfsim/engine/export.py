@@ -42,10 +42,10 @@ def gantt(timeline: pd.DataFrame, title: str) -> Figure:
     ax.set_yticks(range(len(rows)), [f"chip {c} {s}" for c, s in rows], fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel("time [ms]")
-    ax.set_title(title)
+    fig.suptitle(title)
     for kind, colour in BOUND_COLOURS.items():
         ax.bar(0, 0, color=colour, label=f"{kind}-bound")
-    ax.legend(loc="upper right", fontsize=7, ncols=len(BOUND_COLOURS))
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), fontsize=7, ncols=len(BOUND_COLOURS), frameon=False)
     ax.grid(True, axis="x", alpha=0.3)
     fig.tight_layout()
     return fig
