@@ -218,22 +218,26 @@ def _estimate_op(args: argparse.Namespace) -> str:
     return render(_flat_record(record), args.format)
 
 
-def _scenario(args: argparse.Namespace):
-    """A Scenario from --scenario FILE overlaid with the flags given on the command line."""
+SERVE_EXCLUDES = ("phase", "batch", "prompt_len", "context", "micro_batches")
+
+
+def _scenario(args: argparse.Namespace, exclude: tuple[str, ...] = ()):
+    """A Scenario from --scenario FILE overlaid with the flags given on the command line (but `exclude`)."""
     from pathlib import Path
 
     from perfsim.models.scenario import Scenario
     from perfsim.specfile import read_yaml, validate
 
     data = read_yaml(Path(args.scenario)) if args.scenario else {}
-    data.update({name: getattr(args, name) for name in Scenario.model_fields if getattr(args, name) is not None})
+    data.update({name: getattr(args, name) for name in Scenario.model_fields
+                 if name not in exclude and getattr(args, name, None) is not None})
     for required in ("model", "hardware"):
         if required not in data:
             raise PerfsimError(f"--{required} is required (or give it in --scenario FILE)")
     return validate(Scenario, data, args.scenario or "scenario")
 
 
-def _add_scenario_flags(command: argparse.ArgumentParser) -> None:
+def _add_scenario_flags(command: argparse.ArgumentParser, exclude: tuple[str, ...] = ()) -> None:
     """One flag per Scenario field, its help from the field's description (vidur-style)."""
     import typing
 
@@ -241,6 +245,8 @@ def _add_scenario_flags(command: argparse.ArgumentParser) -> None:
 
     command.add_argument("--scenario", metavar="FILE.yaml", help="a scenario file; flags override its fields")
     for name, field in Scenario.model_fields.items():
+        if name in exclude:
+            continue
         flag = f"--{name.replace('_', '-')}"
         kind = typing.get_args(field.annotation) or (field.annotation,)
         literal = [a for a in kind if typing.get_origin(a) is typing.Literal]
@@ -256,6 +262,30 @@ def _add_scenario_flags(command: argparse.ArgumentParser) -> None:
                 typing.get_origin(a) is typing.Annotated and typing.get_args(a)[0] is t for a in kind)), str)
             command.add_argument(flag, dest=name, type=number, default=None, help=help_text,
                                  metavar=name.upper() if name not in ("model", "hardware") else "NAME|PATH")
+
+
+def _serve(args: argparse.Namespace) -> str:
+    from pathlib import Path
+
+    from perfsim.serving.arrivals import from_csv, poisson
+    from perfsim.serving.run import simulate_serving
+    from perfsim.serving.scheduler import SchedulerConfig
+
+    base = _scenario(args, SERVE_EXCLUDES)
+    if args.trace:
+        requests, total = from_csv(Path(args.trace)), None
+    else:
+        requests, total = poisson(args.rate, args.requests, args.prompt_len, args.output_len, args.seed), args.requests
+    for name in ("max_batch", "max_tokens", "block_size"):
+        if getattr(args, name) < 1:
+            raise PerfsimError(f"--{name.replace('_', '-')} must be at least 1")
+    config = SchedulerConfig(args.max_batch, args.max_tokens, not args.no_chunked_prefill, args.block_size)
+    engine = args.engine or "analytic"
+    output = Path(args.output) if args.output else None
+    result = simulate_serving(base, requests, config, engine, args.slo_ttft, args.slo_tpot, output, total)
+    if args.format == "json":
+        return render(result, "json")
+    return render(_flat_record(result), args.format)
 
 
 def _flat_record(record: dict) -> list[dict]:
@@ -353,6 +383,25 @@ def build_parser() -> argparse.ArgumentParser:
     estimate.add_argument("--timeline", metavar="DIR",
                           help="with des: write DIR/trace.json (Chrome trace), DIR/gantt.png, DIR/timeline.csv")
     _add_scenario_flags(estimate)
+
+    serve = add(commands, "serve", _serve, "simulate serving: arrivals, continuous batching, KV cache, SLOs")
+    serve.add_argument("--rate", type=float, default=1.0, help="Poisson arrivals per second (default: 1)")
+    serve.add_argument("--requests", type=int, default=100, help="number of requests (default: 100)")
+    serve.add_argument("--trace", metavar="FILE.csv", help="arrivals from a CSV: arrival_s, prompt_len, output_len")
+    serve.add_argument("--prompt-len", default="512",
+                       help="prompt tokens: a number or uniform:LO:HI, exponential:MEAN, normal:MEAN:STD, "
+                            "lognormal:MEDIAN:SIGMA (default: 512)")
+    serve.add_argument("--output-len", default="128", help="output tokens, as --prompt-len (default: 128)")
+    serve.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    serve.add_argument("--slo-ttft", type=float, metavar="S", help="TTFT target in seconds, for goodput")
+    serve.add_argument("--slo-tpot", type=float, metavar="S", help="TPOT target in seconds, for goodput")
+    serve.add_argument("--max-batch", type=int, default=256, help="most sequences in flight (default: 256)")
+    serve.add_argument("--max-tokens", type=int, default=8192, help="token budget per iteration (default: 8192)")
+    serve.add_argument("--no-chunked-prefill", action="store_true", help="prefill whole prompts only")
+    serve.add_argument("--block-size", type=int, default=16, help="KV-cache block in tokens (default: 16)")
+    serve.add_argument("--engine", choices=["analytic", "des"], help="step costs from (default: analytic)")
+    serve.add_argument("-o", "--output", metavar="DIR", help="write DIR/requests.csv and DIR/serving.png")
+    _add_scenario_flags(serve, exclude=SERVE_EXCLUDES)
 
     roof = add(commands, "roofline", _roofline, "draw a roofline with ops (or every op of a model step) as points")
     roof.add_argument("--op", action="append", metavar="OP", help="an op to place on the plot (repeatable)")

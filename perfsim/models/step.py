@@ -113,14 +113,15 @@ class StepEstimate:
 
 
 def estimate_step(scenario: Scenario | Resolved, cache: Cache = "cold", hardware: Device | System | None = None,
-                  engine: Engine = "analytic") -> StepEstimate:
-    """Estimate one step; Raise PerfsimError if the scenario is inconsistent or does not fit.
+                  engine: Engine = "analytic", check_memory: bool = True) -> StepEstimate:
+    """Estimate one step; Raise PerfsimError if the scenario is inconsistent or (checked) does not fit.
 
     `hardware` overrides the spec the scenario names (e.g. a spec at one end of its ranges).
     """
     r = scenario if isinstance(scenario, Resolved) else resolve(scenario, hardware)
     memory = footprint(r)
-    check_fits(r, memory)
+    if check_memory:
+        check_fits(r, memory)
     trace = build_trace(r)
     costs = [cost(t.op, r.system or r.chip, cache) for t in trace.ops]
     schedule = simulate(tasks_from_trace(trace, costs, r.scenario.micro_batches)) if engine == "des" else None

@@ -1,0 +1,1 @@
+"""Serving simulation: arrivals, continuous batching with a KV cache, latency percentiles."""
