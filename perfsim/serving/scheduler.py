@@ -1,16 +1,16 @@
 """Continuous batching in the style of vLLM, one simpy event per scheduler iteration.
 
 Each iteration: admit waiting requests (FIFO) while the batch has room and the KV cache
-can hold their prompts (allocated on admission, keeping a 1 % watermark free); give
-every decoding sequence one token; fill the rest of the token budget with prompt chunks (chunked prefill) or whole prompts; advance time by the
-step's cost. A sequence whose prefill completes emits its first token; decoding ones
-emit one token per iteration. When the KV cache is full, the most recently admitted
-sequence is preempted and later recomputed (its prompt and generated tokens prefilled
-again), as vLLM's recompute policy does.
+can hold their prompts (allocated on admission, keeping a 1 % watermark free); give every
+decoding sequence one token; fill the rest of the token budget with prompt chunks (chunked
+prefill) or whole prompts; advance time by the step's cost. A sequence whose prefill
+completes emits its first token; decoding ones emit one token per iteration. When the KV
+cache is full, the most recently admitted sequence is preempted and later recomputed (its
+prompt and generated tokens prefilled again), as vLLM's recompute policy does.
 
 KV capacity is block-granular: a sequence holds ⌈len / block⌉ blocks, budgeted as its
-tokens plus one block. Decode sequences finish at iterations known when they start, so
-an iteration costs O(log n), not O(batch): a million requests run in bounded memory.
+tokens plus one block. Decode sequences finish at iterations known when they start, so an
+iteration costs O(log n), not O(batch): a million requests run in bounded memory.
 """
 
 from __future__ import annotations
