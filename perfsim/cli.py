@@ -282,7 +282,14 @@ def _serve(args: argparse.Namespace) -> str:
     config = SchedulerConfig(args.max_batch, args.max_tokens, not args.no_chunked_prefill, args.block_size)
     engine = args.engine or "analytic"
     output = Path(args.output) if args.output else None
-    result = simulate_serving(base, requests, config, engine, args.slo_ttft, args.slo_tpot, output, total)
+    speculation = None
+    if args.draft_model:
+        from perfsim.serving.costs import Speculation
+
+        speculation = Speculation(base.model_copy(update={"model": args.draft_model}), args.draft_len,
+                                  args.acceptance)
+    result = simulate_serving(base, requests, config, engine, args.slo_ttft, args.slo_tpot, output, total,
+                              speculation, args.prefill_devices)
     if args.format == "json":
         return render(result, "json")
     return render(_flat_record(result), args.format)
@@ -400,6 +407,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-chunked-prefill", action="store_true", help="prefill whole prompts only")
     serve.add_argument("--block-size", type=int, default=16, help="KV-cache block in tokens (default: 16)")
     serve.add_argument("--engine", choices=["analytic", "des"], help="step costs from (default: analytic)")
+    serve.add_argument("--prefill-devices", type=int, metavar="N",
+                       help="disaggregate: N chips run prefill only, the rest decode")
+    serve.add_argument("--draft-model", metavar="NAME|PATH", help="speculative decoding with this draft model")
+    serve.add_argument("--draft-len", type=int, default=4, help="draft tokens proposed per step (default: 4)")
+    serve.add_argument("--acceptance", type=float, default=0.7,
+                       help="probability each draft token is accepted (default: 0.7)")
     serve.add_argument("-o", "--output", metavar="DIR", help="write DIR/requests.csv and DIR/serving.png")
     _add_scenario_flags(serve, exclude=SERVE_EXCLUDES)
 

@@ -164,3 +164,67 @@ def test_bad_serve_flags(cli, argv, needle):
     assert len(result.err.strip().splitlines()) == 1
     if needle:
         assert needle in result.err
+
+
+def test_speculation_expected_tokens_and_step_cost():
+    from perfsim.serving.costs import Speculation
+
+    draft = A100.model_copy(update={"model": "openelm-1.1b"})
+    spec = Speculation(draft, length=4, acceptance=0.7)
+    assert spec.tokens_per_step == pytest.approx((1 - 0.7**5) / (1 - 0.7))  # 2.7731
+    plain, speculative = StepCosts(A100), StepCosts(A100, speculation=spec)
+    verify = estimate_step(A100.model_copy(update={"batch": 8, "context": 640, "decode_tokens": 5})).step_s
+    drafting = estimate_step(draft.model_copy(update={"batch": 8, "context": 640})).step_s
+    assert speculative.decode(8, 600) == pytest.approx(verify + 4 * drafting)  # context bucket 640
+    assert speculative.decode(8, 600) > plain.decode(8, 600)
+
+
+def test_speculation_finishes_in_fewer_iterations():
+    from perfsim.serving.costs import Speculation
+
+    spec = Speculation(A100.model_copy(update={"model": "openelm-1.1b"}), length=4, acceptance=0.7)
+    costs = StepCosts(A100, speculation=spec)
+    config = SchedulerConfig(tokens_per_step=spec.tokens_per_step)
+    recorder = Recorder(None, None)
+    result = serve(iter([Request(0, 0.0, 256, 101)]), costs, 100_000, config, recorder)
+    assert result.iterations == 1 + math.ceil(100 / spec.tokens_per_step)  # prefill, then ⌈100 / 2.77⌉ = 37
+
+
+def test_verification_step_attends_over_the_draft_tokens():
+    from perfsim.models.scenario import resolve
+    from perfsim.models.trace import build_trace
+    from perfsim.ops import Attention
+
+    r = resolve(A100.model_copy(update={"batch": 2, "context": 100, "decode_tokens": 5}))
+    attention = next(t.op for t in build_trace(r).ops if isinstance(t.op, Attention))
+    assert (attention.q_len, attention.kv_len) == (5, 105)
+
+
+def test_disaggregated_prefill_hands_over_to_decode(cli):
+    argv = ["serve", "--model", "llama-3-70b", "--hardware", "dgx-h100", "--tp", "4", "--rate", "4", "--requests",
+            "200", "--seed", "1", "--format", "json"]
+    together = json.loads(cli(*argv).out)
+    apart = json.loads(cli(*argv, "--prefill-devices", "4").out)
+    assert apart["requests"] == 200 and apart["prefill_devices"] == 4
+    assert apart["ttft_s"]["p50"] < together["ttft_s"]["p50"]  # prefill no longer waits behind decode steps
+
+
+def test_disaggregation_by_hand():
+    from perfsim.serving.scheduler import Disaggregation
+
+    prefill_costs, decode_costs = StepCosts(A100), StepCosts(A100)
+    transfer = Disaggregation(prefill_costs, 100_000, transfer_s_per_token=1e-6)
+    recorder = Recorder(None, None)
+    result = serve(iter([Request(0, 0.0, 1000, 3)]), decode_costs, 100_000, SchedulerConfig(), recorder, transfer)
+    prefill = prefill_costs.prefill(1000)
+    decode = decode_costs.decode(1, 1001) + decode_costs.decode(1, 1002)
+    assert recorder.ttft[0] == pytest.approx(prefill)  # the first token comes from the prefill group
+    assert recorder.e2e[0] == pytest.approx(prefill + 1001 * 1e-6 + decode)  # KV of 1,001 tokens moves over
+    assert result.iterations == 3
+
+
+@pytest.mark.parametrize(("argv", "needle"), [(["--prefill-devices", "8"], "must leave chips for decode"),
+                                              (["--draft-model", "llama-2-7b", "--acceptance", "1.5"], "acceptance")])
+def test_bad_disaggregation_and_speculation(cli, argv, needle):
+    result = cli("serve", "--model", "llama-2-7b", "--hardware", "dgx-h100", "--requests", "5", *argv)
+    assert result.code == 2 and needle in result.err

@@ -43,6 +43,8 @@ class Scenario(Spec):
     micro_batches: Count = Field(1, description="pipeline micro-batches per step, each batch / micro_batches")
     prompt_len: Count = Field(512, description="prompt tokens per sequence (prefill)")
     context: Count = Field(2048, description="tokens already in each sequence's KV cache (decode)")
+    decode_tokens: Count = Field(1, description="query tokens per sequence in a decode step (speculative "
+                                                "verification: draft length + 1)")
     weight_dtype: str | None = Field(None, description="weight dtype or quant scheme (default: the model's)")
     activation_dtype: str = Field("bf16", description="activation dtype (int8 with int8 weights = W8A8)")
     kv_dtype: str | None = Field(None, description="KV-cache dtype (default: the activation dtype)")
@@ -87,12 +89,12 @@ class Resolved:
 
     @property
     def q_len(self) -> int:
-        return self.scenario.prompt_len if self.scenario.phase == "prefill" else 1
+        return self.scenario.prompt_len if self.scenario.phase == "prefill" else self.scenario.decode_tokens
 
     @property
     def kv_len(self) -> int:
         s = self.scenario
-        return s.prompt_len if s.phase == "prefill" else s.context + 1
+        return s.prompt_len if s.phase == "prefill" else s.context + s.decode_tokens
 
 
 def resolve(scenario: Scenario, hardware: Device | System | None = None) -> Resolved:
@@ -140,6 +142,12 @@ def parallelism(s: Scenario, devices: int, model: ModelSpec) -> Parallelism:
         raise PerfsimError(f"batch ({s.batch}) is smaller than dp ({dp}) × micro_batches ({s.micro_batches}): "
                            "some replicas would idle")
     return Parallelism(devices, tp, s.pp, dp, ep, expert_tp)
+
+
+def one_per_replica(scenario: Scenario) -> Resolved:
+    """`scenario` resolved with one sequence per data-parallel replica (batch = dp, one micro-batch)."""
+    dp = resolve(scenario.model_copy(update={"batch": 2**30, "micro_batches": 1})).par.dp
+    return resolve(scenario.model_copy(update={"batch": dp, "micro_batches": 1}))
 
 
 def with_cores(chip: Device, cores: int) -> Device:

@@ -49,7 +49,7 @@ class StepEstimate:
     @property
     def tokens(self) -> int:
         s = self.resolved.scenario
-        return s.batch * (s.prompt_len if s.phase == "prefill" else 1)
+        return s.batch * (s.prompt_len if s.phase == "prefill" else s.decode_tokens)
 
     def by_resource(self) -> dict[str, float]:
         """Seconds each op's binding resource accounts for over the step."""

@@ -5,24 +5,36 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 
+from perfsim.cost.collectives import rank_bandwidth
+from perfsim.dtypes import resolve_format
 from perfsim.errors import PerfsimError
-from perfsim.models.scenario import Scenario, resolve
+from perfsim.models.scenario import Scenario, one_per_replica
 from perfsim.models.step import Engine
 from perfsim.serving.arrivals import Request
-from perfsim.serving.costs import StepCosts, kv_capacity_tokens
+from perfsim.serving.costs import Speculation, StepCosts, kv_capacity_tokens
 from perfsim.serving.report import Recorder, summary, write_outputs
-from perfsim.serving.scheduler import SchedulerConfig, serve
+from perfsim.serving.scheduler import Disaggregation, SchedulerConfig, serve
 
 
 def simulate_serving(base: Scenario, requests: Iterator[Request], config: SchedulerConfig, engine: Engine,
                      slo_ttft_s: float | None = None, slo_tpot_s: float | None = None,
-                     output: Path | None = None, total: int | None = None) -> dict[str, object]:
-    """Serve `requests` on `base`'s model and hardware; with `output`, write requests.csv and serving.png."""
-    devices = resolve(base.model_copy(update={"batch": base.dp or 1})).par.devices
-    capacity, per_token = kv_capacity_tokens(base, config.max_tokens)
-    costs = StepCosts(base, engine)
+                     output: Path | None = None, total: int | None = None,
+                     speculation: Speculation | None = None, prefill_devices: int | None = None) -> dict[str, object]:
+    """Serve `requests` on `base`'s model and hardware; with `output`, write requests.csv and serving.png.
+
+    `prefill_devices` splits the chips: that many run prefill only, the rest decode.
+    """
+    devices = one_per_replica(base).par.devices
+    disaggregation = None
+    if prefill_devices is not None:
+        base, disaggregation = _split(base, devices, prefill_devices, config, engine)
+    capacity, per_token = kv_capacity_tokens(base, config.max_tokens, speculation.draft if speculation else None)
+    costs = StepCosts(base, engine, speculation)
+    if speculation:
+        config = replace(config, tokens_per_step=speculation.tokens_per_step)
     with ExitStack() as stack:
         sink = None
         if output is not None:
@@ -34,11 +46,41 @@ def simulate_serving(base: Scenario, requests: Iterator[Request], config: Schedu
         recorder = Recorder(slo_ttft_s, slo_tpot_s, sink)
         on_finish = _with_progress(recorder, total) if total and sys.stdout.isatty() and sys.stderr.isatty() \
             else recorder
-        result = serve(requests, costs, capacity, config, on_finish)
+        result = serve(requests, costs, capacity, config, on_finish, disaggregation)
     if output is not None:
         write_outputs(result, recorder, output)
-    return {**summary(result, recorder, devices), "devices": devices, "kv_capacity_tokens": capacity,
+    return {**summary(result, recorder, devices), "devices": devices, "prefill_devices": prefill_devices,
+            "kv_capacity_tokens": capacity,
+            "tokens_per_decode_step": config.tokens_per_step,
             "kv_bytes_per_token_per_device": per_token, "step_cost_evaluations": costs.evaluations, "engine": engine}
+
+
+def _split(base: Scenario, devices: int, prefill: int, config: SchedulerConfig,
+           engine: Engine) -> tuple[Scenario, Disaggregation]:
+    """The decode group's scenario, and the prefill group with its KV hand-over time per token.
+
+    Each group keeps `base`'s tensor-parallel degree (capped at its size) and is data-parallel
+    beyond it. A sequence's KV cache (2 · layers · KV heads · head_dim per token) crosses the
+    system's innermost interconnect, each prefill chip of a TP group sending its shard.
+    """
+    if not 0 < prefill < devices:
+        raise PerfsimError(f"--prefill-devices must leave chips for decode: 0 < {prefill} < {devices}")
+
+    def group(n: int) -> Scenario:
+        return base.model_copy(update={"devices": n, "tp": min(base.tp, n), "dp": None, "ep": None,
+                                       "expert_tp": None})
+
+    prefill_base, decode_base = group(prefill), group(devices - prefill)
+    r = one_per_replica(prefill_base)
+    if r.system is None:
+        raise PerfsimError("--prefill-devices needs a system (or --devices) to join the two groups")
+    model = r.model
+    kv_bytes = sum(2 * model.layer_kv_heads(i) * model.dim_per_head for i in range(model.layers)) * \
+        resolve_format(r.kv_dtype).bits_per_element / 8
+    link = r.system.interconnects[0][0]
+    seconds = kv_bytes / (rank_bandwidth(link, 2) * r.par.tp)
+    capacity, _ = kv_capacity_tokens(prefill_base, config.max_tokens)
+    return decode_base, Disaggregation(StepCosts(prefill_base, engine), capacity, seconds)
 
 
 def _with_progress(recorder: Recorder, total: int):

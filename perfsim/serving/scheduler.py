@@ -1,12 +1,17 @@
 """Continuous batching in the style of vLLM, one simpy event per scheduler iteration.
 
-Each iteration: admit waiting requests (FIFO) while the batch has room and the KV cache
-can hold their prompts (allocated on admission, keeping a 1 % watermark free); give every
+Each iteration: admit waiting requests (FIFO) while the batch has room and the KV cache can
+hold their prompts (allocated on admission, keeping a 1 % watermark free); give every
 decoding sequence one token; fill the rest of the token budget with prompt chunks (chunked
 prefill) or whole prompts; advance time by the step's cost. A sequence whose prefill
 completes emits its first token; decoding ones emit one token per iteration. When the KV
 cache is full, the most recently admitted sequence is preempted and later recomputed (its
 prompt and generated tokens prefilled again), as vLLM's recompute policy does.
+
+With speculative decoding a decoding sequence gains `tokens_per_step` tokens per iteration
+in expectation, and finishes after ⌈remaining / tokens_per_step⌉ iterations. With
+prefill/decode disaggregation a prefill-only server hands each prefilled sequence (its
+first token emitted) to a decode server after the KV transfer.
 
 KV capacity is block-granular: a sequence holds ⌈len / block⌉ blocks, budgeted as its
 tokens plus one block. Decode sequences finish at iterations known when they start, so an
@@ -16,6 +21,7 @@ iteration costs O(log n), not O(batch): a million requests run in bounded memory
 from __future__ import annotations
 
 import heapq
+import math
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -38,22 +44,25 @@ class SchedulerConfig:
     max_tokens: int = 8192  # tokens per iteration [max_num_batched_tokens]
     chunked_prefill: bool = True
     block_size: int = 16
+    tokens_per_step: float = 1.0  # expected tokens a decoding sequence gains per iteration (speculation: > 1)
 
 
 @dataclass(eq=False)
-class _Seq:
+class Sequence:
+    """A request in flight. `kv_tokens` of a decoding sequence is as of iteration `decode_from`."""
+
     request: Request
-    to_prefill: int  # tokens still to prefill in this admission (prompt, or prompt + generated on recompute)
-    kv_tokens: int = 0  # tokens in its KV cache (for a decoding sequence: as of iteration decode_from)
-    produced: int = 0  # output tokens emitted so far
+    to_prefill: int
+    kv_tokens: float = 0
+    produced: int = 0
     first_token_s: float = -1.0
-    decode_from: int = -1  # iteration after which it decodes; -1 while prefilling
+    decode_from: int = -1
     epoch: int = 0  # bumps on preemption, invalidating its finish entry
 
 
 @dataclass
 class ServingResult:
-    """Per-request latencies (streamed to `on_finish`), and per-iteration batch sizes."""
+    """Totals over the run, and each iteration's end time and batch size."""
 
     finished: int = 0
     output_tokens: int = 0
@@ -64,121 +73,253 @@ class ServingResult:
     batch_sizes: array = field(default_factory=lambda: array("I"))
 
 
-def serve(requests: Iterator[Request], costs: StepCosts, capacity_tokens: int, config: SchedulerConfig,
-          on_finish: Callable[[Request, float, float], None]) -> ServingResult:
-    """Run every request to completion; `on_finish(request, first_token_s, end_s)` as each one ends.
+class Arrivals:
+    """An inbox fed by a request iterator (Poisson or a trace)."""
 
-    Raise PerfsimError if a single request can never fit the KV cache.
-    """
-    env = simpy.Environment()
-    result = ServingResult()
-    env.process(_loop(env, iter(requests), costs, capacity_tokens, config, on_finish, result))
-    env.run()
-    result.makespan_s = env.now
-    return result
+    def __init__(self, env: simpy.Environment, requests: Iterator[Request]) -> None:
+        self.env, self.requests = env, requests
+        self.upcoming = next(requests, None)
+
+    def take(self) -> list[Sequence]:
+        ready = []
+        while self.upcoming is not None and self.upcoming.arrival_s <= self.env.now:
+            ready.append(Sequence(self.upcoming, self.upcoming.prompt_len))
+            self.upcoming = next(self.requests, None)
+        return ready
+
+    def wait(self) -> simpy.Event | None:
+        """An event for the next arrival; None when no request will come."""
+        return None if self.upcoming is None else self.env.timeout(self.upcoming.arrival_s - self.env.now)
 
 
-def _loop(env, requests, costs, capacity, config, on_finish, result):
-    waiting: deque[_Seq] = deque()
-    prefilling: list[_Seq] = []
-    decoding: dict[int, _Seq] = {}
-    finishing: list[tuple[int, int, int]] = []  # (iteration, request id, epoch)
-    admitted: list[_Seq] = []  # in admission order, for preemption (newest first out)
-    kv_total = 0  # Σ kv tokens of running sequences
-    ctx_sum = 0  # Σ kv tokens of decoding sequences
-    upcoming = next(requests, None)
-    block = config.block_size
+class Handoffs:
+    """An inbox fed by another server (disaggregated prefill); `closed` once that server is done."""
 
-    def finish(seq: _Seq) -> None:
-        result.finished += 1
-        result.output_tokens += seq.request.output_len
-        on_finish(seq.request, seq.first_token_s, env.now)
+    def __init__(self, env: simpy.Environment) -> None:
+        self.env = env
+        self.ready: deque[Sequence] = deque()
+        self.closed = False
+        self.signal = env.event()
 
-    def release(seq: _Seq) -> None:
-        nonlocal kv_total, ctx_sum
-        kv_total -= seq.kv_tokens
-        if seq.decode_from >= 0:
-            ctx_sum -= seq.kv_tokens
-            decoding.pop(seq.request.id, None)
-        else:
-            prefilling.remove(seq)
-        admitted.remove(seq)
+    def put(self, seq: Sequence) -> None:
+        self.ready.append(seq)
+        self._wake()
 
-    while True:
-        while upcoming is not None and upcoming.arrival_s <= env.now:
-            if upcoming.prompt_len + upcoming.output_len + block > capacity:
-                raise PerfsimError(f"request {upcoming.id} ({upcoming.prompt_len} + {upcoming.output_len} tokens) "
-                                   f"can never fit the KV cache of {capacity} tokens")
-            waiting.append(_Seq(upcoming, upcoming.prompt_len))
-            upcoming = next(requests, None)
-        running = len(prefilling) + len(decoding)
-        while waiting and running < config.max_batch and \
-                kv_total + block * (running + 1) + waiting[0].to_prefill <= capacity * (1 - WATERMARK):
-            seq = waiting.popleft()
-            seq.kv_tokens = seq.to_prefill  # the prompt's blocks are allocated on admission
-            kv_total += seq.kv_tokens
-            prefilling.append(seq)
-            admitted.append(seq)
-            running += 1
-        if not running:
-            if upcoming is None:
-                return
-            yield env.timeout(upcoming.arrival_s - env.now)
-            continue
+    def close(self) -> None:
+        self.closed = True
+        self._wake()
 
-        budget = config.max_tokens - len(decoding)
-        chunks: list[tuple[_Seq, int]] = []
-        for seq in prefilling:
-            take = min(seq.to_prefill, budget) if config.chunked_prefill else seq.to_prefill
-            if take <= 0 or (not config.chunked_prefill and take > budget and chunks):
+    def _wake(self) -> None:
+        if not self.signal.triggered:
+            self.signal.succeed()
+
+    def take(self) -> list[Sequence]:
+        ready = list(self.ready)
+        self.ready.clear()
+        return ready
+
+    def wait(self) -> simpy.Event | None:
+        if self.closed and not self.ready:
+            return None
+        if self.signal.triggered:
+            self.signal = self.env.event()
+        return self.signal
+
+
+class Server:
+    """One serving instance: a scheduler over its chips' KV cache. `handoff` makes it prefill-only."""
+
+    def __init__(self, env: simpy.Environment, inbox: Arrivals | Handoffs, costs: StepCosts, capacity: int,
+                 config: SchedulerConfig, on_finish: Callable[[Request, float, float], None], result: ServingResult,
+                 handoff: Callable[[Sequence], None] | None = None) -> None:
+        self.env, self.inbox, self.costs, self.capacity, self.config = env, inbox, costs, capacity, config
+        self.on_finish, self.result, self.handoff = on_finish, result, handoff
+        self.waiting: deque[Sequence] = deque()
+        self.prefilling: list[Sequence] = []
+        self.decoding: dict[int, Sequence] = {}
+        self.finishing: list[tuple[int, int, int]] = []  # (iteration, request id, epoch)
+        self.admitted: list[Sequence] = []  # admission order: the newest is preempted first
+        self.kv_total = 0.0  # Σ kv tokens of running sequences
+        self.ctx_sum = 0.0  # Σ kv tokens of decoding sequences
+        self.iteration = 0
+
+    @property
+    def running(self) -> int:
+        return len(self.prefilling) + len(self.decoding)
+
+    def run(self):
+        """The scheduler process: one simpy timeout per iteration."""
+        while True:
+            self._receive()
+            self._admit()
+            if not self.running:
+                event = self.inbox.wait()
+                if event is None:
+                    return
+                yield event
+                continue
+            chunks = self._plan()
+            prefill_tokens = sum(take for _, take in chunks)
+            seconds = (self.costs.decode(len(self.decoding), self.ctx_sum / len(self.decoding))
+                       if self.decoding else 0.0) + (self.costs.prefill(prefill_tokens) if prefill_tokens else 0.0)
+            batch = self.running
+            yield self.env.timeout(seconds)
+            self.iteration += 1
+            self.result.iterations += 1
+            self.result.times_s.append(self.env.now)
+            self.result.batch_sizes.append(batch)
+            self._advance(chunks)
+            self._preempt()
+
+    def _receive(self) -> None:
+        block = self.config.block_size
+        for seq in self.inbox.take():
+            request = seq.request
+            if request.prompt_len + request.output_len + block > self.capacity:
+                raise PerfsimError(f"request {request.id} ({request.prompt_len} + {request.output_len} tokens) "
+                                   f"can never fit the KV cache of {self.capacity} tokens")
+            self.waiting.append(seq)
+
+    def _admit(self) -> None:
+        limit = self.capacity * (1 - WATERMARK)
+        block = self.config.block_size
+        while self.waiting and self.running < self.config.max_batch:
+            seq = self.waiting[0]
+            need = seq.to_prefill or seq.request.prompt_len + seq.produced
+            if self.kv_total + block * (self.running + 1) + need > limit:
+                break
+            self.waiting.popleft()
+            seq.kv_tokens = need  # the prompt's blocks (or the handed-over cache) are allocated on admission
+            self.kv_total += need
+            self.admitted.append(seq)
+            if seq.to_prefill:
+                self.prefilling.append(seq)
+            else:
+                self._start_decoding(seq)
+
+    def _plan(self) -> list[tuple[Sequence, int]]:
+        budget = self.config.max_tokens - len(self.decoding)
+        chunks: list[tuple[Sequence, int]] = []
+        for seq in self.prefilling:
+            take = min(seq.to_prefill, budget) if self.config.chunked_prefill else seq.to_prefill
+            if take <= 0 or (not self.config.chunked_prefill and take > budget and chunks):
                 break
             chunks.append((seq, take))
             budget -= take
-        prefill_tokens = sum(take for _, take in chunks)
-        seconds = (costs.decode(len(decoding), ctx_sum / len(decoding)) if decoding else 0.0) + \
-            (costs.prefill(prefill_tokens) if prefill_tokens else 0.0)
-        yield env.timeout(seconds)
-        result.iterations += 1
-        it = result.iterations
-        result.times_s.append(env.now)
-        result.batch_sizes.append(running)
+        return chunks
 
-        kv_total += len(decoding)
-        ctx_sum += len(decoding)
-        while finishing and finishing[0][0] <= it:
-            _, rid, epoch = heapq.heappop(finishing)
-            seq = decoding.get(rid)
+    def _start_decoding(self, seq: Sequence) -> None:
+        seq.decode_from = self.iteration
+        self.decoding[seq.request.id] = seq
+        self.ctx_sum += seq.kv_tokens
+        steps = math.ceil((seq.request.output_len - seq.produced) / self.config.tokens_per_step)
+        heapq.heappush(self.finishing, (self.iteration + steps, seq.request.id, seq.epoch))
+
+    def _advance(self, chunks: list[tuple[Sequence, int]]) -> None:
+        gain = self.config.tokens_per_step
+        growth = len(self.decoding) * gain
+        self.kv_total += growth
+        self.ctx_sum += growth
+        while self.finishing and self.finishing[0][0] <= self.iteration:
+            _, rid, epoch = heapq.heappop(self.finishing)
+            seq = self.decoding.get(rid)
             if seq is not None and seq.epoch == epoch:
-                seq.kv_tokens += it - seq.decode_from
+                seq.kv_tokens += (self.iteration - seq.decode_from) * gain
                 seq.produced = seq.request.output_len
-                release(seq)
-                finish(seq)
+                self._release(seq)
+                self._finish(seq)
         for seq, take in chunks:
             seq.to_prefill -= take
             if seq.to_prefill:
                 continue
             seq.produced += 1  # the step that completes a prefill emits the next token
             if seq.first_token_s < 0:
-                seq.first_token_s = env.now
+                seq.first_token_s = self.env.now
             if seq.produced >= seq.request.output_len:
-                release(seq)
-                finish(seq)
-                continue
-            prefilling.remove(seq)
-            seq.decode_from = it
-            decoding[seq.request.id] = seq
-            ctx_sum += seq.kv_tokens
-            heapq.heappush(finishing, (it + seq.request.output_len - seq.produced, seq.request.id, seq.epoch))
+                self._release(seq)
+                self._finish(seq)
+            elif self.handoff is not None:
+                self._release(seq)
+                self.handoff(seq)
+            else:
+                self.prefilling.remove(seq)
+                self._start_decoding(seq)
 
-        while admitted and kv_total + block * (len(prefilling) + len(decoding)) > capacity:
-            victim = admitted[-1]
+    def _preempt(self) -> None:
+        block = self.config.block_size
+        while self.admitted and self.kv_total + block * self.running > self.capacity:
+            victim = self.admitted[-1]
             if victim.decode_from >= 0:
-                grown = it - victim.decode_from
+                grown = (self.iteration - victim.decode_from) * self.config.tokens_per_step
                 victim.kv_tokens += grown
-                victim.produced += grown
-            release(victim)
+                victim.produced = min(victim.request.output_len - 1, victim.produced + math.floor(grown))
+            self._release(victim)
             victim.epoch += 1
             victim.to_prefill = victim.request.prompt_len + victim.produced
-            victim.kv_tokens, victim.decode_from = 0, -1
-            waiting.appendleft(victim)
-            result.preemptions += 1
+            self.waiting.appendleft(victim)
+            self.result.preemptions += 1
+
+    def _release(self, seq: Sequence) -> None:
+        self.kv_total -= seq.kv_tokens
+        if seq.decode_from >= 0:
+            self.ctx_sum -= seq.kv_tokens
+            del self.decoding[seq.request.id]
+        else:
+            self.prefilling.remove(seq)
+        self.admitted.remove(seq)
+        seq.kv_tokens, seq.decode_from = 0, -1
+
+    def _finish(self, seq: Sequence) -> None:
+        self.result.finished += 1
+        self.result.output_tokens += seq.request.output_len
+        self.on_finish(seq.request, seq.first_token_s, self.env.now)
+
+
+@dataclass(frozen=True)
+class Disaggregation:
+    """Prefill on its own chips: `costs` and `capacity` of the prefill group, and the KV hand-over time."""
+
+    costs: StepCosts
+    capacity: int
+    transfer_s_per_token: float
+
+
+def serve(requests: Iterator[Request], costs: StepCosts, capacity_tokens: int, config: SchedulerConfig,
+          on_finish: Callable[[Request, float, float], None],
+          disaggregation: Disaggregation | None = None) -> ServingResult:
+    """Run every request to completion; `on_finish(request, first_token_s, end_s)` as each one ends.
+
+    With `disaggregation`, a prefill server feeds this (decode) server after each sequence's
+    KV transfer. Raise PerfsimError if a single request can never fit the KV cache.
+    """
+    env = simpy.Environment()
+    result = ServingResult()
+    arrivals = Arrivals(env, iter(requests))
+    if disaggregation is None:
+        env.process(Server(env, arrivals, costs, capacity_tokens, config, on_finish, result).run())
+    else:
+        handoffs = Handoffs(env)
+        state = {"in_flight": 0, "prefill_done": False}
+
+        def transfer(seq: Sequence):
+            state["in_flight"] += 1
+            yield env.timeout(disaggregation.transfer_s_per_token * (seq.request.prompt_len + seq.produced))
+            handoffs.put(seq)
+            state["in_flight"] -= 1
+            if state["prefill_done"] and not state["in_flight"]:
+                handoffs.close()
+
+        prefill = Server(env, arrivals, disaggregation.costs, disaggregation.capacity, config, on_finish, result,
+                         handoff=lambda seq: env.process(transfer(seq)))
+
+        def prefill_then_close():
+            yield env.process(prefill.run())
+            state["prefill_done"] = True
+            if not state["in_flight"]:
+                handoffs.close()
+
+        env.process(prefill_then_close())
+        env.process(Server(env, handoffs, costs, capacity_tokens, config, on_finish, result).run())
+    env.run()
+    result.makespan_s = env.now
+    return result
