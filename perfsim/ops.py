@@ -240,6 +240,14 @@ class Softmax(OpBase):
         return [Operand("x", size, reads=x_reads), Operand("y", size, reads=y_reads, writes=writes)]
 
 
+def check_routing(experts: int, top_k: int, groups: int) -> None:
+    """Raise ValueError unless `experts` and `top_k` split evenly into `groups` and top_k ≤ experts."""
+    if experts % groups or top_k % groups:
+        raise ValueError(f"experts ({experts}) and top_k ({top_k}) must divide into groups ({groups})")
+    if top_k > experts:
+        raise ValueError(f"top_k ({top_k}) cannot exceed experts ({experts})")
+
+
 class MoE(OpBase):
     """A mixture-of-experts FFN layer over `tokens` tokens (routed experts + shared experts).
 
@@ -272,11 +280,7 @@ class MoE(OpBase):
 
     @model_validator(mode="after")
     def _routing(self) -> MoE:
-        if self.experts % self.groups or self.top_k % self.groups:
-            raise ValueError(f"experts ({self.experts}) and top_k ({self.top_k}) must divide into "
-                             f"groups ({self.groups})")
-        if self.top_k > self.experts:
-            raise ValueError(f"top_k ({self.top_k}) cannot exceed experts ({self.experts})")
+        check_routing(self.experts, self.top_k, self.groups)
         if self.experts % self.ep:
             raise ValueError(f"ep ({self.ep}) must divide experts ({self.experts})")
         return self

@@ -14,6 +14,7 @@ from pydantic import Field, model_validator
 
 from perfsim.dtypes import resolve_format
 from perfsim.hardware.common import Count, Name, Source, Spec
+from perfsim.ops import check_routing
 
 PerLayer = Count | list[Count]
 FormatName = Annotated[str, Field(description="a dtype or quantisation scheme")]
@@ -35,11 +36,7 @@ class MoESpec(Spec):
 
     @model_validator(mode="after")
     def _routing(self) -> MoESpec:
-        if self.experts % self.groups or self.top_k % self.groups:
-            raise ValueError(f"experts ({self.experts}) and top_k ({self.top_k}) must divide into groups "
-                             f"({self.groups})")
-        if self.top_k > self.experts:
-            raise ValueError(f"top_k ({self.top_k}) cannot exceed experts ({self.experts})")
+        check_routing(self.experts, self.top_k, self.groups)
         return self
 
 
