@@ -100,3 +100,12 @@ def test_user_spec_path_is_shown(cli, tmp_path, fmt):
     result = cli("hardware", "show", _write(tmp_path, H100), "--format", fmt)
     assert result.code == 0
     assert "h100-sxm" in result.out
+
+
+def test_fpga_design_must_match_its_compute(cli, tmp_path):
+    text = (SPEC_DIR / "zcu102-edge-moe.yaml").read_text()
+    path = tmp_path / "zcu102-edge-moe.yaml"
+    path.write_text(text.replace("  rows: 16", "  rows: 8"))
+    result = cli("hardware", "show", str(path))
+    assert result.code == 2
+    assert "8 x 16 MAC array" in result.err

@@ -1,6 +1,11 @@
 """FPGAs running a fixed accelerator design: a DSP-bound MAC array at a chosen clock."""
 
+from __future__ import annotations
+
+import math
 from typing import Literal
+
+from pydantic import model_validator
 
 from perfsim.dtypes import DTypeName
 from perfsim.hardware.common import Count, DeviceBase, Source, Spec
@@ -32,8 +37,20 @@ class Design(Spec):
 
 
 class Fpga(DeviceBase):
-    """An FPGA board with one accelerator design; `clock.peak` is the design's clock."""
+    """An FPGA board with one accelerator design; `clock.peak` is the design's clock.
+
+    Raise ValueError if no compute unit delivers the design's 2 · rows · cols FLOP per cycle.
+    """
 
     kind: Literal["fpga"]
     fabric: FabricResources
     design: Design
+
+    @model_validator(mode="after")
+    def _design_matches_compute(self) -> Fpga:
+        expected = 2 * self.design.macs_per_cycle * self.clock.peak
+        peak = self.peak_flops(self.design.weight_dtype)
+        if peak is None or not math.isclose(peak, expected, rel_tol=1e-9):
+            raise ValueError(f"compute gives {peak} FLOP/s for {self.design.weight_dtype}, but the design's "
+                             f"{self.design.rows} x {self.design.cols} MAC array at the clock gives {expected:g}")
+        return self
