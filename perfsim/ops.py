@@ -505,12 +505,20 @@ class Collective(OpBase):
 
     `bytes` is nccl-tests' size: the message for all_reduce and broadcast; the whole
     per-rank buffer of `group` chunks for all_gather, reduce_scatter and all_to_all.
+    `algorithm`: ring, or tree (all_reduce and broadcast only: NCCL's double binary tree).
     """
 
     kind: Literal["all_reduce", "reduce_scatter", "all_gather", "broadcast", "all_to_all"]
     size_bytes: Annotated[float, Field(gt=0, alias="bytes")]
     group: Size | None = None
+    algorithm: Literal["ring", "tree"] = "ring"
     dtype: FormatName = "bf16"
+
+    @model_validator(mode="after")
+    def _tree_kinds(self) -> Collective:
+        if self.algorithm == "tree" and self.kind not in ("all_reduce", "broadcast"):
+            raise ValueError(f"algorithm 'tree' applies to all_reduce and broadcast, not {self.kind}")
+        return self
 
     model_config = Spec.model_config | {"populate_by_name": True}
 

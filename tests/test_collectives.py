@@ -88,3 +88,22 @@ def test_cluster_all_to_all_splits_node_and_rail_traffic():
     rail_bw = rail.bandwidth_per_direction * rail.links_per_member / a
     expected = 7 * ALPHA + 7 / n * size / BETA_BW + 1 * rail_alpha + (n - a) / n * size / rail_bw
     assert c.time_s == pytest.approx(expected)
+
+
+def test_tree_all_reduce_trades_latency_steps_for_bandwidth():
+    small, large = 8, 2**30
+    for size in (small, large):
+        tree = cost(parse_op(f"all_reduce bytes={size} algorithm=tree"), NODE)
+        assert tree.time_s == pytest.approx(2 * 3 * ALPHA + 2 * size / BETA_BW)  # 2·⌈log2 8⌉ steps, 2S / B
+    assert cost(parse_op("all_reduce bytes=8 algorithm=tree"), NODE).time_s < cost(parse_op("all_reduce bytes=8"),
+                                                                                       NODE).time_s
+    assert cost(parse_op(f"all_reduce bytes={large} algorithm=tree"), NODE).time_s > cost(
+        parse_op(f"all_reduce bytes={large}"), NODE).time_s  # 2S vs 2·7/8·S: the ring moves less
+
+
+def test_tree_broadcast_and_bad_kind(cli):
+    c = cost(parse_op("broadcast bytes=4096 algorithm=tree group=4"), NODE)
+    bw = LINK.bandwidth_per_direction * 3 * LINK.calibration.bandwidth_efficiency.value
+    assert c.time_s == pytest.approx(2 * ALPHA + 4096 / bw)
+    result = cli("estimate", "--hardware", "mi300x-node", "--op", "all_gather bytes=4096 algorithm=tree")
+    assert result.code == 2 and "applies to all_reduce and broadcast" in result.err
