@@ -74,3 +74,67 @@ def test_a_crashing_check_is_reported_failed():
         assert row["passed"] is False and "boom" in row["detail"]
     finally:
         CHECKS.pop()
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=40, deadline=None)
+@given(m=st.integers(1, 9), n=st.integers(1, 9), k=st.integers(1, 9), batch=st.integers(1, 3),
+       dtype=st.sampled_from(["bf16", "fp32", "int8", "fp8_e4m3"]))
+def test_gemm_counts_over_shapes(m, n, k, batch, dtype):
+    import numpy as np
+
+    from perfsim.reference.counter import Counter
+    from perfsim.reference.kernels import counts_agree, gemm
+
+    op = ops.Gemm(m=m, n=n, k=k, batch=batch, dtype=dtype)
+    rng = np.random.default_rng(0)
+    counter = Counter()
+    c = gemm(rng.normal(size=(batch, m, k)), rng.normal(size=(batch, k, n)), op, counter)
+    assert c.shape == (batch, m, n)
+    assert counts_agree(op, counter)
+
+
+@settings(max_examples=30, deadline=None)
+@given(rows=st.integers(1, 5), cols=st.integers(1, 300), scale=st.floats(0.1, 1e4),
+       variant=st.sampled_from(list(ops.SOFTMAX_PASSES)), allocate=st.booleans())
+def test_softmax_variants_agree_over_shapes(rows, cols, scale, variant, allocate):
+    import numpy as np
+
+    from perfsim.reference.counter import Counter
+    from perfsim.reference.kernels import counts_agree, softmax
+
+    x = np.random.default_rng(1).uniform(-scale, scale, size=(rows, cols))
+    op = ops.Softmax(rows=rows, cols=cols, variant=variant, write_allocate=allocate)
+    counter = Counter()
+    y = softmax(x, op, counter)
+    expected = np.exp(x - x.max(axis=-1, keepdims=True))
+    expected /= expected.sum(axis=-1, keepdims=True)
+    assert np.isfinite(y).all()
+    assert np.abs(y - expected).max() <= 1e-12
+    assert counts_agree(op, counter)
+
+
+@settings(max_examples=30, deadline=None)
+@given(kv_heads=st.integers(1, 3), group=st.integers(1, 4), q_len=st.integers(1, 6), extra=st.integers(0, 9),
+       causal=st.booleans(), fused=st.booleans())
+def test_attention_counts_and_gqa_over_shapes(kv_heads, group, q_len, extra, causal, fused):
+    import numpy as np
+
+    from perfsim.reference.counter import Counter
+    from perfsim.reference.kernels import attention, counts_agree
+
+    heads, kv_len, d = kv_heads * group, q_len + extra, 4
+    rng = np.random.default_rng(2)
+    q, k, v = rng.normal(size=(1, heads, q_len, d)), rng.normal(size=(1, kv_heads, kv_len, d)), \
+        rng.normal(size=(1, kv_heads, kv_len, d))
+    op = ops.Attention(heads=heads, kv_heads=kv_heads, head_dim=d, q_len=q_len, kv_len=kv_len, causal=causal,
+                       fused=fused)
+    counter = Counter()
+    out = attention(q, k, v, op, counter)
+    mha = attention(q, np.repeat(k, group, axis=1), np.repeat(v, group, axis=1),
+                    op.model_copy(update={"kv_heads": heads, "fused": False}), Counter())
+    assert np.abs(out - mha).max() <= 1e-12
+    assert counts_agree(op, counter)
