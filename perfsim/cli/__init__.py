@@ -1,0 +1,43 @@
+"""The `perfsim` command line. Each command lives in a small module; user mistakes exit 2 with one line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from perfsim.cli import checks, estimate, serve, specs
+from perfsim.errors import PerfsimError
+from perfsim.output import FORMATS
+
+Command = Callable[[argparse.Namespace], str]
+DESCRIPTION = ("Predict how ML workloads perform on GPUs, NPUs, wafer-scale meshes, processing-in-memory, CPUs, "
+               "MCUs and FPGAs, without running them there.")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="perfsim", description=DESCRIPTION)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(sub: argparse._SubParsersAction, name: str, run: Command, help_text: str,
+            formats: bool = True) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        if formats:
+            command.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
+        command.set_defaults(run=run)
+        return command
+
+    for module in (specs, estimate, serve, checks):
+        module.register(commands, add)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the exit code (0 ok, 1 a check failed, 2 bad input)."""
+    args = build_parser().parse_args(argv)
+    try:
+        print(args.run(args))
+    except PerfsimError as err:
+        print(f"perfsim: error: {err}", file=sys.stderr)
+        return 2
+    return getattr(args, "exit_code", 0)
