@@ -115,6 +115,7 @@ def test_single_chip_spec_with_devices_builds_chips_over_its_link():
         (["--hardware", "h100-sxm", "--weight-dtype", "int3"], "unknown dtype"),
         (["--hardware", "h100-sxm", "--batch", "0"], "greater than 0"),
         (["--hardware", "dgx-h100", "--batch", "4"], "smaller than dp"),
+        (["--hardware", "h100-sxm", "--context", "4096"], "exceeds llama-2-7b's max_context (4096)"),
     ],
 )
 def test_inconsistent_flags_exit_2(cli, argv, needle):

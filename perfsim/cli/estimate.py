@@ -92,7 +92,9 @@ def _roofline(args: argparse.Namespace) -> str:
     figure = plot_roofline(chips, points)
     try:
         figure.savefig(args.output)
-    except (OSError, ValueError) as err:
+    except OSError as err:
+        raise PerfsimError(f"cannot write {args.output}: {err.strerror}") from None
+    except ValueError as err:
         raise PerfsimError(f"cannot write {args.output}: {err}") from None
     rows = [{"device": p.device, "op": p.label, "intensity_flop_per_byte": p.cost.intensity,
              "attained_flop_per_s": p.cost.flops / p.cost.time_s, "time_s": p.cost.time_s, "bound": p.cost.bound}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from perfsim.cost.roofline import level_capacity
 from perfsim.dtypes import resolve_format
 from perfsim.errors import PerfsimError
 from perfsim.models.params import embedding_params, head_params, layer_params
@@ -63,7 +64,7 @@ def footprint(r: Resolved) -> Footprint:
         stages.append((weights, kv, act))
     weights, kv, act = max(stages, key=sum)
     usable = r.chip.calibration.usable_memory_fraction
-    capacity = r.chip.main.capacity * (usable.value if usable else 1.0)
+    capacity = level_capacity(r.chip, r.chip.main) * (usable.value if usable else 1.0)
     return Footprint(weights, kv, act, capacity)
 
 

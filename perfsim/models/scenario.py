@@ -110,6 +110,10 @@ def resolve(scenario: Scenario, hardware: Device | System | None = None) -> Reso
     devices = scenario.devices or hardware.chips
     system = _system(hardware, devices) if devices > 1 else None
     par = parallelism(scenario, devices, model)
+    length = scenario.prompt_len if scenario.phase == "prefill" else scenario.context + scenario.decode_tokens
+    if length > model.max_context:
+        raise PerfsimError(f"{scenario.phase} of {length} tokens exceeds {model.name}'s max_context "
+                           f"({model.max_context})")
     weight_dtype = resolve_format(scenario.weight_dtype or model.weight_dtype).name
     kv_dtype = resolve_format(scenario.kv_dtype or scenario.activation_dtype).name
     resolve_format(scenario.activation_dtype)

@@ -22,6 +22,14 @@ def _round_up(value: int, step: int) -> int:
     return -(-value // step) * step
 
 
+def chunk_shape(tokens: int, dp: int, max_context: int) -> dict[str, int]:
+    """A prefill chunk of `tokens` as batch × prompt_len: split over the dp replicas, and into
+    prompts no longer than the model's context."""
+    per_replica = max(1, -(-tokens // dp))
+    prompts = -(-per_replica // max_context)
+    return {"batch": dp * prompts, "prompt_len": -(-per_replica // prompts)}
+
+
 @dataclass(frozen=True)
 class Speculation:
     """Speculative decoding: `draft` proposes `length` tokens, the target verifies them in one step.
@@ -61,7 +69,8 @@ class StepCosts:
     _memo: dict[tuple, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self._dp = one_per_replica(self.base).par.dp
+        resolved = one_per_replica(self.base)
+        self._dp, self._max_context = resolved.par.dp, resolved.model.max_context
 
     def _batch_bucket(self, batch: int) -> int:
         bucket = batch if batch <= 8 else _round_up(batch, 8)
@@ -79,9 +88,9 @@ class StepCosts:
         return verify + spec.length * draft
 
     def prefill(self, tokens: int) -> float:
-        """A prefill step of `tokens` prompt tokens (one chunk; attention within the chunk)."""
+        """A prefill step of `tokens` prompt tokens (one chunk; attention within each prompt of the chunk)."""
         key = ("prefill", _round_up(tokens, LENGTH_BUCKET))
-        return self._cost(key, {"phase": "prefill", "batch": self._dp, "prompt_len": max(1, key[1] // self._dp)})
+        return self._cost(key, {"phase": "prefill", **chunk_shape(key[1], self._dp, self._max_context)})
 
     def _cost(self, key: tuple, update: dict, base: Scenario | None = None) -> float:
         if key not in self._memo:
@@ -110,8 +119,8 @@ def kv_capacity_tokens(base: Scenario, reserve_tokens: int, draft: Scenario | No
         _, draft_one, draft_per_token = _per_sequence(draft)
         weights += draft_one.weights_bytes
         per_token += draft_per_token
-    reserve = footprint(resolve(base.model_copy(update={"phase": "prefill", "prompt_len": reserve_tokens,
-                                                        "batch": r.par.dp, "micro_batches": 1})))
+    shape = chunk_shape(reserve_tokens, r.par.dp, r.model.max_context)
+    reserve = footprint(resolve(base.model_copy(update={"phase": "prefill", "micro_batches": 1, **shape})))
     free = one.capacity_bytes - weights - reserve.activation_bytes
     if free < per_token:
         raise PerfsimError(f"{r.model.name} leaves no memory for the KV cache on {r.chip.name}: weights "

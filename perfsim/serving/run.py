@@ -27,7 +27,9 @@ def simulate_serving(base: Scenario, requests: Iterator[Request], config: Schedu
 
     `prefill_devices` splits the chips: that many run prefill only, the rest decode.
     """
-    devices = one_per_replica(base).par.devices
+    resolved = one_per_replica(base)
+    devices = resolved.par.devices
+    requests = _within_context(requests, resolved.model.name, resolved.model.max_context)
     disaggregation = None
     if prefill_devices is not None:
         base, disaggregation = _split(base, devices, prefill_devices, config, engine)
@@ -81,6 +83,15 @@ def _split(base: Scenario, devices: int, prefill: int, config: SchedulerConfig,
     seconds = kv_bytes / (rank_bandwidth(link, 2) * r.par.tp)
     capacity, _ = kv_capacity_tokens(prefill_base, config.max_tokens)
     return decode_base, Disaggregation(StepCosts(prefill_base, engine), capacity, seconds)
+
+
+def _within_context(requests: Iterator[Request], model: str, max_context: int) -> Iterator[Request]:
+    """The requests, each checked against the model's context length."""
+    for request in requests:
+        if request.prompt_len + request.output_len > max_context:
+            raise PerfsimError(f"request {request.id}: {request.prompt_len} + {request.output_len} tokens exceed "
+                               f"{model}'s max_context ({max_context})")
+        yield request
 
 
 def _with_progress(recorder: Recorder, total: int):
