@@ -354,10 +354,11 @@ class LutGemm(OpBase):
     activations a table of 2^g partial sums is built once per row of X, then every
     (plane, group, column) looks up one entry and adds it: m·n·(k/g)·bits lookups.
     Tables are `table_dtype` (int8 in T-MAC's fast path); `flops` reports the dense
-    GEMM's 2·m·n·k so rooflines compare like with like. `simd_ops_per_lookup` is the
-    kernel's instruction mix: T-MAC's NEON kernel (tbl_g4_int8_float_update_impl with its
-    widening adder) spends, per 16 bytes of packed indices = 32 lookups, one shift, one
-    mask, two TBL and four widening adds: 8 SIMD instructions, 0.25 per lookup.
+    GEMM's 2·m·n·k so rooflines compare like with like. `simd_ops_per_table_lookup` is the
+    kernel's instruction mix per lookup instruction: T-MAC's NEON kernel
+    (tbl_g4_int8_float_update_impl with its widening adder) spends, per 16 bytes of packed
+    indices, one shift, one mask, two TBL and four widening adds: 8 SIMD instructions for 2
+    TBL, 4 per lookup instruction.
     """
 
     kind: Literal["lut_gemm"] = "lut_gemm"
@@ -368,7 +369,7 @@ class LutGemm(OpBase):
     group_size: Size = 4
     table_dtype: FormatName = "int8"
     dtype: FormatName = "fp16"
-    simd_ops_per_lookup: float = Field(0.25, gt=0)
+    simd_ops_per_table_lookup: float = Field(4.0, gt=0)
 
     @model_validator(mode="after")
     def _groups(self) -> LutGemm:

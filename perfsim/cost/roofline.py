@@ -104,8 +104,10 @@ def roofline(op: OpBase, device: Device, cache: Cache = "cold") -> OpCost:
 
 
 def _table_lookup(op: LutGemm, device) -> dict[str, float]:
-    """T-MAC on a CPU: the kernel's SIMD instructions per lookup at the SIMD issue rate; table builds on the
-    vector units."""
-    issue_per_s = device.lut.simd_issue_per_cycle_per_core * device.cores * device.clock.peak * _clock_scale(device)
+    """T-MAC on a CPU: lookup instructions (each returns `lookups_per_instruction` entries) times the
+    kernel's SIMD instructions per lookup instruction, at the SIMD issue rate; table builds on the vector units."""
+    lut = device.lut
+    issue_per_s = lut.simd_issue_per_cycle_per_core * device.cores * device.clock.peak * _clock_scale(device)
+    instructions = op.lookups / lut.lookups_per_instruction * op.simd_ops_per_table_lookup
     dtype, rate = compute_rate(device, "vector", op.dtype)
-    return {"lut": op.lookups * op.simd_ops_per_lookup / issue_per_s, f"compute:{dtype}": op.table_build_adds / rate}
+    return {"lut": instructions / issue_per_s, f"compute:{dtype}": op.table_build_adds / rate}

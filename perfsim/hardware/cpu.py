@@ -19,11 +19,6 @@ class TableLookup(Spec):
     lookups_per_instruction: Count = 16
     source: Source
 
-    @property
-    def lookups_per_cycle_per_core(self) -> float:
-        """The lookup-instruction-only ceiling, with every SIMD slot issuing a lookup."""
-        return self.simd_issue_per_cycle_per_core * self.lookups_per_instruction
-
 
 class Cpu(DeviceBase):
     """A CPU socket or SoC's CPU cluster. `cores` counts the cores perfsim schedules on."""

@@ -23,10 +23,6 @@ def spans(spec: BaseModel) -> dict[str, list[float]]:
     return {path: [value.low, value.high] for path, value, _ in _walk(spec, [], "") if isinstance(value, Span)}
 
 
-def units(spec: BaseModel) -> dict[str, Unit]:
-    return {path: unit for path, _, unit in _walk(spec, [], "") if unit}
-
-
 def _inner(annotation: Any) -> tuple[Any, list[Any]]:
     """(bare type, Annotated metadata) of an annotation."""
     if typing.get_origin(annotation) is typing.Annotated:
