@@ -28,6 +28,7 @@ _SUFFIX_UNITS = (
     ("_flops", "FLOP", False),
     ("_hz", "Hz", False),
     ("_w", "W", False),
+    ("_per_s", None, False),
     ("_s", "s", False),
 )
 _DECIMAL = ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""), (1e-3, "m"), (1e-6, "µ"),
@@ -48,7 +49,7 @@ def _cell(column: str, value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, int | float) or value is None:
         return "" if value is None else value
     for suffix, unit, binary in _SUFFIX_UNITS:
-        if column.endswith(suffix):
+        if f"_{column}".endswith(suffix):
             return f"{value:,.1f}" if unit is None else human(float(value), unit, binary)
     return f"{value:.4g}" if isinstance(value, float) else value
 

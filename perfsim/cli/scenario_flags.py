@@ -53,13 +53,15 @@ def add_scenario_flags(command: argparse.ArgumentParser, exclude: tuple[str, ...
 
 
 def flat_record(record: dict) -> list[dict]:
-    """One row whose per-level dicts become columns: memory_s.hbm → hbm_memory_s."""
+    """One row whose nested dicts become columns with their unit last: memory_s.hbm → memory_hbm_s,
+    bytes_per_level.hbm → hbm_bytes, ttft_s.p50 → ttft_p50_s."""
     row = {}
     for key, value in record.items():
-        if isinstance(value, dict):
-            unit = key.rsplit("_", 1)[-1]
-            row.update({f"{key.removesuffix('_' + unit)}_{name.replace(':', '_')}_{unit}": v
-                        for name, v in value.items()})
-        else:
+        if not isinstance(value, dict):
             row[key] = value
+        elif key == "bytes_per_level":
+            row.update({f"{name}_bytes": v for name, v in value.items()})
+        else:
+            stem, _, unit = key.rpartition("_")
+            row.update({f"{stem}_{name.replace(':', '_')}_{unit}": v for name, v in value.items()})
     return [row]
