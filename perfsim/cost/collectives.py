@@ -36,13 +36,18 @@ FACTORS = {  # (α steps per (n−1), byte factor numerator per (n−1)/n)
 }
 
 
+def links_used(link: Interconnect, n: int) -> int:
+    """Links one member drives in parallel with `n` members taking part (a full mesh: one per peer)."""
+    return min(link.links_per_member, n - 1) if link.topology == "full_mesh" else link.links_per_member
+
+
 def rank_bandwidth(link: Interconnect, n: int, chips_per_member: int = 1) -> float:
     """Bytes/s one chip sends on `link` with `n` members taking part.
 
     A member's links are shared by its `chips_per_member` chips (a node's rail NICs:
     each GPU drives its own).
     """
-    links = min(link.links_per_member, n - 1) if link.topology == "full_mesh" else link.links_per_member
+    links = links_used(link, n)
     calibration = link.calibration.bandwidth_efficiency
     efficiency = calibration.value if calibration else 1.0
     return link.bandwidth_per_direction * links * efficiency / chips_per_member

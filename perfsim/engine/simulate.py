@@ -40,22 +40,22 @@ class Schedule:
         return pd.DataFrame(rows, columns=["task", "op", "chip", "stream", "resource", "micro_batch", "start_s",
                                            "end_s", "bound"])
 
-    def utilisation(self) -> dict[str, float]:
-        """Fraction of the makespan each resource's capacity is used: Σ demand seconds / makespan."""
+    def demand_s(self) -> dict[str, float]:
+        """Total demand seconds on each resource over all tasks."""
         busy: dict[str, float] = defaultdict(float)
         for t in self.tasks:
             for resource, seconds in t.demands.items():
                 busy[resource] += seconds
+        return dict(sorted(busy.items()))
+
+    def utilisation(self) -> dict[str, float]:
+        """Fraction of the makespan each resource's capacity is used: Σ demand seconds / makespan."""
         span = self.makespan_s
-        return {r: s / span for r, s in sorted(busy.items())} if span else {}
+        return {r: s / span for r, s in self.demand_s().items()} if span else {}
 
     def busiest_resource_s(self) -> float:
         """The largest total demand on one resource: no schedule can finish sooner."""
-        busy: dict[str, float] = defaultdict(float)
-        for t in self.tasks:
-            for resource, seconds in t.demands.items():
-                busy[resource] += seconds
-        return max(busy.values(), default=0.0)
+        return max(self.demand_s().values(), default=0.0)
 
     def critical_path(self) -> list[int]:
         """Task ids from the first to the last-finishing task, each the predecessor that ended last."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from perfsim.cost import bus_bandwidth, cost
-from perfsim.cost.collectives import rank_bandwidth
+from perfsim.cost.collectives import links_used
 from perfsim.errors import PerfsimError
 from perfsim.hardware import Device, System, load_hardware
 from perfsim.hardware.ranges import at_end, has_ranges
@@ -87,11 +87,6 @@ def _op_metric(case: Case, hardware: Device | System) -> tuple[float, str]:
         if case.metric == "link_bandwidth_bytes_per_s":
             n = op.group or hardware.chips
             link = hardware.interconnects[0][0]
-            links = rank_bandwidth(link, n) / (link.bandwidth_per_direction * _efficiency(link))
-            return bus_bandwidth(op, hardware, c.time_s) / links, c.bound
+            return bus_bandwidth(op, hardware, c.time_s) / links_used(link, n), c.bound
     raise PerfsimError(f"case {case.id}: metric {case.metric} does not apply to op '{case.workload.op}'")
 
-
-def _efficiency(link) -> float:
-    calibration = link.calibration.bandwidth_efficiency
-    return calibration.value if calibration else 1.0
