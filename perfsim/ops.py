@@ -11,9 +11,11 @@ conventions, checked by the numpy reference core:
 from __future__ import annotations
 
 import shlex
+import typing
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
+import yaml
 from pydantic import AfterValidator, Field, model_validator
 
 from perfsim.dtypes import resolve_dtype, resolve_format
@@ -21,7 +23,9 @@ from perfsim.errors import PerfsimError
 from perfsim.hardware.common import Spec
 from perfsim.specfile import validate
 
-Size = Annotated[int, Field(gt=0)]
+MAX_INT = 2**53
+"""Largest integer a size may take: every integer up to it is exact as a float, so counts never overflow."""
+Size = Annotated[int, Field(gt=0, le=MAX_INT)]
 FormatName = Annotated[str, AfterValidator(lambda name: resolve_format(name).name),
                        Field(description="a dtype (bf16, int8, ...) or quantisation scheme (q4_0, mxfp4)")]
 
@@ -269,7 +273,7 @@ class MoE(OpBase):
     experts: Size
     top_k: Size
     groups: Size = 1
-    shared_experts: int = Field(0, ge=0)
+    shared_experts: int = Field(0, ge=0, le=MAX_INT)
     shared_ffn: Size | None = None
     gated: bool = True
     imbalance: float = Field(1.0, ge=1.0)
@@ -417,7 +421,7 @@ class Conv2d(OpBase):
     width: Size
     kernel: Size = 3
     stride: Size = 1
-    padding: int = Field(0, ge=0)
+    padding: int = Field(0, ge=0, le=MAX_INT)
     groups: Size = 1
     dtype: FormatName = "fp16"
 
@@ -498,25 +502,35 @@ class Norm(OpBase):
         return [Operand("x", size), Operand("gain", params, weight=True), Operand("y", size, reads=0, writes=1)]
 
 
-COLLECTIVES = ("all_reduce", "reduce_scatter", "all_gather", "broadcast", "all_to_all")
+COLLECTIVES = ("all_reduce", "reduce_scatter", "all_gather", "broadcast", "all_to_all", "send")
 
 
 class Collective(OpBase):
-    """A collective over `group` chips (default: all of the system's chips).
+    """A collective over `group` chips (default: all of the system's chips), or a point-to-point `send`.
 
-    `bytes` is nccl-tests' size: the message for all_reduce and broadcast; the whole
+    `bytes` is nccl-tests' size: the message for all_reduce, broadcast and send; the whole
     per-rank buffer of `group` chunks for all_gather, reduce_scatter and all_to_all.
+    The members are chips 0, stride, 2·stride, … of a block (`stride`: chips between
+    consecutive members; a pipeline send between stages tp·dp chips apart has group 2,
+    stride tp·dp). A send has group 2: one sender, one receiver.
     `algorithm`: ring, or tree (all_reduce and broadcast only: NCCL's double binary tree).
+    Raise ValueError for group 1 (no peer: nothing to communicate), a send whose group
+    is not 2, or a tree for another kind.
     """
 
-    kind: Literal["all_reduce", "reduce_scatter", "all_gather", "broadcast", "all_to_all"]
-    size_bytes: Annotated[float, Field(gt=0, alias="bytes")]
+    kind: Literal["all_reduce", "reduce_scatter", "all_gather", "broadcast", "all_to_all", "send"]
+    size_bytes: Annotated[float, Field(gt=0, allow_inf_nan=False, alias="bytes")]
     group: Size | None = None
+    stride: Size = 1
     algorithm: Literal["ring", "tree"] = "ring"
     dtype: FormatName = "bf16"
 
     @model_validator(mode="after")
-    def _tree_kinds(self) -> Collective:
+    def _members(self) -> Collective:
+        if self.group == 1:
+            raise ValueError("group 1 has no peer to communicate with; a collective needs group ≥ 2")
+        if self.kind == "send" and self.group != 2:
+            raise ValueError(f"a send has group=2 (one sender, one receiver), got group={self.group}")
         if self.algorithm == "tree" and self.kind not in ("all_reduce", "broadcast"):
             raise ValueError(f"algorithm 'tree' applies to all_reduce and broadcast, not {self.kind}")
         return self
@@ -532,15 +546,47 @@ class Collective(OpBase):
         return [Operand("buffer", self.size_bytes, reads=1, writes=1)]
 
     def bus_factor(self, n: int) -> float:
-        """nccl-tests: bus bandwidth = algorithm bandwidth × this factor."""
+        """nccl-tests: bus bandwidth = algorithm bandwidth × this factor (sendrecv: 1)."""
         if self.kind == "all_reduce":
             return 2 * (n - 1) / n
-        return 1.0 if self.kind == "broadcast" else (n - 1) / n
+        return 1.0 if self.kind in ("broadcast", "send") else (n - 1) / n
 
 
+OP_CLASSES: dict[str, type[OpBase]] = {
+    kind: cls for cls in (Gemm, Attention, Softmax, MoE, LutGemm, Conv2d, Elementwise, Norm, Collective)
+    for kind in typing.get_args(cls.model_fields["kind"].annotation)
+}
 Op = Annotated[Gemm | Attention | Softmax | MoE | LutGemm | Conv2d | Elementwise | Norm | Collective,
                Field(discriminator="kind")]
-OP_KINDS = ("gemm", "attention", "softmax", "moe", "lut_gemm", "conv2d", "elementwise", "norm", *COLLECTIVES)
+OP_KINDS = tuple(OP_CLASSES)
+
+
+def _is_text(annotation: Any) -> bool:
+    """Whether a field of this type takes a string (str, a Literal of strings, or a union with one)."""
+    if annotation is str:
+        return True
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) is Literal:
+        return all(isinstance(arg, str) for arg in args)
+    return any(_is_text(arg) for arg in args)
+
+
+def _typed(cls: type[OpBase], key: str, text: str) -> Any:
+    """`text` as field `key` of `cls` takes it: raw for text fields; else the YAML scalar (4096, false,
+    1.5) with numerals YAML 1.1 leaves as strings (1e9, inf) read as floats, for the validator to judge."""
+    field = next((f for name, f in cls.model_fields.items() if key in (name, f.alias)), None)
+    if field is None or _is_text(field.annotation):
+        return text
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def parse_op(text: str) -> Op:
@@ -552,10 +598,11 @@ def parse_op(text: str) -> Op:
     if not words or words[0] not in OP_KINDS:
         got = words[0] if words else ""
         raise PerfsimError(f"op '{text}': unknown kind '{got}' (known: {', '.join(OP_KINDS)})")
-    fields: dict[str, str] = {"kind": words[0]}
+    cls = OP_CLASSES[words[0]]
+    fields: dict[str, Any] = {"kind": words[0]}
     for word in words[1:]:
         key, sep, value = word.partition("=")
         if not sep or not key:
             raise PerfsimError(f"op '{text}': '{word}' is not key=value")
-        fields[key] = value
+        fields[key] = _typed(cls, key, value)
     return validate(Op, fields, f"op '{text}'")

@@ -1,0 +1,33 @@
+"""Op strings: values reach the IR typed (ints, booleans, floats), and sizes stay exact in floats."""
+
+import pytest
+
+from perfsim.errors import PerfsimError
+from perfsim.ops import MAX_INT, Gemm, parse_op
+
+
+def test_values_are_typed_by_yaml_and_text_fields_stay_text():
+    op = parse_op("gemm m=4096 n=8 k=16 weight_shared=false name=1 dtype=fp8_e4m3")
+    assert (op.m, op.weight_shared, op.name, op.dtype) == (4096, False, "1", "fp8_e4m3")
+    assert type(op.m) is int and op.weight_shared is False
+    assert parse_op("attention heads=4 q_len=1 kv_len=3 causal=false").causal is False
+    # YAML 1.1 leaves 1e9 a string; it is read as the float it spells
+    assert parse_op("all_reduce bytes=1e9 group=2").size_bytes == 1e9
+
+
+def test_sizes_are_bounded_to_exact_floats():
+    assert MAX_INT == 2**53 and float(MAX_INT) == MAX_INT and float(MAX_INT + 1) == MAX_INT  # the last exact one
+    assert Gemm(m=MAX_INT, n=1, k=1).m == MAX_INT
+    huge = "1" + "0" * 309  # ≥ 1e309: would overflow float arithmetic
+    with pytest.raises(PerfsimError, match=r"m: Input should be less than or equal to 9007199254740992") as err:
+        parse_op(f"gemm m={huge} n=1 k=1")
+    assert "\n" not in str(err.value)
+    with pytest.raises(PerfsimError, match="bytes: Input should be a finite number"):
+        parse_op("all_reduce bytes=1e309")
+    with pytest.raises(PerfsimError, match="padding: Input should be less than or equal to"):
+        parse_op(f"conv2d in_channels=1 out_channels=1 height=4 width=4 padding={huge}")
+
+
+def test_a_value_that_is_not_a_number_names_its_field():
+    with pytest.raises(PerfsimError, match="op 'gemm m=abc n=1 k=1': m: "):
+        parse_op("gemm m=abc n=1 k=1")
