@@ -95,10 +95,18 @@ class MemoryLevel(Spec):
     source: Source
 
 
+Topology = Literal["ring", "switch", "full_mesh", "mesh2d", "rails"]
+
+
 class LinkPort(Spec):
-    """A chip's off-chip ports of one kind: `count` ports, each `bandwidth_per_direction`."""
+    """A chip's off-chip ports of one kind: `count` ports, each `bandwidth_per_direction`, wired as `topology`.
+
+    full_mesh: one port to each peer (a pair shares one link; MI300X xGMI); switch: every port
+    reaches a switch, so any pair can use all of them (NVLink via NVSwitch, PCIe, Ethernet).
+    """
 
     name: Name
+    topology: Topology
     count: Count = 1
     bandwidth_per_direction: BytesPerSecond
     latency: Seconds | None = None

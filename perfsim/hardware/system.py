@@ -10,10 +10,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_serializer
 
-from perfsim.hardware.common import Calibrated, Count, Fraction, Name, Price, Source, Spec
+from perfsim.errors import PerfsimError
+from perfsim.hardware.common import Calibrated, Count, Fraction, Name, Price, Source, Spec, Topology
 from perfsim.units import BytesPerSecond, Seconds
-
-Topology = Literal["ring", "switch", "full_mesh", "mesh2d", "rails"]
 
 
 class LinkCalibration(Spec):
@@ -68,6 +67,27 @@ class System(Spec):
         """(interconnect, members it joins), innermost first."""
         inner = self.member.interconnects if isinstance(self.member, System) else []
         return [*inner, (self.interconnect, self.count)]
+
+
+def join(chip: Device, count: int) -> System:
+    """`count` chips joined over the chip's first declared link, in that link's topology.
+
+    Raise PerfsimError if the chip declares no links, its first link has no latency, or a full
+    mesh of `count` chips needs more links per chip than it has.
+    """
+    if not chip.links:
+        raise PerfsimError(f"{chip.name} declares no chip-to-chip links; use a system spec for {count} devices")
+    link = chip.links[0]
+    if link.latency is None:
+        raise PerfsimError(f"{chip.name}: links[0].latency is needed to join {count} chips over {link.name}")
+    if link.topology == "full_mesh" and count - 1 > link.count:
+        raise PerfsimError(f"{chip.name}: a full mesh of {count} chips needs {count - 1} {link.name} links per chip; "
+                           f"it has {link.count} (use a system spec, e.g. a cluster of nodes)")
+    interconnect = Interconnect(name=link.name, topology=link.topology,
+                                bandwidth_per_direction=link.bandwidth_per_direction, links_per_member=link.count,
+                                latency=link.latency, source=link.source)
+    return System(name=f"{chip.name}-x{count}", kind="system", description=f"{count} × {chip.name}",
+                  member=chip, count=count, interconnect=interconnect)
 
 
 from perfsim.hardware.device import Device  # noqa: E402  (Device is defined after System's fields)
