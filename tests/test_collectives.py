@@ -203,6 +203,17 @@ def test_group_of_one_is_refused(cli):
     assert result.code == 2 and "group 1 has no peer" in result.err and len(result.err.strip().splitlines()) == 1
     with pytest.raises(PerfsimError, match="a send has group=2"):
         parse_op("send bytes=8 group=4")
+    with pytest.raises(PerfsimError, match="mi300x-x1 has 1 chip; a collective needs at least 2"):
+        cost(parse_op("all_reduce bytes=8"), join(load_hardware("mi300x"), 1))
+
+
+def test_tree_on_the_rails_of_1024_gpus():
+    # ring reduce-scatter / all-gather in the node, NCCL's double binary tree over the 128 nodes on each rail:
+    # 14α + 2⌈log2 128⌉·α_rail + max(2·7/8·S/B, 2·(S/8)/50 GB/s); S = 1 MiB: max(5.753 µs, 5.243 µs)
+    size = 2**20
+    c = cost(parse_op(f"all_reduce bytes={size} algorithm=tree"), CLUSTER)
+    assert c.time_s == pytest.approx(14 * ALPHA + 14 * RAIL_ALPHA + 1.75 * size / BETA_BW)
+    assert c.time_s == pytest.approx(92.35e-6, rel=1e-3)  # the ring's 254 rail steps take 1.29 ms of latency
 
 
 def test_tree_all_reduce_trades_latency_steps_for_bandwidth():
