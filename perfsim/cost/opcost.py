@@ -45,7 +45,8 @@ class OpCost:
 
     @property
     def comm_s(self) -> float:
-        return sum(s for r, s in self.resource_s.items() if r.startswith("link:"))
+        """Seconds of the slowest link level: the levels of a hierarchical collective pipeline."""
+        return max((s for r, s in self.resource_s.items() if r.startswith("link:")), default=0.0)
 
     @property
     def intensity(self) -> float:

@@ -20,8 +20,9 @@ from pydantic import Field
 
 from perfsim.dtypes import resolve_format
 from perfsim.errors import PerfsimError
-from perfsim.hardware import Device, Interconnect, System, load_hardware
+from perfsim.hardware import Device, System, load_hardware
 from perfsim.hardware.common import Count, Spec
+from perfsim.hardware.system import join
 from perfsim.models.loader import load_model
 from perfsim.models.spec import ModelSpec
 
@@ -171,12 +172,4 @@ def _system(hardware: Device | System, devices: int) -> System:
         if devices > hardware.chips:
             raise PerfsimError(f"{hardware.name} has {hardware.chips} chips; {devices} devices requested")
         return hardware
-    if not hardware.links:
-        raise PerfsimError(f"{hardware.name} declares no chip-to-chip links; use a system spec for {devices} devices")
-    link = hardware.links[0]
-    if link.latency is None:
-        raise PerfsimError(f"{hardware.name}: links[0].latency is needed to join {devices} chips over {link.name}")
-    interconnect = Interconnect(name=link.name, topology="switch", bandwidth_per_direction=link.bandwidth_per_direction,
-                                links_per_member=link.count, latency=link.latency, source=link.source)
-    return System(name=f"{hardware.name}-x{devices}", kind="system", description=f"{devices} × {hardware.name}",
-                  member=hardware, count=devices, interconnect=interconnect)
+    return join(hardware, devices)

@@ -66,7 +66,7 @@ def _embedding(r: Resolved) -> list[OpBase]:
 
 def _send(r: Resolved) -> OpBase:
     size = _bytes(r.tokens_per_replica * r.model.hidden, r.scenario.activation_dtype)
-    return Collective(name="pp_send", kind="broadcast", size_bytes=size, group=2)
+    return Collective(name="pp_send", kind="send", size_bytes=size, group=2, stride=r.par.tp * r.par.dp)
 
 
 def _linear(r: Resolved, name: str, m: int, k: int, n: int, weight_dtype: str | None = None) -> OpBase:
