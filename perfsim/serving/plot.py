@@ -70,7 +70,7 @@ def plot_serving(title: str, latencies: dict[str, array], marks: dict[str, dict[
 
 def _latency_panel(ax, latencies: dict[str, array], marks: dict[str, dict[str, float | None]],
                    slos: dict[str, float | None]) -> None:
-    for name, values in latencies.items():
+    for row, (name, values) in enumerate(latencies.items()):
         xs, ys = ccdf(values)
         if not len(xs):
             continue
@@ -80,8 +80,8 @@ def _latency_panel(ax, latencies: dict[str, array], marks: dict[str, dict[str, f
             at = marks[name][key]
             if at is not None and at > 0:
                 ax.plot([at], [fraction], marker="o", color=colour, ms=5, mec="black", mew=0.5)
-                ax.annotate(f"{key} {human(at, 's')}", (at, fraction), xytext=(4, 3), textcoords="offset points",
-                            fontsize=7, color=colour)
+                ax.annotate(f"{key} {human(at, 's')}", (at, fraction), xytext=(4, 3 - 9 * row),
+                            textcoords="offset points", fontsize=7, color=colour)
         slo = slos.get(name)
         if slo is not None:
             ax.axvline(slo, color=colour, ls="--", lw=1, label=f"{name} SLO {human(slo, 's')}")
