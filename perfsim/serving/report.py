@@ -1,9 +1,10 @@
-"""Serving metrics as defined in the docs, per-request streaming, and the latency and batch plots.
+"""Serving metrics as defined in the docs, per-request streaming, and where the outputs go.
 
 TTFT = first token time − arrival (queueing included); TPOT = (end − first token) /
 (output tokens − 1) per request (requests with one output token have none); E2E = end −
 arrival. Throughput = output tokens / makespan; goodput = requests meeting both SLOs /
-makespan.
+makespan. Mean batch = Σ batch_i · Δt_i / Σ Δt_i over iterations i of duration Δt_i (a time
+average over the busy time, not an average over iterations).
 """
 
 from __future__ import annotations
@@ -11,14 +12,15 @@ from __future__ import annotations
 import csv
 import math
 from array import array
-from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from perfsim.serving.arrivals import Request
 from perfsim.serving.scheduler import ServingResult
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 PERCENTILES = (50, 90, 99)
 
@@ -29,6 +31,7 @@ class Recorder:
     def __init__(self, slo_ttft_s: float | None, slo_tpot_s: float | None, sink: IO[str] | None = None) -> None:
         self.ttft, self.tpot, self.e2e = array("d"), array("d"), array("d")
         self.good = 0
+        self.first_arrival_s, self.last_arrival_s = math.inf, -math.inf
         self.slo_ttft_s, self.slo_tpot_s = slo_ttft_s, slo_tpot_s
         self.writer = csv.writer(sink) if sink else None
         if self.writer:
@@ -41,12 +44,20 @@ class Recorder:
         self.ttft.append(ttft)
         self.tpot.append(tpot)
         self.e2e.append(e2e)
+        self.first_arrival_s = min(self.first_arrival_s, request.arrival_s)
+        self.last_arrival_s = max(self.last_arrival_s, request.arrival_s)
         ok_ttft = self.slo_ttft_s is None or ttft <= self.slo_ttft_s
         ok_tpot = self.slo_tpot_s is None or math.isnan(tpot) or tpot <= self.slo_tpot_s
         self.good += ok_ttft and ok_tpot
         if self.writer:
             self.writer.writerow([request.id, request.arrival_s, request.prompt_len, request.output_len, ttft, tpot,
                                   e2e])
+
+    @property
+    def arrival_rate(self) -> float | None:
+        """Offered load in requests per second: (n − 1) / (last − first arrival); None if all arrive at once."""
+        span = self.last_arrival_s - self.first_arrival_s
+        return (len(self.e2e) - 1) / span if len(self.e2e) > 1 and span > 0 else None
 
 
 def percentiles(values: array) -> dict[str, float | None]:
@@ -55,9 +66,18 @@ def percentiles(values: array) -> dict[str, float | None]:
     return {f"p{p}": float(np.percentile(data, p)) if len(data) else None for p in PERCENTILES}
 
 
+def time_weighted_mean(values: array, durations_s: array) -> float | None:
+    """Σ values_i · Δt_i / Σ Δt_i; None when no time passed."""
+    weights = np.frombuffer(durations_s, dtype=float)
+    total = float(weights.sum())
+    return float(np.dot(np.asarray(values, dtype=float), weights) / total) if total > 0 else None
+
+
 def summary(result: ServingResult, recorder: Recorder, devices: int) -> dict[str, object]:
     span = result.makespan_s
     throughput = result.output_tokens / span if span else 0.0
+    # TRANSITIONAL: until ServingResult records each iteration's duration (durations_s), the mean is unknown
+    durations = getattr(result, "durations_s", None)
     return {
         "requests": result.finished,
         "ttft_s": percentiles(recorder.ttft),
@@ -69,35 +89,23 @@ def summary(result: ServingResult, recorder: Recorder, devices: int) -> dict[str
         "makespan_s": span,
         "iterations": result.iterations,
         "preemptions": result.preemptions,
-        "mean_batch": float(np.frombuffer(result.batch_sizes, dtype=np.uint32).mean()) if result.iterations else 0.0,
+        "mean_batch": None if durations is None else time_weighted_mean(result.batch_sizes, durations),
     }
 
 
-def plots(result: ServingResult, recorder: Recorder) -> Figure:
-    """Latency CDFs (TTFT, TPOT, E2E) and the batch size over time."""
-    fig = Figure(figsize=(12, 4.5), dpi=110)
-    cdf, batch = fig.subplots(1, 2)
-    for name, values in (("TTFT", recorder.ttft), ("TPOT", recorder.tpot), ("E2E", recorder.e2e)):
-        data = np.sort(np.frombuffer(values, dtype=float))
-        data = data[~np.isnan(data)]
-        if len(data):
-            cdf.plot(data, np.arange(1, len(data) + 1) / len(data), label=name)
-    cdf.set_xscale("log")
-    cdf.set_xlabel("latency [s]")
-    cdf.set_ylabel("fraction of requests")
-    cdf.set_title("latency CDFs")
-    cdf.grid(True, alpha=0.3)
-    cdf.legend()
-    times = np.frombuffer(result.times_s, dtype=float)
-    sizes = np.frombuffer(result.batch_sizes, dtype=np.uint32)
-    batch.step(times, sizes, where="post", lw=0.8)
-    batch.set_xlabel("time [s]")
-    batch.set_ylabel("sequences in the batch")
-    batch.set_title("batch size over time")
-    batch.grid(True, alpha=0.3)
-    fig.tight_layout()
-    return fig
+def write_plot(result: ServingResult, recorder: Recorder, title: str, kv_capacity_tokens: float,
+               sink: IO[bytes]) -> Figure:
+    """The serving picture (see perfsim.serving.plot), also saved as PNG into `sink`."""
+    from perfsim.serving.plot import plot_serving
 
-
-def write_outputs(result: ServingResult, recorder: Recorder, directory: Path) -> None:
-    plots(result, recorder).savefig(directory / "serving.png")
+    latencies = {"TTFT": recorder.ttft, "TPOT": recorder.tpot, "E2E": recorder.e2e}
+    marks = {name: percentiles(values) for name, values in latencies.items()}
+    rate = recorder.arrival_rate
+    load = f"{rate:.3g} requests/s offered" if rate else "all requests at once"
+    # TRANSITIONAL: per-iteration queue depth and KV tokens come with the scheduler that records them
+    figure = plot_serving(f"{title} · {load} · {len(recorder.e2e):,} requests", latencies, marks,
+                          {"TTFT": recorder.slo_ttft_s, "TPOT": recorder.slo_tpot_s}, result.times_s,
+                          result.batch_sizes, getattr(result, "queue_depths", array("I")),
+                          getattr(result, "kv_tokens", array("d")), kv_capacity_tokens)
+    figure.savefig(sink, format="png")
+    return figure

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
+from typing import IO
 
 from perfsim.cost.collectives import rank_bandwidth
 from perfsim.dtypes import resolve_format
@@ -15,7 +17,7 @@ from perfsim.models.scenario import Scenario, one_per_replica
 from perfsim.models.step import Engine
 from perfsim.serving.arrivals import Request
 from perfsim.serving.costs import Speculation, StepCosts, kv_capacity_tokens
-from perfsim.serving.report import Recorder, summary, write_outputs
+from perfsim.serving.report import Recorder, summary, write_plot
 from perfsim.serving.scheduler import Disaggregation, SchedulerConfig, serve
 
 
@@ -38,19 +40,14 @@ def simulate_serving(base: Scenario, requests: Iterator[Request], config: Schedu
     if speculation:
         config = replace(config, tokens_per_step=speculation.tokens_per_step)
     with ExitStack() as stack:
-        sink = None
-        if output is not None:
-            try:
-                output.mkdir(parents=True, exist_ok=True)
-                sink = stack.enter_context((output / "requests.csv").open("w", newline=""))
-            except OSError as err:
-                raise PerfsimError(f"cannot write to {output}: {err.strerror}") from None
-        recorder = Recorder(slo_ttft_s, slo_tpot_s, sink)
+        table, picture = _open_outputs(stack, output) if output is not None else (None, None)
+        recorder = Recorder(slo_ttft_s, slo_tpot_s, table)
         on_finish = _with_progress(recorder, total) if total and sys.stdout.isatty() and sys.stderr.isatty() \
             else recorder
         result = serve(requests, costs, capacity, config, on_finish, disaggregation)
-    if output is not None:
-        write_outputs(result, recorder, output)
+        if picture is not None:
+            hardware = resolved.system.name if resolved.system else resolved.chip.name
+            write_plot(result, recorder, f"{resolved.model.name} on {hardware}", capacity, picture)
     return {**summary(result, recorder, devices), "devices": devices, "prefill_devices": prefill_devices,
             "kv_capacity_tokens": capacity,
             "tokens_per_decode_step": config.tokens_per_step,
@@ -85,6 +82,18 @@ def _split(base: Scenario, devices: int, prefill: int, config: SchedulerConfig,
     return decode_base, Disaggregation(StepCosts(prefill_base, engine), capacity, seconds)
 
 
+def _open_outputs(stack: ExitStack, directory: Path) -> tuple[IO[str], IO[bytes]]:
+    """DIR/requests.csv and DIR/serving.png, opened before the run so that a bad path fails at once."""
+    table, picture = directory / "requests.csv", directory / "serving.png"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        return (stack.enter_context(table.open("w", newline="")), stack.enter_context(picture.open("wb")))
+    except FileExistsError:
+        raise PerfsimError(f"-o {directory}: not a directory") from None
+    except OSError as err:
+        raise PerfsimError(f"-o {directory}: cannot write {err.filename or directory} ({err.strerror})") from None
+
+
 def _within_context(requests: Iterator[Request], model: str, max_context: int) -> Iterator[Request]:
     """The requests, each checked against the model's context length."""
     for request in requests:
@@ -94,13 +103,16 @@ def _within_context(requests: Iterator[Request], model: str, max_context: int) -
         yield request
 
 
-def _with_progress(recorder: Recorder, total: int):
-    step = max(1, total // 100)
+def _with_progress(recorder: Recorder, total: int, delay_s: float = 1.0):
+    """`recorder`, drawing a bar on stderr once the run has taken `delay_s` (then at most 10 times a second)."""
+    start = shown = time.monotonic()
 
     def on_finish(request: Request, first_token_s: float, end_s: float) -> None:
+        nonlocal shown
         recorder(request, first_token_s, end_s)
-        done = len(recorder.e2e)
-        if done % step == 0 or done == total:
+        done, now = len(recorder.e2e), time.monotonic()
+        if now - start >= delay_s and (now - shown >= 0.1 or done == total):
+            shown = now
             filled = 30 * done // total
             sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} requests")
             if done == total:
