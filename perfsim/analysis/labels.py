@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 
+import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.text import Annotation, Text
 from matplotlib.transforms import Bbox
@@ -31,16 +32,11 @@ def point_boxes(ax: Axes, xs: list[float], ys: list[float], size_pt: float) -> l
     return [Bbox.from_extents(x - half, y - half, x + half, y + half) for x, y in centres]
 
 
-def line_samples(ax: Axes, xs: list[float], ys: list[float], every_px: float = 6.0) -> list[Bbox]:
-    """Small boxes along a polyline in data coordinates, so labels can prefer spots off the lines."""
-    pixels = ax.transData.transform(list(zip(xs, ys, strict=True)))
-    boxes = []
-    for (x0, y0), (x1, y1) in itertools.pairwise(pixels):
-        steps = max(1, int(math.hypot(x1 - x0, y1 - y0) / every_px))
-        for i in range(steps + 1):
-            x, y = x0 + (x1 - x0) * i / steps, y0 + (y1 - y0) * i / steps
-            boxes.append(Bbox.from_extents(x - 1, y - 1, x + 1, y + 1))
-    return boxes
+def line_samples(ax: Axes, xs: list[float], ys: list[float], every_px: float = 6.0) -> np.ndarray:
+    """Display-pixel points every `every_px` along a polyline given in data coordinates, shape (n, 2)."""
+    pixels = ax.transData.transform(np.column_stack([xs, ys]))
+    pieces = [np.linspace(a, b, max(2, int(np.hypot(*(b - a)) / every_px) + 1)) for a, b in itertools.pairwise(pixels)]
+    return np.concatenate(pieces) if pieces else np.empty((0, 2))
 
 
 def text_box(label: Text) -> Bbox:
@@ -51,22 +47,22 @@ def text_box(label: Text) -> Bbox:
     return Text.get_window_extent(label, renderer)
 
 
-def place_labels(ax: Axes, labels: list[Annotation], obstacles: list[Bbox], lines: list[Bbox]) -> None:
+def place_labels(ax: Axes, labels: list[Annotation], obstacles: list[Bbox], lines: np.ndarray) -> None:
     """Move each label (in order) to its first free spot; draw a leader line when it sits beyond the first ring."""
     inside = ax.get_window_extent()
     placed = list(obstacles)
     for label in labels:
         label.set_annotation_clip(False)
         anchor = ax.transData.transform(label.xy)
-        others = [box for box in obstacles if max(abs(box.x0 + box.x1 - 2 * anchor[0]),
-                                                  abs(box.y0 + box.y1 - 2 * anchor[1])) > 2]
+        centres = np.array([((b.x0 + b.x1) / 2, (b.y0 + b.y1) / 2) for b in obstacles]).reshape(-1, 2)
+        others = centres[np.abs(centres - anchor).max(axis=1) > 1]
         best: tuple[float, int, int, float, int] | None = None
         for radius in RADII_PT:
             for index in range(len(DIRECTIONS)):
                 box = _try(label, radius, index).padded(PAD_PX)
                 hard = sum(_overlap(box, other) for other in placed) + _outside(box, inside)
-                near = sum(1 for other in others if box.padded(NEAR_PX).overlaps(other))
-                crossed = sum(1 for other in lines if box.overlaps(other))
+                near = _inside(others, box.padded(NEAR_PX))
+                crossed = _inside(lines, box)
                 if best is None or (hard, near, crossed) < best[:3]:
                     best = (hard, near, crossed, radius, index)
             if best is not None and best[0] == 0:
@@ -85,6 +81,12 @@ def _try(label: Annotation, radius: float, index: int) -> Bbox:
     label.set_horizontalalignment(ha)
     label.set_verticalalignment(va)
     return text_box(label)
+
+
+def _inside(points: np.ndarray, box: Bbox) -> int:
+    """How many of the (n, 2) pixel points lie in `box`."""
+    x, y = points[:, 0], points[:, 1]
+    return int(np.count_nonzero((x >= box.x0) & (x <= box.x1) & (y >= box.y0) & (y <= box.y1)))
 
 
 def _overlap(a: Bbox, b: Bbox) -> float:

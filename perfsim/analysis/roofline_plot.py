@@ -123,11 +123,11 @@ def plot_roofline(devices: list[Device], ops: list[PlottedOp]) -> Figure:
     points = _draw_points(ax, ops, colours)
     _finish_axes(ax, devices, unit)
     legend = _legend(side, handles, bool(points))
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.08, top=0.95, wspace=0.06)
     _table(side, legend, devices, ops, names, unit)
 
     obstacles = point_boxes(ax, [x for x, _, _ in points + ridges], [y for _, y, _ in points + ridges], MARKER_PT)
-    samples = [box for xs, ys in curves for box in line_samples(ax, xs, ys)]
+    samples = np.concatenate([line_samples(ax, xs, ys) for xs, ys in curves])
     labels = [_annotate(ax, x, y, text, colour, "ridge-label") for x, y, (text, colour) in ridges if text]
     labels += _cluster_labels(ax, ops, points, names, colours)
     place_labels(ax, labels, obstacles, samples)
