@@ -7,7 +7,8 @@ from collections.abc import Iterable
 
 from matplotlib.colors import to_hex, to_rgb
 
-PALETTE = ("#1f77b4", "#d62728", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+PALETTE = ("#1f77b4", "#8c564b", "#ff7f0e", "#2ca02c", "#9467bd", "#d62728", "#e377c2", "#17becf", "#bcbd22",
+           "#393b79")
 
 
 def device_colours(names: Iterable[str]) -> dict[str, str]:

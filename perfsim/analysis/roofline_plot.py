@@ -303,12 +303,13 @@ def _table(ax: Axes, legend: Legend, devices: list[Device], ops: list[PlottedOp]
         return
     by_key = {(op.label, op.device): op for op in ops}
     width = max(len(n) for n in [*names, "op"])
-    columns = [d.name[:14] for d in devices]
-    lines = [f"{'#':>2} {'op':<{width}} {unit + '/B':>8}  " + "  ".join(f"{c:<14}" for c in columns)]
+    bound = {d.name: max([len(d.name), *(len(op.cost.bound.split(":", 1)[-1]) for op in ops if op.device == d.name)])
+             for d in devices}
+    lines = [f"{'#':>2} {'op':<{width}} {unit + '/B':>8}  " + "  ".join(f"{d.name:<{bound[d.name]}}" for d in devices)]
     unplotted = False
     for number, name in enumerate(names, 1):
         first = next(op for op in ops if op.label == name)
-        bounds = [f"{op.cost.bound.split(':', 1)[-1]:<14}" if (op := by_key.get((name, d.name))) else " " * 14
+        bounds = [f"{op.cost.bound.split(':', 1)[-1] if (op := by_key.get((name, d.name))) else '':<{bound[d.name]}}"
                   for d in devices]
         mark = "*" if _attained(first) <= 0 else " "
         lines.append(f"{number:>2} {name:<{width}} {_intensity(first.cost.intensity):>8}{mark} " + "  ".join(bounds))
