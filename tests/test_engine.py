@@ -10,8 +10,9 @@ import simpy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from perfsim.cost import OpCost
 from perfsim.engine import Task, simulate, tasks_from_stages
-from perfsim.engine.blocks import Block, Slot, Stage, pipeline_s, stages_of
+from perfsim.engine.blocks import Block, Slot, Stage, demands_of, pipeline_s, stages_of
 from perfsim.engine.chains import chain_schedule, contended
 from perfsim.engine.export import chip_roles, gantt, role_label
 from perfsim.engine.fluid import FluidPool
@@ -298,6 +299,18 @@ def test_a_send_sharing_the_all_reduce_link_is_simulated():
     sends = sum(s.send.seconds for s in stages_of(step.trace, step.costs) if s.send)
     # a send can slow the all-reduces it overlaps by at most its own link time
     assert step.schedule.busiest_resource_s() <= step.step_s <= step.analytic_s + 4 * sends
+
+
+def test_compute_and_lookups_overlap_on_their_engine_as_in_the_cost_model():
+    # a T-MAC op: 2 s of multiply-adds and 3 s of table lookups on the vector units, 1 s of DRAM: alone it takes
+    # max(2, 3, 1) = 3 s, its cost's time — not 2 + 3
+    cost = OpCost("qkv", 0.0, 0.0, {"compute:int8": 2.0, "lut": 3.0, "memory:dram": 1.0})
+    assert demands_of(cost, 0, "vector") == {"chip0:vector": 3.0, "chip0:memory:dram": 1.0}
+    r = resolve(Scenario(model="bitnet-b1.58-3b", hardware="m2-ultra-cpu", lut_gemm=True, context=128, cores=1,
+                         activation_dtype="fp16"))
+    step = estimate_step(r, engine="des")
+    assert step.step_s == pytest.approx(sum(c.time_s * t.repeat for c, t in zip(step.costs, step.trace.ops,
+                                                                               strict=True)), rel=1e-12)
 
 
 def test_a_step_is_laid_out_layer_by_layer():

@@ -74,12 +74,13 @@ class Stage:
 
 
 def demands_of(cost: OpCost, chip: int, engine: str | None) -> dict[str, float]:
-    """An op's resource seconds keyed per chip: compute and table lookups go to its engine."""
+    """An op's resource seconds keyed per chip: compute and table lookups go to its engine, overlapping there as
+    in the cost model (the longer of the two), so an op alone takes its cost's time."""
     demands: dict[str, float] = {}
     for resource, seconds in cost.resource_s.items():
         kind = resource.split(":", 1)[0]
         key = f"chip{chip}:{engine}" if kind in ("compute", "lut") else f"chip{chip}:{resource}"
-        demands[key] = demands.get(key, 0.0) + seconds
+        demands[key] = max(demands.get(key, 0.0), seconds)
     return demands
 
 
