@@ -154,3 +154,38 @@ def test_step_roofline_plots_every_op(cli, tmp_path):
     labels = {row["op"] for row in json.loads(result.out)}
     assert {"qkv", "attention", "ffn_up", "lm_head"} <= labels
     assert out.exists()
+
+
+def test_speculative_verification_counts_expected_accepted_tokens(cli):
+    # k = 3 verified tokens (2 drafts + the bonus), α = 0.5: E = (1 − 0.5³)/(1 − 0.5) = 1 + 0.5 + 0.25 = 1.75
+    argv = ("--model", "llama-2-7b", "--hardware", "a100-sxm-80gb", "--phase", "decode", "--batch", "4",
+            "--context", "1024", "--decode-tokens", "3")
+    out = _json(cli, *argv, "--acceptance", "0.5")
+    assert out["tpot_s"] == pytest.approx(out["step_s"] / 1.75)
+    assert out["tokens_per_s"] == pytest.approx(4 * 1.75 / out["step_s"])
+    assert out["tokens_per_s"] * out["tpot_s"] == pytest.approx(4)  # each sequence: one token per tpot_s
+    default = _json(cli, *argv)  # α = 0.7: E = 1 + 0.7 + 0.49 = 2.19
+    assert default["tpot_s"] == pytest.approx(default["step_s"] / 2.19)
+    certain = estimate_step(Scenario(model="llama-2-7b", hardware="a100-sxm-80gb", decode_tokens=3, acceptance=1.0))
+    assert certain.tokens_per_sequence == 3  # every draft accepted: k tokens
+    plain = estimate_step(Scenario(model="llama-2-7b", hardware="a100-sxm-80gb", acceptance=0.0))
+    assert plain.tokens_per_sequence == 1 and plain.summary()["tpot_s"] == plain.step_s  # k = 1: one token
+    bad = cli("estimate", *argv, "--acceptance", "1.5")
+    assert bad.code == 2 and "acceptance" in bad.err and len(bad.err.strip().splitlines()) == 1
+
+
+def test_analytic_step_pipelines_micro_batches_through_stages_and_sends():
+    # pp = 4, m = 8: T_s = Σ repeat × op time over stage s's ops but its send; send_s = the send into stage s
+    r = resolve(Scenario(model="llama-2-7b", hardware="dgx-h100", pp=4, devices=4, micro_batches=8, batch=32))
+    step = estimate_step(r)
+    stage_s, send_s = [0.0] * 4, [0.0] * 4
+    for t, c in zip(step.trace.ops, step.costs, strict=True):
+        if t.op.label == "pp_send":
+            send_s[t.stage] += c.time_s
+        else:
+            stage_s[t.stage] += t.repeat * c.time_s
+    want = sum(stage_s) + sum(send_s) + 7 * max(stage_s + send_s)
+    assert step.analytic_s == pytest.approx(want, rel=1e-12)
+    one = estimate_step(r.scenario.model_copy(update={"micro_batches": 1, "batch": 4}))
+    assert one.analytic_s == pytest.approx(sum(c.time_s * t.repeat for c, t in zip(one.costs, one.trace.ops,
+                                                                                  strict=True)), rel=1e-12)

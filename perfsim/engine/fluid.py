@@ -4,6 +4,10 @@ A flow demands `d_k` seconds of each resource k (its time on k when alone). With
 flows on k, each gets 1/n_k of it, so a flow needs max_k n_k · d_k seconds per unit of
 its work (its slowdown); alone it finishes in max_k d_k — the roofline, exactly. Rates
 are recomputed on every arrival and departure, and only the next completion is scheduled.
+
+Progress is guaranteed: a wake-up finishes the flow it was scheduled for (the one with the
+least time left), whether or not the clock could move by that time, and with it every flow
+whose time left is within `RELATIVE_TIME` of the clock (float round-off of the schedule).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from dataclasses import dataclass
 
 import simpy
 
-EPSILON = 1e-9  # work fraction below which a flow counts as done (float round-off of the schedule)
+RELATIVE_TIME = 1e-12  # a flow with under now × this many seconds left is done (≈ 4,500 ulps of the clock)
 
 
 @dataclass(eq=False)
@@ -24,6 +28,10 @@ class Flow:
     done: simpy.Event
     remaining: float = 1.0
     slowdown: float = 0.0
+
+    @property
+    def time_left_s(self) -> float:
+        return self.remaining * self.slowdown
 
 
 class FluidPool:
@@ -62,15 +70,17 @@ class FluidPool:
             f.slowdown = max(users[k] * d for k, d in f.demands.items())
         self._version += 1
         if self.flows:
-            delay = max(0.0, min(f.remaining * f.slowdown for f in self.flows))
-            self.env.process(self._wake(delay, self._version))
+            version = self._version
+            wake = self.env.timeout(max(0.0, min(f.time_left_s for f in self.flows)))
+            wake.callbacks.append(lambda _: self._wake(version))
 
-    def _wake(self, delay: float, version: int):
-        yield self.env.timeout(delay)
+    def _wake(self, version: int) -> None:
         if version != self._version:
             return
         self._advance()
-        finished = [f for f in self.flows if f.remaining <= EPSILON]
+        first = min(self.flows, key=lambda f: f.time_left_s)
+        tolerance = RELATIVE_TIME * self.env.now
+        finished = [f for f in self.flows if f is first or f.time_left_s <= tolerance]
         for f in finished:
             self.flows.remove(f)
             f.done.succeed()

@@ -17,35 +17,53 @@ import simpy
 
 from perfsim.engine.fluid import FluidPool
 from perfsim.engine.tasks import Task
+from perfsim.errors import PerfsimError
+
+MAX_TIMELINE_ROWS = 2_000_000
+TIMELINE_COLUMNS = ["task", "op", "chip", "stream", "resource", "micro_batch", "start_s", "end_s", "bound"]
 
 
 @dataclass(frozen=True)
 class Schedule:
-    """When each task ran: `start_s[i]`, `end_s[i]` for task i."""
+    """When each task ran: its first run from `start_s[i]` to `end_s[i]`, its k-th run `period_s[i]`·k later.
+
+    `path` is the critical path, first to last, as (task id, how many of its runs lie on it).
+    """
 
     tasks: list[Task]
     start_s: list[float]
     end_s: list[float]
-
-    @property
-    def makespan_s(self) -> float:
-        return max(self.end_s, default=0.0)
+    period_s: list[float]
+    makespan_s: float
+    path: list[tuple[int, int]]
 
     def timeline(self) -> pd.DataFrame:
-        """One row per task and chip it stands for: op, chip, stream, resource, start_s, end_s, bound."""
-        rows = [{"task": t.id, "op": t.name, "chip": chip, "stream": t.stream,
-                 "resource": t.engine or next(iter(t.demands), "").split(":", 1)[-1],
-                 "micro_batch": t.micro_batch, "start_s": self.start_s[t.id], "end_s": self.end_s[t.id],
-                 "bound": t.bound} for t in self.tasks for chip in t.chips]
-        return pd.DataFrame(rows, columns=["task", "op", "chip", "stream", "resource", "micro_batch", "start_s",
-                                           "end_s", "bound"])
+        """One row per op execution and chip it stands for, in time order (layer by layer):
+        task, op, chip, stream, resource, micro_batch, start_s, end_s, bound. Raise PerfsimError beyond
+        MAX_TIMELINE_ROWS rows."""
+        rows = sum(t.repeat * len(t.chips) for t in self.tasks)
+        if rows > MAX_TIMELINE_ROWS:
+            raise PerfsimError(f"the timeline has {rows:,} rows (op executions × chips), more than "
+                               f"{MAX_TIMELINE_ROWS:,} can be exported; drop --timeline or shorten the step")
+        columns: dict[str, list] = {name: [] for name in TIMELINE_COLUMNS}
+        for t in self.tasks:
+            resource = t.engine or next(iter(t.demands), "").split(":", 1)[-1]
+            for run in range(t.repeat):
+                shift = run * self.period_s[t.id]
+                for chip in t.chips:
+                    for name, value in zip(TIMELINE_COLUMNS, (t.id, t.name, chip, t.stream, resource, t.micro_batch,
+                                                              self.start_s[t.id] + shift, self.end_s[t.id] + shift,
+                                                              t.bound), strict=True):
+                        columns[name].append(value)
+        frame = pd.DataFrame(columns, columns=TIMELINE_COLUMNS)
+        return frame.sort_values(["start_s", "task", "chip"], kind="stable", ignore_index=True)
 
     def demand_s(self) -> dict[str, float]:
         """Total demand seconds on each resource over all tasks."""
         busy: dict[str, float] = defaultdict(float)
         for t in self.tasks:
             for resource, seconds in t.demands.items():
-                busy[resource] += seconds
+                busy[resource] += seconds * t.repeat
         return dict(sorted(busy.items()))
 
     def utilisation(self) -> dict[str, float]:
@@ -58,19 +76,18 @@ class Schedule:
         return max(self.demand_s().values(), default=0.0)
 
     def critical_path(self) -> list[int]:
-        """Task ids from the first to the last-finishing task, each the predecessor that ended last."""
-        if not self.tasks:
-            return []
-        predecessors = _predecessors(self.tasks)
-        current = max(range(len(self.tasks)), key=lambda i: self.end_s[i])
-        path = [current]
-        while predecessors[current]:
-            current = max(predecessors[current], key=lambda i: self.end_s[i])
-            path.append(current)
-        return path[::-1]
+        """Task ids on the critical path, from the first to the last-finishing task."""
+        return [i for i, runs in self.path if runs]
+
+    def critical_path_s(self) -> dict[str, float]:
+        """Seconds each op name contributes to the critical path."""
+        seconds: dict[str, float] = defaultdict(float)
+        for i, runs in self.path:
+            seconds[self.tasks[i].name] += runs * (self.end_s[i] - self.start_s[i])
+        return dict(seconds)
 
 
-def _predecessors(tasks: list[Task]) -> list[tuple[int, ...]]:
+def predecessors(tasks: list[Task]) -> list[tuple[int, ...]]:
     """Dependencies plus the previous task on the same chip and stream."""
     last: dict[tuple[int, str], int] = {}
     result = []
@@ -82,8 +99,25 @@ def _predecessors(tasks: list[Task]) -> list[tuple[int, ...]]:
     return result
 
 
+def _backtrack(end: list[float], waits: list[tuple[int, ...]]) -> list[tuple[int, int]]:
+    """From the last-finishing task back through the predecessor that ended last."""
+    if not end:
+        return []
+    current = max(range(len(end)), key=lambda i: end[i])
+    path = [(current, 1)]
+    while waits[current]:
+        current = max(waits[current], key=lambda i: end[i])
+        path.append((current, 1))
+    return path[::-1]
+
+
 def simulate(tasks: list[Task]) -> Schedule:
-    """Run `tasks` (ids 0..n−1 in issue order) to completion; the result is deterministic."""
+    """Run `tasks` (ids 0..n−1 in issue order, one run each) to completion; the result is deterministic.
+
+    Raise ValueError if a task stands for several runs (expand it first).
+    """
+    if any(t.repeat != 1 for t in tasks):
+        raise ValueError("simulate runs tasks of one run each")
     env = simpy.Environment()
     pool = FluidPool(env)
     engines: dict[str, simpy.Resource] = {}
@@ -108,7 +142,8 @@ def simulate(tasks: list[Task]) -> Schedule:
         end[task.id] = env.now
         finished[task.id].succeed()
 
-    for task, waits in zip(tasks, _predecessors(tasks), strict=True):
-        env.process(run(task, waits))
+    waits = predecessors(tasks)
+    for task, before in zip(tasks, waits, strict=True):
+        env.process(run(task, before))
     env.run()
-    return Schedule(tasks, start, end)
+    return Schedule(tasks, start, end, [0.0] * len(tasks), max(end, default=0.0), _backtrack(end, waits))

@@ -1,25 +1,25 @@
-"""Tasks for the discrete-event engine: a step's trace expanded into ops with dependencies and demands.
+"""Tasks for the simpy engine: a step's blocks expanded into op executions with dependencies and demands.
 
-Chips of one pipeline stage run identical shares in lockstep (tensor- and data-parallel
-ranks are symmetric), so the engine simulates one representative chip per stage and the
-timeline shows its events on every chip of the stage.
+Expansion is layer-major (a block's ops for layer 1, then for layer 2, ...) and micro-batch by
+micro-batch; each op depends on the one before it in its micro-batch. It is bounded: a step
+whose ops can contend (see perfsim.engine.chains) is simulated op by op, at most
+`MAX_TASKS` of them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
-from perfsim.cost import OpCost
-from perfsim.models.trace import Trace
-from perfsim.ops import Collective
+from perfsim.engine.blocks import Stage, Stream
+from perfsim.errors import PerfsimError
 
-Stream = Literal["compute", "comm"]
+MAX_TASKS = 200_000
 
 
 @dataclass(frozen=True)
 class Task:
-    """One op execution: `demands` are seconds per resource when alone; it waits for `deps` (task ids).
+    """One op execution (or `repeat` identical ones in a row): `demands` are seconds per resource when alone;
+    it waits for `deps` (task ids).
 
     `chip` is the simulated chip; `chips` the chips it stands for in the timeline.
     """
@@ -35,31 +35,24 @@ class Task:
     deps: tuple[int, ...]
     bound: str
     micro_batch: int = 0
+    repeat: int = 1
 
 
-def demands_of(cost: OpCost, chip: int, engine: str | None) -> dict[str, float]:
-    """An op's resource seconds keyed per chip: compute and table lookups go to its engine."""
-    demands: dict[str, float] = {}
-    for resource, seconds in cost.resource_s.items():
-        kind = resource.split(":", 1)[0]
-        key = f"chip{chip}:{engine}" if kind in ("compute", "lut") else f"chip{chip}:{resource}"
-        demands[key] = demands.get(key, 0.0) + seconds
-    return demands
-
-
-def tasks_from_trace(trace: Trace, costs: list[OpCost], micro_batches: int = 1) -> list[Task]:
-    """Expand repeats and micro-batches; each op depends on the one before it in its micro-batch."""
+def tasks_from_stages(stages: list[Stage], micro_batches: int = 1) -> list[Task]:
+    """Every op execution of `micro_batches` micro-batches through `stages`, layer-major, as a dependency chain
+    per micro-batch. Raise PerfsimError beyond MAX_TASKS."""
+    per_micro_batch = sum(len(b.slots) * b.repeat for stage in stages for b in stage.chain)
+    if per_micro_batch * micro_batches > MAX_TASKS:
+        raise PerfsimError(f"the discrete-event engine would simulate {per_micro_batch * micro_batches:,} contended "
+                           f"op executions (at most {MAX_TASKS:,}); use --engine analytic or fewer micro-batches")
     tasks: list[Task] = []
     for mb in range(micro_batches):
-        previous: int | None = None
-        for top, cost in zip(trace.ops, costs, strict=True):
-            chip = top.chips[0]
-            comm = isinstance(top.op, Collective)
-            engine = None if comm else top.op.engine
-            for _ in range(top.repeat):
-                task = Task(len(tasks), top.op.label, chip, top.chips, "comm" if comm else "compute", engine,
-                            demands_of(cost, chip, engine), cost.overhead_s,
-                            () if previous is None else (previous,), cost.bound, mb)
-                tasks.append(task)
-                previous = task.id
+        previous: tuple[int, ...] = ()
+        for stage in stages:
+            for block in stage.chain:
+                for _ in range(block.repeat):
+                    for slot in block.slots:
+                        tasks.append(Task(len(tasks), slot.name, slot.chip, stage.chips, slot.stream, slot.engine,
+                                          slot.demands, slot.overhead_s, previous, slot.bound, mb))
+                        previous = (len(tasks) - 1,)
     return tasks

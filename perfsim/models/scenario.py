@@ -46,6 +46,9 @@ class Scenario(Spec):
     context: Count = Field(2048, description="tokens already in each sequence's KV cache (decode)")
     decode_tokens: Count = Field(1, description="query tokens per sequence in a decode step (speculative "
                                                 "verification: draft length + 1)")
+    acceptance: float = Field(0.7, ge=0, le=1, description="probability α each draft token is accepted in "
+                              "speculative verification, 0.7 unless given (as in serve); a step yields "
+                              "(1 − α^k)/(1 − α) tokens per sequence, k = decode_tokens")
     weight_dtype: str | None = Field(None, description="weight dtype or quant scheme (default: the model's)")
     activation_dtype: str = Field("bf16", description="activation dtype (int8 with int8 weights = W8A8)")
     kv_dtype: str | None = Field(None, description="KV-cache dtype (default: the activation dtype)")

@@ -1,9 +1,12 @@
 """The step estimate: every op of the trace costed, then added up (analytic) or simulated (des).
 
-analytic: step_s = micro_batches × Σ repeat × op time (ops of one stage one after another,
-stages one after another, no overlap). des: the discrete-event engine runs the same ops
-with contention and overlap; step_s is its makespan. Prefill: ttft_s = step_s and tokens/s
-counts prompt tokens; decode: tpot_s = step_s and each sequence gains one token per step.
+analytic: a stage's ops one after another (T_s for one micro-batch), micro-batches pipelined
+through the stages and the sends between them: step_s = Σ_s (T_s + send_s) + (m − 1)·max_s
+max(T_s, send_s). des: the discrete-event engine runs the same ops with contention and
+overlap; step_s is its makespan. Prefill: ttft_s = step_s and tokens/s counts prompt tokens.
+Decode: each sequence gains E tokens per step — 1, or with speculative verification of k =
+decode_tokens tokens (draft + 1) each draft token accepted with probability α, E = (1 − α^k) /
+(1 − α) in expectation (Leviathan et al., 2023) — and tpot_s = step_s / E.
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from perfsim.cost import Cache, OpCost, cost
-from perfsim.engine.simulate import Schedule, simulate
-from perfsim.engine.tasks import tasks_from_trace
+from perfsim.engine.blocks import pipeline_s, stages_of
+from perfsim.engine.chains import schedule_step
+from perfsim.engine.simulate import Schedule
 from perfsim.hardware import Device, System
 from perfsim.models.footprint import Footprint, check_fits, footprint
 from perfsim.models.scenario import Resolved, Scenario, resolve
@@ -33,23 +37,25 @@ class StepEstimate:
 
     @property
     def analytic_s(self) -> float:
-        """Every op one after another, added in execution order (overhead, then the op) as the engine does."""
-        total = 0.0
-        for _ in range(self.resolved.scenario.micro_batches):
-            for c, t in zip(self.costs, self.trace.ops, strict=True):
-                overhead, busiest = c.overhead_s, c.busiest[1]
-                for _ in range(t.repeat):
-                    total = total + overhead + busiest
-        return total
+        """Each stage's ops one after another, micro-batches pipelined through stages and sends (module doc)."""
+        return pipeline_s(stages_of(self.trace, self.costs), self.resolved.scenario.micro_batches)
 
     @property
     def step_s(self) -> float:
         return self.schedule.makespan_s if self.schedule else self.analytic_s
 
     @property
-    def tokens(self) -> int:
+    def tokens_per_sequence(self) -> float:
+        """Tokens each sequence gains in the step: its prompt (prefill), or E accepted tokens (decode)."""
         s = self.resolved.scenario
-        return s.batch * (s.prompt_len if s.phase == "prefill" else s.decode_tokens)
+        if s.phase == "prefill":
+            return s.prompt_len
+        alpha, k = s.acceptance, s.decode_tokens
+        return float(k) if alpha == 1 else (1 - alpha**k) / (1 - alpha)
+
+    @property
+    def tokens(self) -> float:
+        return self.resolved.scenario.batch * self.tokens_per_sequence
 
     def by_resource(self) -> dict[str, float]:
         """Seconds each op's binding resource accounts for over the step."""
@@ -90,7 +96,7 @@ class StepEstimate:
             "batch": s.batch,
             "step_s": step,
             "ttft_s": step if s.phase == "prefill" else None,
-            "tpot_s": step if s.phase == "decode" else None,
+            "tpot_s": step / self.tokens_per_sequence if s.phase == "decode" else None,
             "tokens_per_s": tokens_per_s,
             "tokens_per_s_per_device": tokens_per_s / r.par.devices,
             "memory_bytes_per_device": self.memory.total_bytes,
@@ -105,11 +111,8 @@ class StepEstimate:
         """Utilisation per resource, the busiest resource's seconds, and critical-path seconds per op."""
         schedule = self.schedule
         assert schedule is not None
-        on_path: dict[str, float] = defaultdict(float)
-        for i in schedule.critical_path():
-            on_path[schedule.tasks[i].name] += schedule.end_s[i] - schedule.start_s[i]
         return {"analytic_step_s": self.analytic_s, "busiest_resource_s": schedule.busiest_resource_s(),
-                "utilisation": schedule.utilisation(), "critical_path_s": dict(on_path)}
+                "utilisation": schedule.utilisation(), "critical_path_s": schedule.critical_path_s()}
 
 
 def estimate_step(scenario: Scenario | Resolved, cache: Cache = "cold", hardware: Device | System | None = None,
@@ -124,5 +127,5 @@ def estimate_step(scenario: Scenario | Resolved, cache: Cache = "cold", hardware
         check_fits(r, memory)
     trace = build_trace(r)
     costs = [cost(t.op, r.system or r.chip, cache) for t in trace.ops]
-    schedule = simulate(tasks_from_trace(trace, costs, r.scenario.micro_batches)) if engine == "des" else None
+    schedule = schedule_step(trace, costs, r.scenario.micro_batches) if engine == "des" else None
     return StepEstimate(r, trace, costs, memory, schedule)
