@@ -34,7 +34,7 @@ def _serve(args: argparse.Namespace) -> str:
         from perfsim.serving.costs import Speculation
 
         speculation = Speculation(base.model_copy(update={"model": args.draft_model}), args.draft_len,
-                                  args.acceptance)
+                                  base.acceptance)
     result = simulate_serving(base, requests, config, engine, slo_ttft, slo_tpot, output, total,
                               speculation, args.prefill_devices)
     if args.format == "json":
@@ -111,7 +111,5 @@ def register(commands: argparse._SubParsersAction, add: Callable[..., argparse.A
                        help="disaggregate: N chips run prefill only, the rest decode")
     serve.add_argument("--draft-model", metavar="NAME|PATH", help="speculative decoding with this draft model")
     serve.add_argument("--draft-len", type=int, default=4, help="draft tokens proposed per step (default: 4)")
-    serve.add_argument("--acceptance", type=float, default=0.7,
-                       help="probability each draft token is accepted (default: 0.7)")
     serve.add_argument("-o", "--output", metavar="DIR", help="write DIR/requests.csv and DIR/serving.png")
     add_scenario_flags(serve, exclude=SERVE_EXCLUDES)
