@@ -58,7 +58,7 @@ class Scenario(Spec):
     moe_imbalance: float = Field(1.0, ge=1.0, description="busiest expert-parallel rank's load over the mean")
     memory_utilization: Fraction = Field(0.9, description="fraction of each chip's memory a serving engine uses for "
                                                           "weights, activations and KV cache (vLLM's "
-                                                          "gpu_memory_utilization, default 0.9)")
+                                                          "gpu_memory_utilization, whose default is also 0.9)")
 
 
 @dataclass(frozen=True)
