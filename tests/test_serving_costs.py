@@ -10,7 +10,7 @@ from perfsim.models.params import embedding_params
 from perfsim.models.scenario import Piece, Scenario, resolve
 from perfsim.models.step import estimate_step
 from perfsim.serving.arrivals import Request
-from perfsim.serving.costs import StepCosts, grid, kv_capacity_tokens
+from perfsim.serving.costs import StepCosts, busiest_share, grid, kv_capacity_tokens
 from perfsim.serving.report import Recorder
 from perfsim.serving.scheduler import SchedulerConfig, serve
 
@@ -52,6 +52,15 @@ def test_packed_prompts_on_data_parallel_replicas():
     base = A100.model_copy(update={"hardware": "dgx-h100"})
     prompts = StepCosts(base).iteration(0, 0.0, [(512, 0)] * 16)
     assert prompts == pytest.approx(_exact(base, phase="prefill", batch=16, prompt_len=512), rel=0.01)
+
+
+def test_a_prompt_is_not_split_across_data_parallel_replicas():
+    # dealt largest first to the replica with the fewest tokens: 2,000 → r0; 500, 500, 400 → r1 (1,400 tokens)
+    assert busiest_share([(500, 0), (2000, 0), (400, 0), (500, 0)], 2) == [(2000, 0)]
+    # a lone 2,000-token prompt on 8 replicas takes as long as on one chip of them
+    base = A100.model_copy(update={"hardware": "dgx-h100"})
+    alone = _exact(base, devices=1, phase="prefill", prompt_len=2000)
+    assert StepCosts(base).prefill(2000) == pytest.approx(alone, rel=1e-3)  # 2,000 lies between grid points
 
 
 def test_a_later_chunk_is_a_prefill_over_its_cached_prefix():

@@ -15,12 +15,14 @@ high where it is convex (attention in a piece's new tokens is quadratic). Cached
 to a multiple of 128, never past the model's max_context. The DES does not add up: with
 `engine="des"` a pass is simulated whole, memoised by its pieces rounded up to grid points.
 
-With dp replicas the busiest one sets the pace: it holds ⌈n / dp⌉ of the n decode sequences and
-every dp-th prompt chunk, largest first.
+With dp replicas the busiest one sets the pace: it holds ⌈n / dp⌉ of the n decode sequences, and
+the prompt chunks are dealt largest first, each to the replica with the fewest prompt tokens so
+far (a sequence's chunk cannot be split across replicas).
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -58,6 +60,18 @@ def _interpolate(f: Callable[..., float], *point: float) -> float:
         terms = [((*key, lo), weight * (1 - w)) for key, weight in terms] + (
             [((*key, hi), weight * w) for key, weight in terms] if w else [])
     return sum(weight * f(*key) for key, weight in terms)
+
+
+def busiest_share(chunks: Iterable[tuple[int, int]], replicas: int) -> list[tuple[int, int]]:
+    """The chunks (new tokens, cached tokens) of the replica with the most new tokens, when they are dealt
+    largest first, each to the replica with the fewest so far."""
+    shares: list[list[tuple[int, int]]] = [[] for _ in range(replicas)]
+    loads = [(0, i) for i in range(replicas)]
+    for chunk in sorted(chunks, reverse=True):
+        load, i = heapq.heappop(loads)
+        shares[i].append(chunk)
+        heapq.heappush(loads, (load + chunk[0], i))
+    return max(shares, key=lambda share: sum(new for new, _ in share))
 
 
 def chunk_shape(tokens: int, dp: int, max_context: int) -> dict[str, int]:
@@ -180,7 +194,7 @@ class StepCosts:
     def iteration(self, decoding: int, context: float, chunks: Iterable[tuple[int, int]]) -> float:
         """`decoding` sequences, holding `context` cached tokens on average, gain a token each and every
         prompt chunk (new tokens, tokens of its prompt already cached) is prefilled, in one pass."""
-        share = chunks if self._dp == 1 else sorted(chunks, reverse=True)[::self._dp]
+        share = chunks if self._dp == 1 else busiest_share(chunks, self._dp)
         pieces: list[tuple[int, int, float]] = [(1, new, cached) for new, cached in share]
         seqs, spec = -(-decoding // self._dp), self.speculation
         drafting = 0.0
