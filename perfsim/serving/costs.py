@@ -29,8 +29,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 from perfsim.errors import PerfsimError
-from perfsim.models.footprint import footprint
-from perfsim.models.scenario import Piece, Scenario, one_per_replica, resolve
+from perfsim.models.footprint import Footprint, footprint
+from perfsim.models.scenario import Piece, Resolved, Scenario, one_per_replica
 from perfsim.models.step import Engine, estimate_step
 from perfsim.models.trace import HEAD_OPS
 from perfsim.ops import Attention
@@ -72,14 +72,6 @@ def busiest_share(chunks: Iterable[tuple[int, int]], replicas: int) -> list[tupl
         shares[i].append(chunk)
         heapq.heappush(loads, (load + chunk[0], i))
     return max(shares, key=lambda share: sum(new for new, _ in share))
-
-
-def chunk_shape(tokens: int, dp: int, max_context: int) -> dict[str, int]:
-    """A prefill chunk of `tokens` as batch × prompt_len: split over the dp replicas, and into
-    prompts no longer than the model's context."""
-    per_replica = max(1, -(-tokens // dp))
-    prompts = -(-per_replica // max_context)
-    return {"batch": dp * prompts, "prompt_len": -(-per_replica // prompts)}
 
 
 @dataclass(frozen=True)
@@ -213,7 +205,7 @@ class StepCosts:
         return self.iteration(0, 0.0, [(tokens, 0)])
 
 
-def _per_sequence(base: Scenario) -> tuple[object, float, float]:
+def _per_sequence(base: Scenario) -> tuple[Resolved, Footprint, float]:
     """(resolved, weights bytes per chip, KV bytes per token per chip) for one sequence per replica."""
     r = one_per_replica(base.model_copy(update={"phase": "decode", "context": 1, "decode_tokens": 1}))
     one = footprint(r)
@@ -224,7 +216,7 @@ def kv_capacity_tokens(base: Scenario, reserve_tokens: int, draft: Scenario | No
     """(KV tokens the whole system holds, KV bytes per token per chip) in `base.memory_utilization` of
     each chip's memory, after weights and activations.
 
-    Activations are reserved for a prefill chunk of `reserve_tokens`; a speculative `draft`
+    Each replica reserves activations for a prompt chunk of `reserve_tokens`; a speculative `draft`
     model's weights and KV cache share the memory. Raise PerfsimError if nothing is left.
     """
     r, one, per_token = _per_sequence(base)
@@ -233,9 +225,7 @@ def kv_capacity_tokens(base: Scenario, reserve_tokens: int, draft: Scenario | No
         _, draft_one, draft_per_token = _per_sequence(draft)
         weights += draft_one.weights_bytes
         per_token += draft_per_token
-    shape = chunk_shape(reserve_tokens, r.par.dp, r.model.max_context)
-    reserve = footprint(resolve(base.model_copy(update={"phase": "prefill", "micro_batches": 1, "context": 0,
-                                                        **shape})))
+    reserve = footprint(replace(r, mix=(Piece(1, reserve_tokens, 0),)))  # a replica may run a whole chunk
     usable = base.memory_utilization * one.capacity_bytes
     free = usable - weights - reserve.activation_bytes
     if free < per_token:
