@@ -206,7 +206,7 @@ class StepCosts:
 
 
 def _per_sequence(base: Scenario) -> tuple[Resolved, Footprint, float]:
-    """(resolved, weights bytes per chip, KV bytes per token per chip) for one sequence per replica."""
+    """(resolved, footprint, KV bytes per token per chip) for one sequence per replica."""
     r = one_per_replica(base.model_copy(update={"phase": "decode", "context": 1, "decode_tokens": 1}))
     one = footprint(r)
     return r, one, one.kv_bytes / r.kv_len  # one sequence per replica holding kv_len tokens
