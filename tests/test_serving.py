@@ -85,8 +85,8 @@ def test_max_batch_limits_concurrency():
 def test_chunked_prefill_splits_a_long_prompt():
     result, _, _ = _run([Request(0, 0.0, 3000, 2)], SchedulerConfig(max_tokens=1024))
     assert result.iterations == 3 + 1  # 1024 + 1024 + 952 prompt tokens, then one decode step
-    whole, _, _ = _run([Request(0, 0.0, 3000, 2)], SchedulerConfig(max_tokens=1024, chunked_prefill=False))
-    assert whole.iterations == 2
+    whole, _, _ = _run([Request(0, 0.0, 3000, 2)], SchedulerConfig(max_tokens=4096, chunked_prefill=False))
+    assert whole.iterations == 2  # the whole prompt in one iteration (within the 4096 budget), then one decode
 
 
 def test_goodput_counts_requests_meeting_both_slos():
@@ -113,13 +113,6 @@ def test_requests_beyond_the_context_are_rejected(cli, tmp_path):
     trace.write_text("arrival_s,prompt_len,output_len\n0.0,4000,200\n")
     result = cli("serve", "--model", "llama-2-7b", "--hardware", "a100-sxm-80gb", "--trace", str(trace))
     assert result.code == 2 and "exceed llama-2-7b's max_context (4096)" in result.err
-
-
-def test_prefill_chunks_split_into_prompts_within_the_context():
-    from perfsim.serving.costs import chunk_shape
-
-    assert chunk_shape(8192, dp=1, max_context=4096) == {"batch": 2, "prompt_len": 4096}
-    assert chunk_shape(1000, dp=4, max_context=4096) == {"batch": 4, "prompt_len": 250}
 
 
 def test_request_too_long_for_the_cache():

@@ -14,17 +14,20 @@ Semantics (docs/scenarios.md):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
 from perfsim.dtypes import resolve_format
 from perfsim.errors import PerfsimError
 from perfsim.hardware import Device, System, load_hardware
-from perfsim.hardware.common import Count, Spec
+from perfsim.hardware.common import Count, Fraction, Spec
 from perfsim.hardware.system import join
 from perfsim.models.loader import load_model
 from perfsim.models.spec import ModelSpec
+
+DECODE_CONTEXT = 2048  # tokens cached per sequence in a decode step unless `context` says otherwise
+Tokens = Annotated[int, Field(ge=0)]
 
 
 class Scenario(Spec):
@@ -43,7 +46,9 @@ class Scenario(Spec):
     batch: Count = Field(1, description="global number of concurrent sequences")
     micro_batches: Count = Field(1, description="pipeline micro-batches per step, each batch / micro_batches")
     prompt_len: Count = Field(512, description="prompt tokens per sequence (prefill)")
-    context: Count = Field(2048, description="tokens already in each sequence's KV cache (decode)")
+    context: Tokens | None = Field(None, description=f"tokens already in each sequence's KV cache before the step "
+                                                    f"(default: {DECODE_CONTEXT} in decode, 0 in prefill; in prefill a "
+                                                    "cached prefix the prompt attends to)")
     decode_tokens: Count = Field(1, description="query tokens per sequence in a decode step (speculative "
                                                 "verification: draft length + 1)")
     acceptance: float = Field(0.7, ge=0, le=1, description="probability α each draft token is accepted in "
@@ -55,6 +60,9 @@ class Scenario(Spec):
     attention: Literal["fused", "unfused"] = Field("fused", description="fused keeps scores on chip")
     lut_gemm: bool = Field(False, description="T-MAC table-lookup GEMM for low-bit weights (CPUs)")
     moe_imbalance: float = Field(1.0, ge=1.0, description="busiest expert-parallel rank's load over the mean")
+    memory_utilization: Fraction = Field(0.9, description="fraction of each chip's memory a serving engine uses for "
+                                                          "weights, activations and KV cache (vLLM's "
+                                                          "gpu_memory_utilization, whose default is also 0.9)")
 
 
 @dataclass(frozen=True)
@@ -69,9 +77,30 @@ class Parallelism:
     expert_tp: int
 
 
+@dataclass(frozen=True, order=True)
+class Piece:
+    """`seqs` sequences, each adding `new` tokens to the `cached` tokens already in its KV cache.
+
+    Attention of a causal piece covers new · (cached + (new + 1) / 2) query-key pairs per
+    sequence and head; the GEMMs see seqs · new tokens.
+    """
+
+    seqs: int
+    new: int
+    cached: int
+
+    @property
+    def tokens(self) -> int:
+        return self.seqs * self.new
+
+
 @dataclass(frozen=True)
 class Resolved:
-    """A scenario with its specs loaded and its degrees resolved."""
+    """A scenario with its specs loaded and its degrees resolved.
+
+    `mix` replaces the scenario's one piece (batch × q_len over context) by the pieces of one
+    DP replica's forward pass: a serving iteration mixing decode sequences and prompt chunks.
+    """
 
     scenario: Scenario
     model: ModelSpec
@@ -80,25 +109,41 @@ class Resolved:
     par: Parallelism
     weight_dtype: str
     kv_dtype: str
+    mix: tuple[Piece, ...] = ()
+
+    @property
+    def pieces(self) -> tuple[Piece, ...]:
+        """What one DP replica's forward pass attends over, one piece per distinct shape."""
+        if self.mix:
+            return self.mix
+        batch = -(-self.scenario.batch // (self.par.dp * self.scenario.micro_batches))
+        return (Piece(batch, self.q_len, self.context),)
 
     @property
     def tokens_per_replica(self) -> int:
         """Tokens one DP replica processes in the step."""
-        return self.seqs_per_replica * self.q_len
+        return sum(p.tokens for p in self.pieces)
 
     @property
     def seqs_per_replica(self) -> int:
         """Sequences one DP replica carries in one micro-batch."""
-        return -(-self.scenario.batch // (self.par.dp * self.scenario.micro_batches))
+        return sum(p.seqs for p in self.pieces)
 
     @property
     def q_len(self) -> int:
         return self.scenario.prompt_len if self.scenario.phase == "prefill" else self.scenario.decode_tokens
 
     @property
-    def kv_len(self) -> int:
+    def context(self) -> int:
+        """Tokens already cached per sequence: the scenario's, or its phase's default."""
         s = self.scenario
-        return s.prompt_len if s.phase == "prefill" else s.context + s.decode_tokens
+        if s.context is not None:
+            return s.context
+        return DECODE_CONTEXT if s.phase == "decode" else 0
+
+    @property
+    def kv_len(self) -> int:
+        return self.context + self.q_len
 
 
 def resolve(scenario: Scenario, hardware: Device | System | None = None) -> Resolved:
@@ -114,14 +159,14 @@ def resolve(scenario: Scenario, hardware: Device | System | None = None) -> Reso
     devices = scenario.devices or hardware.chips
     system = _system(hardware, devices) if devices > 1 else None
     par = parallelism(scenario, devices, model)
-    length = scenario.prompt_len if scenario.phase == "prefill" else scenario.context + scenario.decode_tokens
-    if length > model.max_context:
-        raise PerfsimError(f"{scenario.phase} of {length} tokens exceeds {model.name}'s max_context "
-                           f"({model.max_context})")
     weight_dtype = resolve_format(scenario.weight_dtype or model.weight_dtype).name
     kv_dtype = resolve_format(scenario.kv_dtype or scenario.activation_dtype).name
     resolve_format(scenario.activation_dtype)
-    return Resolved(scenario, model, chip, system, par, weight_dtype, kv_dtype)
+    r = Resolved(scenario, model, chip, system, par, weight_dtype, kv_dtype)
+    if r.kv_len > model.max_context:
+        raise PerfsimError(f"{scenario.phase} of {r.kv_len} tokens exceeds {model.name}'s max_context "
+                           f"({model.max_context})")
+    return r
 
 
 def parallelism(s: Scenario, devices: int, model: ModelSpec) -> Parallelism:
@@ -144,12 +189,29 @@ def parallelism(s: Scenario, devices: int, model: ModelSpec) -> Parallelism:
         raise PerfsimError(f"ep ({ep}) × expert_tp ({expert_tp}) must equal tp × dp = {group}")
     if model.layers % s.pp:
         raise PerfsimError(f"pp ({s.pp}) must divide the {model.layers} layers of {model.name}")
+    for layer, _ in model.layer_runs(0, model.layers):
+        heads_per_rank(model, layer, tp)
     if model.moe and model.moe.experts % ep:
         raise PerfsimError(f"ep ({ep}) must divide the {model.moe.experts} experts of {model.name}")
     if s.batch < dp * s.micro_batches:
         raise PerfsimError(f"batch ({s.batch}) is smaller than dp ({dp}) × micro_batches ({s.micro_batches}): "
                            "some replicas would idle")
     return Parallelism(devices, tp, s.pp, dp, ep, expert_tp)
+
+
+def heads_per_rank(model: ModelSpec, layer: int, tp: int) -> tuple[int, int]:
+    """(query heads, KV heads) one tensor-parallel rank holds in `layer`: heads / tp, and the KV heads
+    split tp ways or, when tp is a multiple of them, one each (replicated tp / kv_heads times) — ⌈kv_heads / tp⌉.
+
+    Raise PerfsimError where the heads do not split so (as vLLM refuses such a layout).
+    """
+    heads, kv_heads = model.layer_heads(layer), model.layer_kv_heads(layer)
+    if heads % tp:
+        raise PerfsimError(f"tp ({tp}) must divide the {heads} attention heads of {model.name} (layer {layer})")
+    if kv_heads % tp and tp % kv_heads:
+        raise PerfsimError(f"tp ({tp}) must divide the {kv_heads} KV heads of {model.name} (layer {layer}, {heads} "
+                           "query heads) or be a multiple of them")
+    return heads // tp, -(-kv_heads // tp)
 
 
 def one_per_replica(scenario: Scenario) -> Resolved:

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 
 from perfsim.dtypes import resolve_format
 from perfsim.errors import PerfsimError
-from perfsim.models.scenario import Resolved
+from perfsim.models.scenario import Piece, Resolved, heads_per_rank
 from perfsim.ops import Attention, Collective, Elementwise, Gemm, LutGemm, MoE, Norm, OpBase
 
 ACTIVATION_FLOPS = 4  # SiLU or GELU (≈ exp, add, divide, multiply) per element; the gate's multiply adds 1
+HEAD_OPS = frozenset({"final_norm", "lm_head", "pooler"})  # the names of _head's ops: one row per sequence
 
 
 @dataclass(frozen=True)
@@ -84,18 +85,13 @@ def _all_reduce(r: Resolved, name: str, elements: float, group: int) -> list[OpB
 
 
 def _layer(r: Resolved, layer: int) -> list[OpBase]:
-    model, par, s = r.model, r.par, r.scenario
-    t, h, d, tp = r.tokens_per_replica, model.hidden, model.dim_per_head, par.tp
-    heads, kv_heads = model.layer_heads(layer), model.layer_kv_heads(layer)
-    if heads % tp:
-        raise PerfsimError(f"tp ({tp}) must divide the {heads} attention heads of {model.name} (layer {layer})")
-    heads_local, kv_local = heads // tp, max(1, kv_heads // tp)
+    model, s = r.model, r.scenario
+    t, h, d, tp = r.tokens_per_replica, model.hidden, model.dim_per_head, r.par.tp
+    heads_local, kv_local = heads_per_rank(model, layer, tp)
     ops: list[OpBase] = [
         Norm(name="attn_norm", rows=t, cols=h, norm=model.norm, dtype=s.activation_dtype),
         _linear(r, "qkv", t, h, (heads_local + 2 * kv_local) * d),
-        Attention(name="attention", batch=r.seqs_per_replica, heads=heads_local, kv_heads=kv_local, head_dim=d,
-                  q_len=r.q_len, kv_len=r.kv_len, causal=model.architecture == "decoder",
-                  fused=s.attention == "fused", dtype=s.activation_dtype, kv_dtype=r.kv_dtype),
+        *(_attention(r, piece, heads_local, kv_local) for piece in r.pieces),
         _linear(r, "o_proj", t, heads_local * d, h),
         *_all_reduce(r, "tp_all_reduce", t * h, tp),
         Norm(name="ffn_norm", rows=t, cols=h, norm=model.norm, dtype=s.activation_dtype),
@@ -103,6 +99,14 @@ def _layer(r: Resolved, layer: int) -> list[OpBase]:
     if model.is_moe_layer(layer):
         return ops + _moe(r)
     return ops + _ffn(r, "ffn", model.layer_ffn(layer), tp)
+
+
+def _attention(r: Resolved, piece: Piece, heads: int, kv_heads: int) -> OpBase:
+    """One piece's attention: its new tokens' queries over its cached and new keys."""
+    s = r.scenario
+    return Attention(name="attention", batch=piece.seqs, heads=heads, kv_heads=kv_heads, head_dim=r.model.dim_per_head,
+                     q_len=piece.new, kv_len=piece.cached + piece.new, causal=r.model.architecture == "decoder",
+                     fused=s.attention == "fused", dtype=s.activation_dtype, kv_dtype=r.kv_dtype)
 
 
 def _ffn(r: Resolved, name: str, width: int, tp: int) -> list[OpBase]:

@@ -1,33 +1,77 @@
-"""Step costs for the serving loop, memoised by bucket, and the KV-cache capacity left after weights.
+"""Step costs for the serving loop (one forward pass per iteration, memoised on a grid), and the KV-cache
+capacity left after weights.
 
-Decode steps are keyed by (batch bucket, context bucket), prefill chunks by a token
-bucket, so 10,000 requests cost a few hundred step estimates, not one per iteration.
-Buckets round up (batch to a multiple of 8 above 8 and of dp, lengths to 128 tokens),
-so a bucketed cost is never below the exact one.
+An iteration is one forward pass over all its tokens: decode sequences (one new token each over
+its cache; k + 1 when verifying k draft tokens) and prompt chunks (ℓ new tokens over the p tokens
+of the prompt already cached). The GEMMs see every token once (the weights are read once); each
+piece attends on its own, ℓ · (p + (ℓ + 1) / 2) query-key pairs per sequence and head.
+
+The analytic step adds up its ops, so a pass is the ops that see tokens (the body: T tokens), the
+head (one row per sequence: S) and each piece's attention, each memoised apart on a grid — every
+integer up to 16, then eight points per octave — and interpolated linearly between grid points in
+T, S, and a piece's sequences and new tokens: exact where the cost is affine (attention in its
+sequences; the body and head once compute- or memory-bound throughout), a fraction of a percent
+high where it is convex (attention in a piece's new tokens is quadratic). Cached tokens round up
+to a multiple of 128, never past the model's max_context. The DES does not add up: with
+`engine="des"` a pass is simulated whole, memoised by its pieces rounded up to grid points.
+
+With dp replicas the busiest one sets the pace: it holds ⌈n / dp⌉ of the n decode sequences, and
+the prompt chunks are dealt largest first, each to the replica with the fewest prompt tokens so
+far (a sequence's chunk cannot be split across replicas).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import heapq
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 
 from perfsim.errors import PerfsimError
-from perfsim.models.footprint import footprint
-from perfsim.models.scenario import Scenario, one_per_replica, resolve
+from perfsim.models.footprint import Footprint, footprint
+from perfsim.models.scenario import Piece, Resolved, Scenario, one_per_replica
 from perfsim.models.step import Engine, estimate_step
+from perfsim.models.trace import HEAD_OPS
+from perfsim.ops import Attention
 
-LENGTH_BUCKET = 128
+LENGTH_BUCKET = 128  # cached tokens round up to a multiple of this
+EXACT_UP_TO = 16  # grid points are every integer up to here, then POINTS_PER_OCTAVE per doubling
+POINTS_PER_OCTAVE = 8
 
 
 def _round_up(value: int, step: int) -> int:
     return -(-value // step) * step
 
 
-def chunk_shape(tokens: int, dp: int, max_context: int) -> dict[str, int]:
-    """A prefill chunk of `tokens` as batch × prompt_len: split over the dp replicas, and into
-    prompts no longer than the model's context."""
-    per_replica = max(1, -(-tokens // dp))
-    prompts = -(-per_replica // max_context)
-    return {"batch": dp * prompts, "prompt_len": -(-per_replica // prompts)}
+def grid(x: float) -> tuple[int, int]:
+    """The grid points lo ≤ x ≤ hi around x ≥ 1 (lo = hi when x is one)."""
+    step = 1 if x <= EXACT_UP_TO else 2 ** math.floor(math.log2(x)) // POINTS_PER_OCTAVE
+    lo = int(x // step) * step
+    return (lo, lo) if lo == x else (lo, lo + step)
+
+
+def _interpolate(f: Callable[..., float], *point: float) -> float:
+    """f at `point`, linear in each coordinate between the grid points around it."""
+    terms: list[tuple[tuple[int, ...], float]] = [((), 1.0)]
+    for x in point:
+        lo, hi = grid(x)
+        w = (x - lo) / (hi - lo) if hi > lo else 0.0
+        terms = [((*key, lo), weight * (1 - w)) for key, weight in terms] + (
+            [((*key, hi), weight * w) for key, weight in terms] if w else [])
+    return sum(weight * f(*key) for key, weight in terms)
+
+
+def busiest_share(chunks: Iterable[tuple[int, int]], replicas: int) -> list[tuple[int, int]]:
+    """The chunks (new tokens, cached tokens) of the replica with the most new tokens, when they are dealt
+    largest first, each to the replica with the fewest so far."""
+    shares: list[list[tuple[int, int]]] = [[] for _ in range(replicas)]
+    loads = [(0, i) for i in range(replicas)]
+    for chunk in sorted(chunks, reverse=True):
+        load, i = heapq.heappop(loads)
+        shares[i].append(chunk)
+        heapq.heappush(loads, (load + chunk[0], i))
+    return max(shares, key=lambda share: sum(new for new, _ in share))
 
 
 @dataclass(frozen=True)
@@ -54,63 +98,125 @@ class Speculation:
         return (1 - alpha ** (k + 1)) / (1 - alpha)
 
 
+class ForwardPass:
+    """Seconds of one forward pass of `scenario`'s model over pieces (one DP replica's share)."""
+
+    def __init__(self, scenario: Scenario, engine: Engine) -> None:
+        self.template = one_per_replica(scenario.model_copy(update={"phase": "prefill", "prompt_len": 1,
+                                                                    "context": 0}))
+        self.engine = engine
+        self.evaluations = 0
+        self._parts: dict[Piece, dict[str, float]] = {}
+        self._values: dict[tuple[str, int, int, int], float] = {}
+        self._whole: dict[tuple[Piece, ...], float] = {}
+
+    def seconds(self, pieces: Iterable[tuple[int, int, float]]) -> float:
+        """One pass over pieces (sequences, new tokens each, cached tokens each)."""
+        pieces = [(seqs, new, self._cached(cached, new)) for seqs, new, cached in pieces]
+        if self.engine == "des":
+            return self._simulated(pieces)
+        total = tokens = seqs = 0
+        for piece in pieces:
+            total += self._interpolated("attention", *piece)
+            tokens += piece[0] * piece[1]
+            seqs += piece[0]
+        return total + self._interpolated("body", 1, tokens, 0) + self._interpolated("head", seqs, 1, 0)
+
+    def _interpolated(self, part: str, seqs: int, new: int, cached: int) -> float:
+        """Seconds of `part` of a pass over Piece(seqs, new, cached), from the grid points around it."""
+        key = (part, seqs, new, cached)
+        value = self._values.get(key)
+        if value is None:
+            value = self._values[key] = _interpolate(lambda s, n: self._part(Piece(s, n, cached))[part], seqs, new)
+        return value
+
+    def _cached(self, tokens: float, new: int) -> int:
+        """Cached tokens rounded up to a bucket within max_context (never below the exact count)."""
+        exact = math.ceil(tokens)
+        return min(_round_up(exact, LENGTH_BUCKET), max(exact, self.template.model.max_context - new))
+
+    def _part(self, piece: Piece) -> dict[str, float]:
+        """Seconds of the body, the head and the attention in a pass over `piece` alone."""
+        if piece not in self._parts:
+            step = estimate_step(replace(self.template, mix=(piece,)), check_memory=False)
+            parts = dict.fromkeys(("body", "head", "attention"), 0.0)
+            for c, t in zip(step.costs, step.trace.ops, strict=True):
+                part = "attention" if isinstance(t.op, Attention) else "head" if t.op.label in HEAD_OPS else "body"
+                parts[part] += c.time_s * t.repeat
+            self._parts[piece] = parts
+            self.evaluations += 1
+        return self._parts[piece]
+
+    def _simulated(self, pieces: list[tuple[int, int, int]]) -> float:
+        """The whole pass simulated, pieces of one shape merged, sequences and new tokens rounded up to grid points."""
+        merged: Counter[tuple[int, int]] = Counter()
+        for seqs, new, cached in pieces:
+            merged[grid(new)[1], cached] += seqs
+        mix = tuple(sorted(Piece(grid(seqs)[1], new, cached) for (new, cached), seqs in merged.items()))
+        if mix not in self._whole:
+            self._whole[mix] = estimate_step(replace(self.template, mix=mix), engine="des", check_memory=False).step_s
+            self.evaluations += 1
+        return self._whole[mix]
+
+
 @dataclass
 class StepCosts:
-    """Seconds for a decode step or a prefill chunk of `base`'s model on `base`'s hardware.
+    """Seconds of a serving iteration of `base`'s model on `base`'s hardware: one forward pass.
 
-    With `speculation`, a decode step is `length` draft decode steps plus one target step
-    verifying length + 1 tokens per sequence.
+    With `speculation`, decoding sequences verify `length` draft tokens each in the pass,
+    after `length` decode steps of the draft model.
     """
 
     base: Scenario
     engine: Engine = "analytic"
     speculation: Speculation | None = None
-    evaluations: int = 0
-    _memo: dict[tuple, float] = field(default_factory=dict)
+    _passes: list[ForwardPass] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        resolved = one_per_replica(self.base)
-        self._dp, self._max_context = resolved.par.dp, resolved.model.max_context
+        self._passes = [ForwardPass(self.base, self.engine)]
+        if self.speculation:
+            self._passes.append(ForwardPass(self.speculation.draft, self.engine))
+        self._dp = self._passes[0].template.par.dp
 
-    def _batch_bucket(self, batch: int) -> int:
-        bucket = batch if batch <= 8 else _round_up(batch, 8)
-        return max(_round_up(bucket, self._dp), self._dp)
+    @property
+    def evaluations(self) -> int:
+        """Step estimates made so far (the memo's misses)."""
+        return sum(p.evaluations for p in self._passes)
+
+    def iteration(self, decoding: int, context: float, chunks: Iterable[tuple[int, int]]) -> float:
+        """`decoding` sequences, holding `context` cached tokens on average, gain a token each and every
+        prompt chunk (new tokens, tokens of its prompt already cached) is prefilled, in one pass."""
+        share = chunks if self._dp == 1 else busiest_share(chunks, self._dp)
+        pieces: list[tuple[int, int, float]] = [(1, new, cached) for new, cached in share]
+        seqs, spec = -(-decoding // self._dp), self.speculation
+        drafting = 0.0
+        if seqs:
+            pieces.append((seqs, spec.length + 1 if spec else 1, context))
+            if spec:
+                drafting = spec.length * self._passes[1].seconds([(seqs, 1, context)])
+        return drafting + (self._passes[0].seconds(pieces) if pieces else 0.0)
 
     def decode(self, batch: int, context: float) -> float:
-        """One decode step for `batch` sequences whose KV caches hold `context` tokens on average."""
-        key = ("decode", self._batch_bucket(batch), _round_up(max(1, round(context)), LENGTH_BUCKET))
-        update = {"phase": "decode", "batch": key[1], "context": key[2]}
-        spec = self.speculation
-        if spec is None:
-            return self._cost(key, update)
-        verify = self._cost((*key, "verify"), {**update, "decode_tokens": spec.length + 1})
-        draft = self._cost((*key, "draft"), update, spec.draft)
-        return verify + spec.length * draft
+        """An iteration of `batch` decoding sequences holding `context` tokens on average, and no prompt."""
+        return self.iteration(batch, context, ())
 
     def prefill(self, tokens: int) -> float:
-        """A prefill step of `tokens` prompt tokens (one chunk; attention within each prompt of the chunk)."""
-        key = ("prefill", _round_up(tokens, LENGTH_BUCKET))
-        return self._cost(key, {"phase": "prefill", **chunk_shape(key[1], self._dp, self._max_context)})
-
-    def _cost(self, key: tuple, update: dict, base: Scenario | None = None) -> float:
-        if key not in self._memo:
-            scenario = (base or self.base).model_copy(update={**update, "micro_batches": 1})
-            self._memo[key] = estimate_step(scenario, engine=self.engine, check_memory=False).step_s
-            self.evaluations += 1
-        return self._memo[key]
+        """An iteration prefilling one prompt of `tokens` (nothing cached), and no decoding."""
+        return self.iteration(0, 0.0, [(tokens, 0)])
 
 
-def _per_sequence(base: Scenario) -> tuple[object, float, float]:
-    """(resolved, weights bytes per chip, KV bytes per token per chip) for one sequence per replica."""
+def _per_sequence(base: Scenario) -> tuple[Resolved, Footprint, float]:
+    """(resolved, footprint, KV bytes per token per chip) for one sequence per replica."""
     r = one_per_replica(base.model_copy(update={"phase": "decode", "context": 1, "decode_tokens": 1}))
     one = footprint(r)
     return r, one, one.kv_bytes / r.kv_len  # one sequence per replica holding kv_len tokens
 
 
 def kv_capacity_tokens(base: Scenario, reserve_tokens: int, draft: Scenario | None = None) -> tuple[int, float]:
-    """(KV tokens the whole system holds, KV bytes per token per chip) after weights and activations.
+    """(KV tokens the whole system holds, KV bytes per token per chip) in `base.memory_utilization` of
+    each chip's memory, after weights and activations.
 
-    Activations are reserved for a prefill chunk of `reserve_tokens`; a speculative `draft`
+    Each replica reserves activations for a prompt chunk of `reserve_tokens`; a speculative `draft`
     model's weights and KV cache share the memory. Raise PerfsimError if nothing is left.
     """
     r, one, per_token = _per_sequence(base)
@@ -119,10 +225,11 @@ def kv_capacity_tokens(base: Scenario, reserve_tokens: int, draft: Scenario | No
         _, draft_one, draft_per_token = _per_sequence(draft)
         weights += draft_one.weights_bytes
         per_token += draft_per_token
-    shape = chunk_shape(reserve_tokens, r.par.dp, r.model.max_context)
-    reserve = footprint(resolve(base.model_copy(update={"phase": "prefill", "micro_batches": 1, **shape})))
-    free = one.capacity_bytes - weights - reserve.activation_bytes
+    reserve = footprint(replace(r, mix=(Piece(1, reserve_tokens, 0),)))  # a replica may run a whole chunk
+    usable = base.memory_utilization * one.capacity_bytes
+    free = usable - weights - reserve.activation_bytes
     if free < per_token:
         raise PerfsimError(f"{r.model.name} leaves no memory for the KV cache on {r.chip.name}: weights "
-                           f"{weights / 2**30:.2f} GiB of {one.capacity_bytes / 2**30:.2f} GiB per chip")
+                           f"{weights / 2**30:.2f} GiB of the {usable / 2**30:.2f} GiB per chip a serving engine "
+                           f"uses ({base.memory_utilization:.0%}, --memory-utilization)")
     return int(free // per_token) * r.par.dp, per_token

@@ -3,10 +3,17 @@
 Each iteration: admit waiting requests (FIFO) while the batch has room and the KV cache can
 hold their prompts (allocated on admission, keeping a 1 % watermark free); give every
 decoding sequence one token; fill the rest of the token budget with prompt chunks (chunked
-prefill) or whole prompts; advance time by the step's cost. A sequence whose prefill
-completes emits its first token; decoding ones emit one token per iteration. When the KV
-cache is full, the most recently admitted sequence is preempted and later recomputed (its
-prompt and generated tokens prefilled again), as vLLM's recompute policy does.
+prefill) or whole prompts; advance time by the cost of one forward pass over all of it. A
+sequence whose prefill completes emits its first token; decoding ones emit one token per
+iteration. When the KV cache is full, the most recently admitted sequence is preempted and
+later recomputed (its prompt and generated tokens prefilled again), as vLLM's recompute
+policy does.
+
+An iteration never exceeds its token budget: at most `max_tokens` sequences run at once (each
+decoding one needs a token), and without chunked prefill a prompt longer than the budget is an
+error on arrival, as vLLM rejects it; a prompt waits until the budget left by decoding holds it.
+Only a preempted sequence whose prompt and generated tokens outgrow the budget is recomputed
+in budget-sized chunks.
 
 With speculative decoding a decoding sequence gains `tokens_per_step` tokens per iteration
 in expectation, and finishes after ⌈remaining / tokens_per_step⌉ iterations. With
@@ -62,15 +69,19 @@ class Sequence:
 
 @dataclass
 class ServingResult:
-    """Totals over the run, and each iteration's end time and batch size."""
+    """Totals over the run; per iteration its end time, the sequences it ran, the requests left waiting
+    (not admitted) and the KV tokens in use (allocated prompts and decoded tokens) while it ran."""
 
     finished: int = 0
     output_tokens: int = 0
     iterations: int = 0
     preemptions: int = 0
     makespan_s: float = 0.0
+    kv_capacity_tokens: int = 0
     times_s: array = field(default_factory=lambda: array("d"))
     batch_sizes: array = field(default_factory=lambda: array("I"))
+    queue_depths: array = field(default_factory=lambda: array("I"))
+    kv_tokens: array = field(default_factory=lambda: array("d"))
 
 
 class Arrivals:
@@ -159,31 +170,37 @@ class Server:
                 yield event
                 continue
             chunks = self._plan()
-            prefill_tokens = sum(take for _, take in chunks)
-            seconds = (self.costs.decode(len(self.decoding), self.ctx_sum / len(self.decoding))
-                       if self.decoding else 0.0) + (self.costs.prefill(prefill_tokens) if prefill_tokens else 0.0)
-            batch = self.running
+            decoding = len(self.decoding)
+            seconds = self.costs.iteration(decoding, self.ctx_sum / decoding if decoding else 0.0,
+                                           [(take, seq.kv_tokens - seq.to_prefill) for seq, take in chunks])
+            batch, waiting, kv_tokens = self.running, len(self.waiting), self.kv_total
             yield self.env.timeout(seconds)
             self.iteration += 1
-            self.result.iterations += 1
-            self.result.times_s.append(self.env.now)
-            self.result.batch_sizes.append(batch)
+            result = self.result
+            result.iterations += 1
+            result.times_s.append(self.env.now)
+            result.batch_sizes.append(batch)
+            result.queue_depths.append(waiting)
+            result.kv_tokens.append(kv_tokens)
             self._advance(chunks)
             self._preempt()
 
     def _receive(self) -> None:
-        block = self.config.block_size
+        block, budget = self.config.block_size, self.config.max_tokens
         for seq in self.inbox.take():
             request = seq.request
             if request.prompt_len + request.output_len + block > self.capacity:
                 raise PerfsimError(f"request {request.id} ({request.prompt_len} + {request.output_len} tokens) "
                                    f"can never fit the KV cache of {self.capacity} tokens")
+            if seq.to_prefill > budget and not self.config.chunked_prefill:
+                raise PerfsimError(f"request {request.id}: a prompt of {seq.to_prefill} tokens exceeds the budget of "
+                                   f"{budget} tokens per iteration (--max-tokens) without chunked prefill")
             self.waiting.append(seq)
 
     def _admit(self) -> None:
         limit = self.capacity * (1 - WATERMARK)
         block = self.config.block_size
-        while self.waiting and self.running < self.config.max_batch:
+        while self.waiting and self.running < min(self.config.max_batch, self.config.max_tokens):
             seq = self.waiting[0]
             need = seq.to_prefill or seq.request.prompt_len + seq.produced
             if self.kv_total + block * (self.running + 1) + need > limit:
@@ -198,11 +215,13 @@ class Server:
                 self._start_decoding(seq)
 
     def _plan(self) -> list[tuple[Sequence, int]]:
+        """Prompt chunks (sequence, tokens) for the budget the decoding sequences leave, FIFO."""
         budget = self.config.max_tokens - len(self.decoding)
         chunks: list[tuple[Sequence, int]] = []
         for seq in self.prefilling:
-            take = min(seq.to_prefill, budget) if self.config.chunked_prefill else seq.to_prefill
-            if take <= 0 or (not self.config.chunked_prefill and take > budget and chunks):
+            whole = not self.config.chunked_prefill and seq.to_prefill <= self.config.max_tokens
+            take = min(seq.to_prefill, budget)
+            if take <= 0 or (whole and take < seq.to_prefill):
                 break
             chunks.append((seq, take))
             budget -= take
@@ -293,7 +312,7 @@ def serve(requests: Iterator[Request], costs: StepCosts, capacity_tokens: int, c
     KV transfer. Raise PerfsimError if a single request can never fit the KV cache.
     """
     env = simpy.Environment()
-    result = ServingResult()
+    result = ServingResult(kv_capacity_tokens=capacity_tokens)
     arrivals = Arrivals(env, iter(requests))
     if disaggregation is None:
         env.process(Server(env, arrivals, costs, capacity_tokens, config, on_finish, result).run())
