@@ -1,7 +1,7 @@
 """Where spec files are found: the user's directories first, then the files shipped with perfsim.
 
 The search path, first match wins:
-1. directories added with `add_spec_dir()` (the CLI's `--spec-dir`), in the order added;
+1. directories added with `add_spec_dir()` or `searching()` (the CLI's `--spec-dir`), in the order added;
 2. the directories in the environment variable PERFSIM_PATH (os.pathsep-separated), left to right;
 3. the shipped specs.
 
@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -42,6 +44,18 @@ def add_spec_dir(directory: str | os.PathLike[str]) -> None:
     path = _directory(directory, "spec directory")
     if path not in _added:
         _added.append(path)
+
+
+@contextmanager
+def searching(directories: Iterable[str | os.PathLike[str]]) -> Iterator[None]:
+    """Search `directories` as add_spec_dir() would, inside the `with` block only (the CLI's `--spec-dir`)."""
+    before = list(_added)
+    try:
+        for directory in directories:
+            add_spec_dir(directory)
+        yield
+    finally:
+        _added[:] = before
 
 
 def user_dirs() -> list[Path]:

@@ -77,6 +77,19 @@ def test_first_directory_wins_added_dirs_before_perfsim_path_left_to_right(tmp_p
     assert datadirs.user_dirs() == [tmp_path / "a", tmp_path / "b", tmp_path / "c"]
 
 
+def test_searching_adds_directories_for_the_block_only(tmp_path):
+    _device(tmp_path / "a", "team-gpu", "1 TB/s")
+    _device(tmp_path / "b", "team-gpu", "2 TB/s")
+    datadirs.add_spec_dir(tmp_path / "b")
+    with datadirs.searching([tmp_path / "a"]):
+        assert datadirs.user_dirs() == [tmp_path / "b", tmp_path / "a"]
+        assert load_hardware("team-gpu").main.bandwidth == 2e12  # b was added first
+    assert datadirs.user_dirs() == [tmp_path / "b"]
+    with pytest.raises(PerfsimError, match="not a directory"), datadirs.searching([tmp_path / "a", tmp_path / "x"]):
+        pass
+    assert datadirs.user_dirs() == [tmp_path / "b"]
+
+
 def test_the_subfolder_is_searched_before_the_directory_itself(tmp_path, monkeypatch):
     _device(tmp_path, "team-gpu", "1 TB/s")
     _device(tmp_path / "hardware_specs", "team-gpu", "2 TB/s")
