@@ -9,7 +9,7 @@ $(BIN)/perfsim: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 
-.PHONY: demo test lint docs bench
+.PHONY: demo test lint docs bench wheel-check
 demo: $(BIN)/perfsim
 	$(BIN)/perfsim estimate --hardware h100-sxm --op "gemm m=4096 n=4096 k=4096 dtype=bf16"
 	$(BIN)/perfsim roofline --hardware h100-sxm --compare mi300x \
@@ -23,3 +23,7 @@ test: $(BIN)/perfsim
 
 bench: $(BIN)/perfsim
 	$(BIN)/python -m pytest tests/benchmarks --benchmark-enable -p no:randomly
+
+# Build the sdist and the wheel, install the wheel into a clean venv and run the smoke commands outside the checkout.
+wheel-check: $(BIN)/perfsim
+	.ci/wheel-check $(BIN)/python

@@ -26,23 +26,6 @@ def shown(path: Path) -> Path:
         return path
 
 
-def find_spec(ref: str, directory: Path, what: str, relative_to: Path | None = None) -> Path:
-    """The file behind `ref`: a path (has a .yaml suffix or a slash) or a name shipped in `directory`.
-
-    Raise PerfsimError for an unknown name, with the closest shipped one.
-    """
-    if ref.endswith((".yaml", ".yml")) or "/" in ref:
-        path = Path(ref)
-        return path if path.is_absolute() or path.exists() or relative_to is None else relative_to / path
-    path = directory / f"{ref}.yaml"
-    if not path.exists():
-        names = sorted(p.stem for p in directory.glob("*.yaml"))
-        close = difflib.get_close_matches(ref, names, n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise PerfsimError(f"unknown {what} '{ref}'{hint}; see `perfsim {what} list`, or give a path to a .yaml file")
-    return path
-
-
 def read_yaml(path: Path) -> dict[str, Any]:
     """The top-level mapping of a YAML file; Raise PerfsimError if missing, malformed or not a mapping."""
     path = shown(path)

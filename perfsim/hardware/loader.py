@@ -1,4 +1,4 @@
-"""Finding and loading hardware specs: a shipped name (`h100-sxm`) or a path to a YAML file."""
+"""Finding and loading hardware specs: a name on the search path (`h100-sxm`, see perfsim.datadirs) or a path."""
 
 from __future__ import annotations
 
@@ -8,24 +8,25 @@ from typing import Annotated
 
 from pydantic import Field
 
+from perfsim.datadirs import find_spec, shipped_dir, spec_files
 from perfsim.errors import PerfsimError
 from perfsim.hardware.device import Device
 from perfsim.hardware.system import System
-from perfsim.specfile import find_spec, load_spec, read_yaml
+from perfsim.specfile import load_spec, read_yaml
 
-SPEC_DIR = Path(__file__).resolve().parents[2] / "hardware_specs"
+SPEC_DIR = shipped_dir("hardware")
 Hardware = Annotated[Device | System, Field(discriminator="kind")]
 MAX_NESTING = 8
 
 
 def shipped_names() -> list[str]:
-    """Names of the specs shipped in hardware_specs/, sorted."""
-    return sorted(path.stem for path in SPEC_DIR.glob("*.yaml"))
+    """Names of every hardware spec on the search path (the user's and the shipped ones), sorted."""
+    return list(spec_files("hardware"))
 
 
 def load_hardware(ref: str) -> Device | System:
-    """Load a device or system spec by shipped name or path. Raise PerfsimError on any bad input."""
-    return _load(find_spec(ref, SPEC_DIR, "hardware").resolve(), 0)
+    """Load a device or system spec by name or path. Raise PerfsimError on any bad input."""
+    return _load(find_spec(ref, "hardware").resolve(), 0)
 
 
 @lru_cache(maxsize=256)
@@ -34,5 +35,5 @@ def _load(path: Path, depth: int) -> Device | System:
         raise PerfsimError(f"{path}: systems nest deeper than {MAX_NESTING} levels (a member refers back to itself?)")
     data = read_yaml(path)
     if data.get("kind") == "system" and isinstance(data.get("member"), str):
-        data["member"] = _load(find_spec(data["member"], SPEC_DIR, "hardware", path.parent).resolve(), depth + 1)
+        data["member"] = _load(find_spec(data["member"], "hardware", path.parent).resolve(), depth + 1)
     return load_spec(path, Hardware, data)

@@ -1,23 +1,25 @@
-"""Finding and loading model specs: a shipped name (`llama-2-7b`) or a path to a YAML file."""
+"""Finding and loading model specs: a name on the search path (`llama-2-7b`, see perfsim.datadirs) or a path."""
 
 from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
 
+from perfsim.datadirs import find_spec, shipped_dir, spec_files
 from perfsim.models.spec import ModelSpec
-from perfsim.specfile import find_spec, load_spec
+from perfsim.specfile import load_spec
 
-WORKLOAD_DIR = Path(__file__).resolve().parents[2] / "workloads"
+WORKLOAD_DIR = shipped_dir("model")
 
 
 def shipped_models() -> list[str]:
-    return sorted(path.stem for path in WORKLOAD_DIR.glob("*.yaml"))
+    """Names of every model spec on the search path (the user's and the shipped ones), sorted."""
+    return list(spec_files("model"))
 
 
 def load_model(ref: str) -> ModelSpec:
-    """Load a model spec by shipped name or path. Raise PerfsimError on any bad input."""
-    return _load(find_spec(ref, WORKLOAD_DIR, "model").resolve())
+    """Load a model spec by name or path. Raise PerfsimError on any bad input."""
+    return _load(find_spec(ref, "model").resolve())
 
 
 @lru_cache(maxsize=128)

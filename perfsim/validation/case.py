@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from perfsim.datadirs import shipped_dir, spec_files
 from perfsim.hardware.common import Source, Spec
 from perfsim.specfile import read_yaml, shown, validate
 
@@ -64,14 +65,14 @@ class CaseFile(Spec):
     cases: list[Case] = Field(min_length=1)
 
 
-CASE_DIR = Path(__file__).resolve().parents[2] / "validation"
+CASE_DIR = shipped_dir("case")
 
 
 def load_cases(paths: list[Path] | None = None) -> list[Case]:
     """Cases from `paths` (default: every shipped file). Raise PerfsimError on bad input or duplicate ids."""
     from perfsim.errors import PerfsimError
 
-    files = paths or sorted(CASE_DIR.glob("*.yaml"))
+    files = paths or list(spec_files("case").values())
     cases: list[Case] = []
     for path in files:
         cases += validate(CaseFile, read_yaml(path), str(shown(path))).cases
