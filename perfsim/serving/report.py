@@ -76,8 +76,6 @@ def time_weighted_mean(values: array, durations_s: array) -> float | None:
 def summary(result: ServingResult, recorder: Recorder, devices: int) -> dict[str, object]:
     span = result.makespan_s
     throughput = result.output_tokens / span if span else 0.0
-    # TRANSITIONAL: until ServingResult records each iteration's duration (durations_s), the mean is unknown
-    durations = getattr(result, "durations_s", None)
     return {
         "requests": result.finished,
         "ttft_s": percentiles(recorder.ttft),
@@ -89,7 +87,7 @@ def summary(result: ServingResult, recorder: Recorder, devices: int) -> dict[str
         "makespan_s": span,
         "iterations": result.iterations,
         "preemptions": result.preemptions,
-        "mean_batch": None if durations is None else time_weighted_mean(result.batch_sizes, durations),
+        "mean_batch": time_weighted_mean(result.batch_sizes, result.durations_s),
     }
 
 
@@ -102,10 +100,8 @@ def write_plot(result: ServingResult, recorder: Recorder, title: str, kv_capacit
     marks = {name: percentiles(values) for name, values in latencies.items()}
     rate = recorder.arrival_rate
     load = f"{rate:.3g} requests/s offered" if rate else "all requests at once"
-    # TRANSITIONAL: per-iteration queue depth and KV tokens come with the scheduler that records them
     figure = plot_serving(f"{title} · {load} · {len(recorder.e2e):,} requests", latencies, marks,
                           {"TTFT": recorder.slo_ttft_s, "TPOT": recorder.slo_tpot_s}, result.times_s,
-                          result.batch_sizes, getattr(result, "queue_depths", array("I")),
-                          getattr(result, "kv_tokens", array("d")), kv_capacity_tokens)
+                          result.batch_sizes, result.queue_depths, result.kv_tokens, kv_capacity_tokens)
     figure.savefig(sink, format="png")
     return figure

@@ -69,7 +69,7 @@ class Sequence:
 
 @dataclass
 class ServingResult:
-    """Totals over the run; per iteration its end time, the sequences it ran, the requests left waiting
+    """Totals over the run; per iteration its end time and duration, the sequences it ran, the requests left waiting
     (not admitted) and the KV tokens in use (allocated prompts and decoded tokens) while it ran."""
 
     finished: int = 0
@@ -79,6 +79,7 @@ class ServingResult:
     makespan_s: float = 0.0
     kv_capacity_tokens: int = 0
     times_s: array = field(default_factory=lambda: array("d"))
+    durations_s: array = field(default_factory=lambda: array("d"))
     batch_sizes: array = field(default_factory=lambda: array("I"))
     queue_depths: array = field(default_factory=lambda: array("I"))
     kv_tokens: array = field(default_factory=lambda: array("d"))
@@ -179,6 +180,7 @@ class Server:
             result = self.result
             result.iterations += 1
             result.times_s.append(self.env.now)
+            result.durations_s.append(seconds)
             result.batch_sizes.append(batch)
             result.queue_depths.append(waiting)
             result.kv_tokens.append(kv_tokens)
