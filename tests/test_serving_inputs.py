@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from perfsim.cli.serve import _duration
+from perfsim.api import duration
 from perfsim.errors import PerfsimError
 from perfsim.serving.arrivals import HORIZON_S, from_csv, length_sampler, poisson
 
@@ -117,7 +117,7 @@ def test_table_output_says_where_it_wrote(cli, tmp_path):
 @pytest.mark.parametrize(("text", "seconds"), [("2", 2.0), ("2s", 2.0), ("150ms", 0.15), ("150 us", 150e-6),
                                                ("0.05", 0.05), ("1e-3 s", 1e-3)])
 def test_durations_take_units(text, seconds):
-    assert _duration("slo-ttft", text) == pytest.approx(seconds, rel=1e-12)
+    assert duration(text, "slo-ttft") == pytest.approx(seconds, rel=1e-12)
 
 
 def test_slo_with_units_equals_slo_in_seconds(cli):

@@ -9,7 +9,7 @@ import pytest
 
 from perfsim.serving.arrivals import Request
 from perfsim.serving.plot import MAX_POINTS, ccdf, downsample, plot_serving
-from perfsim.serving.report import Recorder, summary, time_weighted_mean, write_plot
+from perfsim.serving.report import Recorder, serving_figure, summary, time_weighted_mean
 from perfsim.serving.run import _with_progress
 
 
@@ -89,16 +89,18 @@ def test_plot_of_a_million_iterations_is_bounded_and_marked():
     assert "2,000 tokens" in cache.get_ylabel()
 
 
-def test_write_plot_titles_model_hardware_and_rate():
+def test_serving_figure_titles_model_hardware_and_rate():
     # a result carrying the per-iteration series a scheduler records
     result = SimpleNamespace(times_s=array("d", [0.1, 0.2, 1.3]), batch_sizes=array("I", [1, 2, 1]),
-                             queue_depths=array("I", [1, 0, 0]), kv_tokens=array("d", [100.0, 220.0, 130.0]))
+                             queue_depths=array("I", [1, 0, 0]), kv_tokens=array("d", [100.0, 220.0, 130.0]),
+                             kv_capacity_tokens=1000)
     rec = Recorder(slo_ttft_s=0.5, slo_tpot_s=None)
     rec(Request(0, 0.0, 90, 3), first_token_s=0.1, end_s=0.3)
     rec(Request(1, 0.0, 100, 2), first_token_s=0.2, end_s=0.3)
     rec(Request(2, 1.0, 120, 2), first_token_s=1.2, end_s=1.3)
+    figure = serving_figure(result, rec, "llama-2-7b on a100-sxm-80gb")
     sink = io.BytesIO()
-    figure = write_plot(result, rec, "llama-2-7b on a100-sxm-80gb", 1000, sink)
+    figure.savefig(sink, format="png")
     assert sink.getvalue()[:4] == b"\x89PNG"
     # 3 requests arriving over 1 s: (3 − 1) / (1.0 − 0.0) = 2 requests/s
     assert figure.get_suptitle() == "llama-2-7b on a100-sxm-80gb · 2 requests/s offered · 3 requests"

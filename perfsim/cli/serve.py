@@ -11,80 +11,28 @@ from perfsim.output import render
 
 # Poisson arrival flags and their defaults; None in argparse, so a flag given with --trace is seen
 POISSON_DEFAULTS = {"rate": 1.0, "requests": 100, "prompt_len": "512", "output_len": "128", "seed": 0}
-MAX_REQUESTS = 10**8
-MAX_SETTING = 2**31 - 1  # the largest --max-batch, --max-tokens, --block-size, --draft-len, --prefill-devices
 
 
 def _serve(args: argparse.Namespace) -> str:
-    from pathlib import Path
-
-    from perfsim.serving.run import simulate_serving
-    from perfsim.serving.scheduler import SchedulerConfig
-
-    requests, total = _requests(args)
-    for name in ("max_batch", "max_tokens", "block_size", "draft_len", "prefill_devices"):
-        _bounded(name, getattr(args, name), 1, MAX_SETTING)
-    slo_ttft, slo_tpot = _duration("slo-ttft", args.slo_ttft), _duration("slo-tpot", args.slo_tpot)
-    base = scenario_from_args(args, SERVE_EXCLUDES)
-    config = SchedulerConfig(args.max_batch, args.max_tokens, not args.no_chunked_prefill, args.block_size)
-    engine = args.engine or "analytic"
-    output = Path(args.output) if args.output else None
-    speculation = None
-    if args.draft_model:
-        from perfsim.serving.costs import Speculation
-
-        speculation = Speculation(base.model_copy(update={"model": args.draft_model}), args.draft_len,
-                                  base.acceptance)
-    result = simulate_serving(base, requests, config, engine, slo_ttft, slo_tpot, output, total,
-                              speculation, args.prefill_devices)
-    if args.format == "json":
-        return render(result, "json")
-    text = render(flat_record(result), args.format)
-    return f"{text}\nwrote {output / 'requests.csv'} and {output / 'serving.png'}" \
-        if output is not None and args.format == "table" else text
-
-
-def _requests(args: argparse.Namespace):
-    """The request iterator and its length (None for a trace); Raise PerfsimError for a Poisson flag
-    given with --trace."""
-    from pathlib import Path
-
-    from perfsim.serving.arrivals import from_csv, poisson
+    from perfsim import api
 
     given = [name for name in POISSON_DEFAULTS if getattr(args, name) is not None]
-    if args.trace:
-        if given:
-            flags = ", ".join(f"--{name.replace('_', '-')}" for name in given)
-            raise PerfsimError(f"{flags} cannot apply with --trace (the CSV gives the arrivals and lengths)")
-        return from_csv(Path(args.trace)), None
-    values = {name: POISSON_DEFAULTS[name] if getattr(args, name) is None else getattr(args, name)
-              for name in POISSON_DEFAULTS}
-    _bounded("requests", values["requests"], 1, MAX_REQUESTS)
-    return poisson(values["rate"], values["requests"], values["prompt_len"], values["output_len"],
-                   values["seed"]), values["requests"]
-
-
-def _bounded(name: str, value: int | None, low: int, high: int) -> None:
-    """Raise PerfsimError if a given integer flag is outside [low, high] (a 400-digit number shown elided)."""
-    if value is not None and not low <= value <= high:
-        shown = str(value) if len(str(value)) <= 20 else f"{str(value)[:20]}… ({len(str(value))} digits)"
-        raise PerfsimError(f"--{name.replace('_', '-')} must be {low} to {high:,}, got {shown}")
-
-
-def _duration(flag: str, text: str | None) -> float | None:
-    """A positive finite time in seconds from '2', '2s', '150ms' or '150 us' (a bare number is seconds)."""
-    if text is None:
-        return None
-    from perfsim.units import UnitError, parse_quantity
-
-    try:
-        number: float | None = float(text)
-    except ValueError:
-        number = None
-    try:
-        return parse_quantity(text if number is None else number, "time")
-    except UnitError as err:
-        raise PerfsimError(f"--{flag}: {err}") from None
+    if args.trace and given:
+        flags = ", ".join(f"--{name.replace('_', '-')}" for name in given)
+        raise PerfsimError(f"{flags} cannot apply with --trace (the CSV gives the arrivals and lengths)")
+    arrivals = {name: POISSON_DEFAULTS[name] if getattr(args, name) is None else getattr(args, name)
+                for name in POISSON_DEFAULTS}
+    run = api.serve(scenario=scenario_from_args(args, SERVE_EXCLUDES), trace=args.trace, **arrivals,
+                    slo_ttft=args.slo_ttft, slo_tpot=args.slo_tpot, max_batch=args.max_batch,
+                    max_tokens=args.max_tokens, chunked_prefill=not args.no_chunked_prefill,
+                    block_size=args.block_size, engine=args.engine or "analytic", draft_model=args.draft_model,
+                    draft_len=args.draft_len, prefill_devices=args.prefill_devices, output=args.output,
+                    progress=True)
+    if args.format == "json":
+        return render(run.summary, "json")
+    text = render([flat_record(run.summary)], args.format)
+    return f"{text}\nwrote {args.output}/requests.csv and {args.output}/serving.png" \
+        if args.output is not None and args.format == "table" else text
 
 
 def register(commands: argparse._SubParsersAction, add: Callable[..., argparse.ArgumentParser]) -> None:

@@ -91,17 +91,14 @@ def summary(result: ServingResult, recorder: Recorder, devices: int) -> dict[str
     }
 
 
-def write_plot(result: ServingResult, recorder: Recorder, title: str, kv_capacity_tokens: float,
-               sink: IO[bytes]) -> Figure:
-    """The serving picture (see perfsim.serving.plot), also saved as PNG into `sink`."""
+def serving_figure(result: ServingResult, recorder: Recorder, title: str) -> Figure:
+    """The serving picture (see perfsim.serving.plot): latency CCDFs, batch and queue, KV-cache use."""
     from perfsim.serving.plot import plot_serving
 
     latencies = {"TTFT": recorder.ttft, "TPOT": recorder.tpot, "E2E": recorder.e2e}
     marks = {name: percentiles(values) for name, values in latencies.items()}
     rate = recorder.arrival_rate
     load = f"{rate:.3g} requests/s offered" if rate else "all requests at once"
-    figure = plot_serving(f"{title} · {load} · {len(recorder.e2e):,} requests", latencies, marks,
-                          {"TTFT": recorder.slo_ttft_s, "TPOT": recorder.slo_tpot_s}, result.times_s,
-                          result.batch_sizes, result.queue_depths, result.kv_tokens, kv_capacity_tokens)
-    figure.savefig(sink, format="png")
-    return figure
+    return plot_serving(f"{title} · {load} · {len(recorder.e2e):,} requests", latencies, marks,
+                        {"TTFT": recorder.slo_ttft_s, "TPOT": recorder.slo_tpot_s}, result.times_s,
+                        result.batch_sizes, result.queue_depths, result.kv_tokens, result.kv_capacity_tokens)

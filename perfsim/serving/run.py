@@ -6,9 +6,11 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
+
+from matplotlib.figure import Figure
 
 from perfsim.cost.collectives import rank_bandwidth
 from perfsim.dtypes import resolve_format
@@ -17,14 +19,28 @@ from perfsim.models.scenario import Scenario, one_per_replica
 from perfsim.models.step import Engine
 from perfsim.serving.arrivals import Request
 from perfsim.serving.costs import Speculation, StepCosts, kv_capacity_tokens
-from perfsim.serving.report import Recorder, summary, write_plot
-from perfsim.serving.scheduler import Disaggregation, SchedulerConfig, serve
+from perfsim.serving.report import Recorder, serving_figure, summary
+from perfsim.serving.scheduler import Disaggregation, SchedulerConfig, ServingResult, serve
+
+
+@dataclass(frozen=True)
+class ServingRun:
+    """A finished serving simulation: its `summary` (as `serve --format json` prints it), the per-iteration
+    record and the per-request latencies behind it."""
+
+    summary: dict[str, object]
+    result: ServingResult
+    recorder: Recorder
+    title: str
+
+    def figure(self) -> Figure:
+        return serving_figure(self.result, self.recorder, self.title)
 
 
 def simulate_serving(base: Scenario, requests: Iterator[Request], config: SchedulerConfig, engine: Engine,
                      slo_ttft_s: float | None = None, slo_tpot_s: float | None = None,
                      output: Path | None = None, total: int | None = None,
-                     speculation: Speculation | None = None, prefill_devices: int | None = None) -> dict[str, object]:
+                     speculation: Speculation | None = None, prefill_devices: int | None = None) -> ServingRun:
     """Serve `requests` on `base`'s model and hardware; with `output`, write requests.csv and serving.png.
 
     `prefill_devices` splits the chips: that many run prefill only, the rest decode.
@@ -45,13 +61,15 @@ def simulate_serving(base: Scenario, requests: Iterator[Request], config: Schedu
         on_finish = _with_progress(recorder, total) if total and sys.stdout.isatty() and sys.stderr.isatty() \
             else recorder
         result = serve(requests, costs, capacity, config, on_finish, disaggregation)
+        hardware = resolved.system.name if resolved.system else resolved.chip.name
+        run = ServingRun({**summary(result, recorder, devices), "devices": devices,
+                          "prefill_devices": prefill_devices, "kv_capacity_tokens": capacity,
+                          "tokens_per_decode_step": config.tokens_per_step,
+                          "kv_bytes_per_token_per_device": per_token, "step_cost_evaluations": costs.evaluations,
+                          "engine": engine}, result, recorder, f"{resolved.model.name} on {hardware}")
         if picture is not None:
-            hardware = resolved.system.name if resolved.system else resolved.chip.name
-            write_plot(result, recorder, f"{resolved.model.name} on {hardware}", capacity, picture)
-    return {**summary(result, recorder, devices), "devices": devices, "prefill_devices": prefill_devices,
-            "kv_capacity_tokens": capacity,
-            "tokens_per_decode_step": config.tokens_per_step,
-            "kv_bytes_per_token_per_device": per_token, "step_cost_evaluations": costs.evaluations, "engine": engine}
+            run.figure().savefig(picture, format="png")
+    return run
 
 
 def _split(base: Scenario, devices: int, prefill: int, config: SchedulerConfig,

@@ -1,0 +1,424 @@
+"""The Python API, for notebooks and scripts: `import perfsim as ps`.
+
+    ps.hardware("h100-sxm")                                   a Device or System spec
+    ps.model("llama-3-70b")                                   a ModelSpec
+    ps.estimate("gemm m=4096 n=4096 k=4096", "h100-sxm")      OpResult
+    ps.estimate({"model": "llama-3-8b", "phase": "decode"}, "h100-sxm")   StepResult
+    ps.step("llama-3-70b", "dgx-h100", tp=8, batch=64)        StepResult
+    ps.serve("llama-3-70b", "dgx-h100", tp=8, rate=20)        ServeResult
+    ps.roofline("h100-sxm", ops=[...], compare=["mi300x"])    RooflineResult
+    ps.validate()                                             ValidationResult
+
+Hardware is a shipped name, a path to a YAML file, or a spec object (`ps.hardware(...)`,
+possibly changed with `model_copy`). Every result has `.summary` (a dict, as `--format json`
+prints it), `.to_frame()` (a tidy pandas DataFrame, numeric columns named with their units)
+and `.plot()` where a picture fits (a matplotlib Figure). The CLI is a thin layer over these.
+User mistakes raise `PerfsimError` (a ValueError) with a one-line message.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from perfsim.errors import PerfsimError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    from perfsim.cost import Cache, OpCost
+    from perfsim.hardware import Device, System
+    from perfsim.models.scenario import Scenario
+    from perfsim.models.spec import ModelSpec
+    from perfsim.models.step import StepEstimate
+    from perfsim.ops import OpBase
+    from perfsim.serving.arrivals import Request
+    from perfsim.serving.run import ServingRun
+
+MAX_REQUESTS = 10**8
+MAX_SETTING = 2**31 - 1  # the largest max_batch, max_tokens, block_size, draft_len, prefill_devices
+
+
+def hardware(ref: str | Path | Device | System) -> Device | System:
+    """A device or system spec: a shipped name, a path to a YAML file, or a spec object (returned as is)."""
+    if not isinstance(ref, str | Path):
+        return ref
+    from perfsim.hardware import load_hardware
+
+    return load_hardware(str(ref))
+
+
+def model(ref: str | Path) -> ModelSpec:
+    """A model spec: a shipped name or a path to a YAML file."""
+    from perfsim.models import load_model
+
+    return load_model(str(ref))
+
+
+def op(text: str) -> OpBase:
+    """An op from the text `estimate --op` takes: `"gemm m=4096 n=4096 k=4096 dtype=bf16"`."""
+    from perfsim.ops import parse_op
+
+    return parse_op(text)
+
+
+def _frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.DataFrame.from_records(records)
+
+
+def flat_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    """One level, nested dicts as columns with their unit last: memory_s.hbm → memory_hbm_s,
+    bytes_per_level.hbm → hbm_bytes, ttft_s.p50 → ttft_p50_s. Lists of records are dropped."""
+    row: dict[str, Any] = {}
+    for key, value in record.items():
+        if isinstance(value, list):
+            continue
+        if not isinstance(value, dict):
+            row[key] = value
+        elif key == "bytes_per_level":
+            row.update({f"{name}_bytes": v for name, v in value.items()})
+        else:
+            stem, _, unit = key.rpartition("_")
+            row.update({f"{stem}_{name.replace(':', '_')}_{unit}": v for name, v in value.items()
+                        if not isinstance(v, dict | list)})
+    return row
+
+
+@dataclass(frozen=True)
+class OpResult:
+    """One op costed on one chip (a collective: on a system's links)."""
+
+    op: OpBase
+    hardware: Device | System
+    cost: OpCost
+
+    @property
+    def time_s(self) -> float:
+        return self.cost.time_s
+
+    @property
+    def bound(self) -> str:
+        return self.cost.bound
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        from perfsim.cost import bus_bandwidth
+        from perfsim.ops import Collective
+
+        record: dict[str, Any] = {"hardware": self.hardware.name, **self.cost.as_dict()}
+        if isinstance(self.op, Collective):
+            record["group"] = self.op.group or self.hardware.chips
+            record["algorithm_bandwidth_bytes_per_s"] = self.op.size_bytes / self.cost.time_s
+            record["bus_bandwidth_bytes_per_s"] = bus_bandwidth(self.op, self.hardware, self.cost.time_s)
+        return record
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row: time, bound, counts and the seconds of every resource."""
+        return _frame([flat_record(self.summary)])
+
+    def plot(self) -> Figure:
+        """The op on its chip's roofline."""
+        return roofline(self.hardware, ops=[self.op]).figure
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """One prefill or decode step of a model on its hardware (`estimate` is the underlying StepEstimate)."""
+
+    estimate: StepEstimate
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return self.estimate.summary()
+
+    @property
+    def step_s(self) -> float:
+        return self.estimate.step_s
+
+    @property
+    def bound(self) -> str:
+        return self.estimate.bound
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per op name: its time over the step, FLOPs, bytes and binding resource."""
+        return _frame(self.estimate.breakdown())
+
+    def timeline(self) -> pd.DataFrame:
+        """The discrete-event schedule (engine="des"): one row per op execution and chip."""
+        if self.estimate.schedule is None:
+            raise PerfsimError("a timeline needs engine='des'")
+        return self.estimate.schedule.timeline()
+
+    def gantt(self) -> Figure:
+        from perfsim.engine.export import gantt
+
+        return gantt(self.timeline(), self.title)
+
+    @property
+    def title(self) -> str:
+        r = self.estimate.resolved
+        return f"{r.model.name} {r.scenario.phase} on {(r.system or r.chip).name}"
+
+    def plot(self) -> Figure:
+        """Every distinct op of the step on its chip's roofline."""
+        return roofline(self.estimate.resolved.chip, step=self).figure
+
+
+def _scenario(what: Scenario | Mapping[str, Any] | str | Path, spec: Device | System | None,
+              fields: Mapping[str, Any]) -> Scenario:
+    """A Scenario from an object, a mapping or a scenario file, with `fields` and the hardware's name over it."""
+    from perfsim.models.scenario import Scenario
+    from perfsim.specfile import read_yaml, validate
+
+    if isinstance(what, Scenario):
+        data = what.model_dump(exclude_unset=True)
+    elif isinstance(what, Mapping):
+        data = dict(what)
+    else:
+        data = read_yaml(Path(what))
+    data.update({k: v for k, v in fields.items() if v is not None})
+    if spec is not None:
+        data["hardware"] = spec.name
+    for required in ("model", "hardware"):
+        if required not in data:
+            raise PerfsimError(f"scenario: {required}: missing required field")
+    return validate(Scenario, data, "scenario")
+
+
+def _chip_spec(spec: Device | System, cores: int | None) -> Device | System:
+    if cores is None:
+        return spec
+    from perfsim.hardware import System
+    from perfsim.models.scenario import with_cores
+
+    if isinstance(spec, System):
+        raise PerfsimError(f"cores applies to one CPU or MCU chip; {spec.name} is a system")
+    return with_cores(spec, cores)
+
+
+def estimate(what: OpBase | str | Scenario | Mapping[str, Any] | Path,
+             hardware_ref: str | Path | Device | System | None = None, *, cache: Cache = "cold",
+             cores: int | None = None, engine: str | None = None, **fields: Any) -> OpResult | StepResult:
+    """Estimate an op (an Op or an op string) or a model step (a Scenario, a mapping of its fields or a
+    scenario YAML path); `fields` are scenario fields (tp=8, batch=64, phase="prefill", ...)."""
+    from perfsim.ops import OpBase
+
+    if isinstance(what, str) and not what.endswith((".yaml", ".yml")):
+        what = op(what)
+    if isinstance(what, OpBase):
+        if fields or engine is not None:
+            given = ", ".join([*fields, *(["engine"] if engine is not None else [])])
+            raise PerfsimError(f"{given} cannot apply to an op estimate (they are scenario settings)")
+        if hardware_ref is None:
+            raise PerfsimError("an op estimate needs hardware")
+        from perfsim.cost import cost
+
+        spec = _chip_spec(hardware(hardware_ref), cores)
+        return OpResult(what, spec, cost(what, spec, cache))
+    spec = hardware(hardware_ref) if hardware_ref is not None else None
+    return step(scenario=_scenario(what, spec, {**fields, "cores": cores}), hardware_ref=spec, cache=cache,
+                engine=engine)
+
+
+def step(model_ref: str | None = None, hardware_ref: str | Path | Device | System | None = None, *,
+         scenario: Scenario | None = None, cache: Cache = "cold", engine: str | None = None,
+         **fields: Any) -> StepResult:
+    """One model step: `ps.step("llama-3-8b", "h100-sxm", phase="prefill", prompt_len=2048)`.
+
+    `engine`: "analytic" (ops added up) or "des" (discrete-event simulation); default des on several
+    chips, analytic on one.
+    """
+    from perfsim.models.scenario import resolve
+    from perfsim.models.step import estimate_step
+
+    spec = hardware(hardware_ref) if hardware_ref is not None else None
+    if scenario is None:
+        scenario = _scenario({"model": model_ref} if model_ref else {}, spec, fields)
+    resolved = resolve(scenario, spec)
+    chosen = engine or ("des" if resolved.par.devices > 1 else "analytic")
+    if chosen not in ("analytic", "des"):
+        raise PerfsimError(f"engine: '{chosen}' is not one of analytic, des")
+    return StepResult(estimate_step(resolved, cache, engine=chosen))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class ServeResult:
+    """A serving simulation: `summary` as `serve --format json` prints it; per-request latencies behind it."""
+
+    run: ServingRun
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return self.run.summary
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per finished request (in finishing order): ttft_s, tpot_s (NaN for one output token), e2e_s."""
+        import numpy as np
+        import pandas as pd
+
+        recorder = self.run.recorder
+        return pd.DataFrame({name: np.frombuffer(getattr(recorder, name.removesuffix("_s")), dtype=float)
+                             for name in ("ttft_s", "tpot_s", "e2e_s")})
+
+    def plot(self) -> Figure:
+        """Latency CCDFs with p50/p99 and the SLOs, batch and queue over time, KV-cache use over time."""
+        return self.run.figure()
+
+
+def duration(value: float | str | None, what: str) -> float | None:
+    """A positive finite time in seconds from 2, '2', '2s', '150ms' or '150 us' (a bare number is seconds)."""
+    if value is None:
+        return None
+    from perfsim.units import UnitError, parse_quantity
+
+    try:
+        number: float | None = float(value)
+    except ValueError:
+        number = None
+    try:
+        seconds = parse_quantity(value if number is None else number, "time")
+    except UnitError as err:
+        raise PerfsimError(f"--{what}: {err}") from None
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise PerfsimError(f"--{what}: must be a positive finite time, got {value}")
+    return seconds
+
+
+def bounded(name: str, value: int | None, low: int, high: int) -> None:
+    """Raise PerfsimError if a given integer setting is outside [low, high], naming its flag (a 400-digit number
+    shown elided)."""
+    if value is not None and not low <= value <= high:
+        shown = str(value) if len(str(value)) <= 20 else f"{str(value)[:20]}… ({len(str(value))} digits)"
+        raise PerfsimError(f"--{name.replace('_', '-')} must be {low} to {high:,}, got {shown}")
+
+
+def serve(model_ref: str | None = None, hardware_ref: str | Path | Device | System | None = None, *,
+          scenario: Scenario | Mapping[str, Any] | Path | None = None, rate: float = 1.0, requests: int = 100,
+          prompt_len: int | str = 512, output_len: int | str = 128, seed: int = 0,
+          trace: str | Path | Iterable[Request] | None = None, slo_ttft: float | str | None = None,
+          slo_tpot: float | str | None = None, max_batch: int = 256, max_tokens: int = 8192,
+          chunked_prefill: bool = True, block_size: int = 16, engine: str = "analytic",
+          draft_model: str | None = None, draft_len: int = 4, prefill_devices: int | None = None,
+          output: str | Path | None = None, progress: bool = False, **fields: Any) -> ServeResult:
+    """Serve Poisson arrivals at `rate` (or a CSV `trace`, or Request objects) with continuous batching.
+
+    Lengths are a number or `uniform:LO:HI`, `exponential:MEAN`, `normal:MEAN:STD`,
+    `lognormal:MEDIAN:SIGMA`; SLOs are seconds or strings with units ('2s', '150ms'). `output`
+    writes DIR/requests.csv and DIR/serving.png; `progress` draws a bar on a terminal.
+    """
+    from perfsim.serving.arrivals import from_csv, poisson
+    from perfsim.serving.run import simulate_serving
+    from perfsim.serving.scheduler import SchedulerConfig
+
+    for name, value in (("max_batch", max_batch), ("max_tokens", max_tokens), ("block_size", block_size),
+                        ("draft_len", draft_len), ("prefill_devices", prefill_devices)):
+        bounded(name, value, 1, MAX_SETTING)
+    slo_ttft_s, slo_tpot_s = duration(slo_ttft, "slo-ttft"), duration(slo_tpot, "slo-tpot")
+    spec = hardware(hardware_ref) if hardware_ref is not None else None
+    if spec is not None and not isinstance(hardware_ref, str | Path) and hardware(spec.name) != spec:
+        raise PerfsimError(f"serve takes hardware by name or path; {spec.name} was changed in memory "
+                           "(write it to a YAML file and pass its path)")
+    base = _scenario(scenario if scenario is not None else {"model": model_ref} if model_ref else {}, spec,
+                     fields)
+    arrivals: Iterator[Request]
+    total: int | None = None
+    if trace is None:
+        bounded("requests", requests, 1, MAX_REQUESTS)
+        arrivals, total = poisson(rate, requests, str(prompt_len), str(output_len), seed), requests
+    elif isinstance(trace, str | Path):
+        arrivals = from_csv(Path(trace))
+    else:
+        arrivals = iter(trace)
+    if engine not in ("analytic", "des"):
+        raise PerfsimError(f"engine: '{engine}' is not one of analytic, des")
+    speculation = None
+    if draft_model:
+        from perfsim.serving.costs import Speculation
+
+        speculation = Speculation(base.model_copy(update={"model": draft_model}), draft_len, base.acceptance)
+    config = SchedulerConfig(max_batch, max_tokens, chunked_prefill, block_size)
+    run = simulate_serving(base, arrivals, config, engine, slo_ttft_s, slo_tpot_s,  # type: ignore[arg-type]
+                           Path(output) if output is not None else None, total if progress else None,
+                           speculation, prefill_devices)
+    return ServeResult(run)
+
+
+@dataclass(frozen=True)
+class RooflineResult:
+    """A roofline Figure and the points on it."""
+
+    figure: Figure
+    points: list[dict[str, Any]]
+
+    @property
+    def summary(self) -> list[dict[str, Any]]:
+        return self.points
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per plotted op and device: intensity, attained rate, time, bound."""
+        return _frame(self.points)
+
+    def plot(self) -> Figure:
+        return self.figure
+
+
+def roofline(hardware_ref: str | Path | Device | System, ops: Iterable[OpBase | str] = (),
+             compare: Iterable[str | Path | Device | System] = (), step: StepResult | None = None,
+             cache: Cache = "cold") -> RooflineResult:
+    """A roofline of `hardware_ref` (and the `compare` devices) with `ops` on each, and every distinct op of
+    `step` on its own chip. Collectives have no arithmetic intensity and are refused."""
+    from perfsim.analysis.roofline_plot import PlottedOp, plot_roofline
+    from perfsim.cost import cost
+    from perfsim.hardware import System
+    from perfsim.ops import Collective
+
+    specs = [hardware(ref) for ref in (hardware_ref, *compare)]
+    chips = [spec.device if isinstance(spec, System) else spec for spec in specs]
+    parsed = [op(o) if isinstance(o, str) else o for o in ops]
+    if any(isinstance(o, Collective) for o in parsed):
+        raise PerfsimError("a roofline shows ops on one chip; collectives have no arithmetic intensity to plot")
+    points = [PlottedOp(o.label, cost(o, chip, cache), chip.name) for chip in chips for o in parsed]
+    if step is not None:
+        estimate_ = step.estimate
+        unique = {t.op.label: c for t, c in zip(estimate_.trace.ops, estimate_.costs, strict=True)
+                  if not isinstance(t.op, Collective)}
+        points += [PlottedOp(label, c, estimate_.resolved.chip.name) for label, c in unique.items()]
+    rows = [{"device": p.device, "op": p.label, "intensity_flop_per_byte": p.cost.intensity,
+             "attained_flop_per_s": p.cost.flops / p.cost.time_s, "time_s": p.cost.time_s, "bound": p.cost.bound}
+            for p in points]
+    return RooflineResult(plot_roofline(chips, points), rows)
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """Every published case predicted: `summary` (medians, worst case, counts) and one row per case."""
+
+    report: dict[str, Any]
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return self.report["summary"]
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per case: id, hardware, metric, predicted, published, rel_error, result, bound, ..."""
+        return _frame(self.report["cases"])
+
+    def plot(self) -> Figure:
+        """Predicted/published per case on a log axis, calibration apart, unsupported listed."""
+        from perfsim.analysis.validation_plot import plot_validation
+
+        return plot_validation(self.report["cases"])
+
+
+def validate(files: Iterable[str | Path] | None = None) -> ValidationResult:
+    """Predict the published cases (default: every case file on the search path) and report each error."""
+    from perfsim.validation.report import validation_report
+
+    paths = [Path(f) for f in files] if files is not None else None
+    return ValidationResult(validation_report(paths or None))
