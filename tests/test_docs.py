@@ -1,4 +1,5 @@
-"""Every example in docs/ runs: `$ perfsim ...` lines exit 0, python blocks execute."""
+"""Every example in docs/ runs: `$ perfsim ...` lines exit 0; a page's python blocks execute in order in one
+namespace, as the cells of one notebook."""
 
 import re
 import shlex
@@ -12,9 +13,11 @@ BLOCK = re.compile(r"```(console|python)\n(.*?)```", re.S)
 
 def _examples():
     for page in sorted(DOCS.glob("*.md")):
-        for lang, body in BLOCK.findall(page.read_text()):
-            if lang == "python":
-                yield pytest.param("python", body, id=f"{page.stem}-python")
+        blocks = BLOCK.findall(page.read_text())
+        cells = [body for lang, body in blocks if lang == "python"]
+        if cells:
+            yield pytest.param("python", cells, id=f"{page.stem}-python")
+        for _, body in blocks:
             for line in body.splitlines():
                 if line.startswith("$ perfsim "):
                     yield pytest.param("console", line[2:], id=f"{page.stem}-{line[10:50]}")
@@ -24,7 +27,9 @@ def _examples():
 def test_doc_example_runs(lang, code, cli, monkeypatch, tmp_path):
     monkeypatch.chdir(DOCS.parent)
     if lang == "python":
-        exec(compile(code, "<docs>", "exec"), {})
+        namespace: dict = {}
+        for number, cell in enumerate(code, 1):
+            exec(compile(cell, f"<docs python block {number}>", "exec"), namespace)
         return
     argv = [arg.replace("OUT/", f"{tmp_path}/") for arg in shlex.split(code)[1:]]
     result = cli(*argv)
