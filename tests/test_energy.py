@@ -16,7 +16,7 @@ from perfsim.cost.energy import (
 from perfsim.errors import PerfsimError
 from perfsim.hardware import load_hardware
 from perfsim.hardware.common import Calibrated, DeviceCalibration, Power
-from perfsim.hardware.energy import EnergySpec, unknown_energy_names
+from perfsim.hardware.energy import EnergySpec, unknown_energy_levels
 from perfsim.hardware.system import join
 from perfsim.ops import Collective, Gemm
 
@@ -182,12 +182,10 @@ def test_energy_source_says_which_model(toy):
     assert energy_source(load_hardware("zcu102-edge-moe")).startswith("unknown")
 
 
-def test_energy_keys_must_name_levels_and_links():
-    spec = EnergySpec(per_byte={"hbm": 1e-12, "l3": 1e-12}, per_link_byte={"nvlink": 1e-12}, source="made up")
-    assert unknown_energy_names(spec, ["l2", "hbm"], ["nvlink"]) == (
-        "energy.per_byte names unknown memory levels ['l3'] (memory levels: l2, hbm)")
-    assert unknown_energy_names(spec, ["hbm", "l3"], ["nvlink"]) is None
-    assert "per_link_byte names unknown links ['nvlink'] (links: none)" in unknown_energy_names(spec, ["hbm", "l3"], [])
+def test_energy_per_byte_keys_must_name_memory_levels():
+    spec = EnergySpec(per_byte={"hbm": 1e-12, "l3": 1e-12}, per_link_byte={"nvswitch": 1e-12}, source="made up")
+    assert unknown_energy_levels(spec, ["l2", "hbm"]) == "energy.per_byte names unknown levels ['l3'] (levels: l2, hbm)"
+    assert unknown_energy_levels(spec, ["hbm", "l3"]) is None
 
 
 def test_energy_spec_rejects_bad_values(tmp_path):

@@ -75,11 +75,9 @@ def power_model_energy(c: OpCost, chip: Device) -> float | None:
     power = chip.power
     if power is None:
         return None
-    busy = c.busiest[1]
-    waiting = c.time_s - busy
-    if waiting > 0 and power.idle is None:
+    if c.overhead_s > 0 and power.idle is None:
         return None
-    return power.tdp * busy + (power.idle or 0.0) * waiting
+    return power.tdp * c.busiest[1] + (power.idle or 0.0) * c.overhead_s
 
 
 def waiting_power_w(chip: Device) -> float | None:

@@ -22,7 +22,8 @@ from perfsim.units import Joules, Watts
 
 class EnergySpec(Spec):
     """Per-op energies of one chip: `per_flop` (J/FLOP by dtype), `per_byte` (J/B by memory level),
-    `per_link_byte` (J/B sent, by link name) and `static_power` (W drawn whenever the chip is on)."""
+    `per_link_byte` (J/B a chip sends, by the name of the link or of a system's interconnect it crosses)
+    and `static_power` (W drawn whenever the chip is on)."""
 
     per_flop: dict[DTypeName, Joules] = Field(default_factory=dict)
     per_byte: dict[Name, Joules] = Field(default_factory=dict)
@@ -31,16 +32,12 @@ class EnergySpec(Spec):
     source: Source
 
 
-def unknown_energy_names(energy: EnergySpec, levels: Iterable[str], links: Iterable[str]) -> str | None:
-    """What `energy` names that the chip lacks, as one message; None if every key is a level or link of the chip.
+def unknown_energy_levels(energy: EnergySpec, levels: Iterable[str]) -> str | None:
+    """`energy.per_byte`'s keys that are not memory levels of the chip, as one message; None if all are.
 
-    DeviceBase's validator raises ValueError with this message (like calibration.memory_efficiency).
+    DeviceBase's validator raises ValueError with it, as for calibration.memory_efficiency. `per_link_byte`
+    is not checked here: its keys may name a system's interconnect (dgx-h100's `nvswitch`), not a chip link.
     """
-    levels, links = list(levels), list(links)
-    problems = []
-    for field, known in (("per_byte", levels), ("per_link_byte", links)):
-        unknown = sorted(set(getattr(energy, field)) - set(known))
-        if unknown:
-            what = "memory levels" if field == "per_byte" else "links"
-            problems.append(f"energy.{field} names unknown {what} {unknown} ({what}: {', '.join(known) or 'none'})")
-    return "; ".join(problems) or None
+    levels = list(levels)
+    unknown = sorted(set(energy.per_byte) - set(levels))
+    return f"energy.per_byte names unknown levels {unknown} (levels: {', '.join(levels)})" if unknown else None
