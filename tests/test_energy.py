@@ -120,6 +120,8 @@ def test_per_op_collective_prices_the_bytes_sent_per_link(toy):
     assert c.time_s == pytest.approx(102e-6, rel=1e-12)
     assert c.energy_j == pytest.approx(209.5e-6, rel=1e-12)
     assert c.energy_model == "per-op"
+    # a bf16 reduction: no unit of the toy chip runs bf16 (nor fp32), so the per-op model has no price
+    assert cost(Collective(kind="all_reduce", bytes=1e6), join(toy, 2)).energy_j is None
 
 
 def test_collective_on_the_power_model_draws_tdp_while_its_link_is_busy():

@@ -34,6 +34,7 @@ from typing import Literal
 
 from perfsim.cost.opcost import OpCost
 from perfsim.cost.roofline import compute_rate
+from perfsim.errors import PerfsimError
 from perfsim.hardware import Device, System
 from perfsim.ops import Collective, OpBase
 
@@ -58,7 +59,10 @@ def per_op_energy(op: OpBase, c: OpCost, chip: Device) -> float | None:
     total = spec.static_power * c.time_s if spec.static_power else 0.0
     for engine, flops in op.work():
         if flops:
-            dtype, _ = compute_rate(chip, engine, op.compute_dtype)
+            try:
+                dtype, _ = compute_rate(chip, engine, op.compute_dtype)
+            except PerfsimError:  # a collective's reduction in a dtype no unit runs: no price for it
+                return None
             if dtype not in spec.per_flop:
                 return None
             total += flops * spec.per_flop[dtype]
