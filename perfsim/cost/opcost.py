@@ -12,7 +12,9 @@ class OpCost:
     `resource_s` maps binding resources (`compute:<dtype>`, `memory:<level>`,
     `link:<name>`, `lut`, `mesh:latency`, ...) to busy seconds. Resources overlap,
     so `time_s` = the slowest resource + the fixed `overhead_s`; `bound` names the
-    resource that sets it (or `overhead` when that dominates).
+    resource that sets it (or `overhead` when that dominates). `energy_j`: joules one chip
+    spends on the op, by `energy_model` ("per-op" or "power", see perfsim.cost.energy);
+    None when the spec gives neither.
     """
 
     op: str
@@ -21,6 +23,8 @@ class OpCost:
     resource_s: dict[str, float]
     bytes_per_level: dict[str, float] = field(default_factory=dict)
     overhead_s: float = 0.0
+    energy_j: float | None = None
+    energy_model: str | None = None
 
     @property
     def busiest(self) -> tuple[str, float]:
@@ -73,4 +77,6 @@ class OpCost:
             "bytes_per_level": self.bytes_per_level,
             "resource_s": self.resource_s,
             "utilization": self.utilization,
+            "energy_j": self.energy_j,
+            "energy_model": self.energy_model,
         }

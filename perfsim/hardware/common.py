@@ -136,6 +136,9 @@ class DeviceCalibration(Spec):
     usable_memory_fraction: Calibrated[Fraction] | None = None
 
 
+from perfsim.hardware.energy import EnergySpec  # noqa: E402  (energy.py builds on Spec, Name and Source above)
+
+
 class DeviceBase(Spec):
     """Fields every device kind has. A device is one chip; all figures are per chip."""
 
@@ -150,6 +153,7 @@ class DeviceBase(Spec):
     power: Power | None = None
     calibration: DeviceCalibration = DeviceCalibration()
     price: Price | None = None
+    energy: EnergySpec | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> DeviceBase:

@@ -1,0 +1,203 @@
+"""Energy of ops, steps and runs: the per-op model, the power model, and chips that wait; numbers by hand."""
+
+from pathlib import Path
+
+import pytest
+
+from perfsim.cost import OpCost, cost
+from perfsim.cost.energy import (
+    average_power_w,
+    energy_source,
+    joules_per_token,
+    step_energy,
+    waiting_power_w,
+    with_waiting,
+)
+from perfsim.errors import PerfsimError
+from perfsim.hardware import load_hardware
+from perfsim.hardware.common import Calibrated, DeviceCalibration, Power
+from perfsim.hardware.energy import EnergySpec, unknown_energy_levels
+from perfsim.hardware.system import join
+from perfsim.ops import Collective, Gemm
+
+GEMM_4096 = Gemm(m=4096, n=4096, k=4096, dtype="bf16")
+
+TOY = """\
+name: toy
+kind: accelerator
+vendor: nobody
+description: a made-up chip with per-op energies, for hand-checked sums
+clock: {peak: 1 GHz, source: made up}
+compute:
+  - {name: mac, role: matrix, peak: {fp16: 1 TFLOP/s}, source: made up}
+memory:
+  - {name: sram, capacity: 1 MiB, bandwidth: 1 TB/s, cache: true, source: made up}
+  - {name: dram, capacity: 1 GiB, bandwidth: 100 GB/s, source: made up}
+links:
+  - {name: toylink, topology: switch, count: 1, bandwidth_per_direction: 10 GB/s, latency: 1 us, source: made up}
+energy:
+  per_flop: {fp16: 1 pJ}
+  per_byte: {dram: 10 pJ}
+  per_link_byte: {toylink: 5 pJ}
+  static_power: 2 W
+  source: made up for the test
+"""
+
+
+@pytest.fixture
+def toy(tmp_path: Path):
+    path = tmp_path / "toy.yaml"
+    path.write_text(TOY)
+    return load_hardware(str(path))
+
+
+def test_h100_gemm_energy_from_the_power_model():
+    # 4096³ bf16 GEMM on h100-sxm (no compute calibration): 2 · 4096³ = 137,438,953,472 FLOP at the
+    # 989.4 TFLOP/s tensor peak = 138.911 µs. HBM: A, B, C of 4096² × 2 B = 3 × 32 MiB = 100,663,296 B at
+    # 3.35 TB/s × 0.8866 = 33.89 µs < 138.9 µs, so the tensor cores bind and are busy the whole op:
+    # u = 1, no op overhead. P = idle + 1 × (700 W − idle) = 700 W whatever the idle power;
+    # E = 700 W × 138.911 µs = 0.097238 J.
+    c = cost(GEMM_4096, load_hardware("h100-sxm"))
+    seconds = 2 * 4096**3 / 989.4e12
+    assert c.bound == "compute:bf16" and c.utilization == 1.0
+    assert c.time_s == pytest.approx(seconds, rel=1e-12)
+    assert c.energy_j == pytest.approx(700 * seconds, rel=1e-12)
+    assert c.energy_j == pytest.approx(0.097238, rel=1e-5)
+    assert c.energy_model == "power"
+    assert c.as_dict()["energy_j"] == c.energy_j and c.as_dict()["energy_model"] == "power"
+
+
+def test_power_model_charges_idle_power_over_the_op_overhead():
+    # The same GEMM with a (made-up) 5 µs op overhead and 100 W idle: the chip draws its TDP while the
+    # tensor cores are busy (138.911 µs) and idles through the overhead: u = 138.911 / 143.911,
+    # E = 700 × 138.911 µs + 100 × 5 µs = 0.097238 + 0.000500 = 0.097738 J.
+    h100 = load_hardware("h100-sxm")
+    overhead = DeviceCalibration(op_overhead=Calibrated[float](value=5e-6, source="made up"),
+                                 memory_efficiency=h100.calibration.memory_efficiency)
+    chip = h100.model_copy(update={"calibration": overhead,
+                                   "power": Power(tdp=700, idle=100, source="made up")})
+    c = cost(GEMM_4096, chip)
+    assert c.energy_j == pytest.approx(700 * 2 * 4096**3 / 989.4e12 + 100 * 5e-6, rel=1e-12)
+    assert c.energy_j == pytest.approx(0.097738, rel=1e-5)
+    # without an idle power the overhead's energy is unknown, not zero
+    no_idle = chip.model_copy(update={"power": Power(tdp=700, source="made up")})
+    assert cost(GEMM_4096, no_idle).energy_j is None
+
+
+def test_unknown_power_gives_no_energy_not_zero():
+    chip = load_hardware("h100-sxm").model_copy(update={"power": None})
+    c = cost(GEMM_4096, chip)
+    assert c.energy_j is None and c.energy_model is None
+    assert c.as_dict()["energy_j"] is None
+    assert cost(Gemm(m=64, n=64, k=64, dtype="int16"), load_hardware("zcu102-edge-moe")).energy_j is None
+
+
+def test_per_op_energies_from_a_spec(toy):
+    # 64³ fp16 GEMM on the toy chip, cold: 2 · 64³ = 524,288 FLOP at 1 TFLOP/s = 0.524288 µs; A, B, C of
+    # 64² × 2 B = 3 × 8,192 = 24,576 B from DRAM at 100 GB/s = 0.24576 µs, so time_s = 0.524288 µs.
+    # E = 524,288 × 1 pJ + 24,576 B × 10 pJ + 2 W × 0.524288 µs
+    #   = 0.524288 µJ + 0.24576 µJ + 1.048576 µJ = 1.818624 µJ.
+    c = cost(Gemm(m=64, n=64, k=64, dtype="fp16"), toy)
+    assert c.time_s == pytest.approx(0.524288e-6, rel=1e-12)
+    assert c.bytes_per_level == {"dram": 24576}
+    assert c.energy_j == pytest.approx(1.818624e-6, rel=1e-12)
+    assert c.energy_model == "per-op"
+
+
+def test_per_op_model_needs_a_price_for_every_count(toy):
+    # warm: the operands sit in SRAM, which the energy block does not price; toy has no power block either
+    c = cost(Gemm(m=64, n=64, k=64, dtype="fp16"), toy, cache="warm")
+    assert c.bytes_per_level == {"sram": 24576}
+    assert c.energy_j is None and c.energy_model is None
+
+
+def test_per_op_collective_prices_the_bytes_sent_per_link(toy):
+    # all_reduce of 1 MB fp16 over 2 toy chips joined by toylink (10 GB/s, α = 1 µs): each rank sends
+    # 2(n − 1)/n · S = 1e6 B in 2(n − 1) = 2 steps: time_s = 2 µs + 1e6 / 1e10 s = 102 µs. Reduction:
+    # S / 2 B = 500,000 fp16 adds. E = 5e5 × 1 pJ + 1e6 B × 5 pJ + 2 W × 102 µs
+    #   = 0.5 µJ + 5 µJ + 204 µJ = 209.5 µJ.
+    c = cost(Collective(kind="all_reduce", bytes=1e6, dtype="fp16"), join(toy, 2))
+    assert c.time_s == pytest.approx(102e-6, rel=1e-12)
+    assert c.energy_j == pytest.approx(209.5e-6, rel=1e-12)
+    assert c.energy_model == "per-op"
+    # a bf16 reduction: no unit of the toy chip runs bf16 (nor fp32), so the per-op model has no price
+    assert cost(Collective(kind="all_reduce", bytes=1e6), join(toy, 2)).energy_j is None
+
+
+def test_collective_on_the_power_model_draws_tdp_while_its_link_is_busy():
+    system = load_hardware("dgx-h100")
+    c = cost(Collective(kind="all_reduce", bytes=2**30), system)
+    assert c.bound.startswith("link:") and c.overhead_s == 0
+    assert c.energy_j == pytest.approx(700 * c.time_s, rel=1e-12)
+
+
+def test_duplex_uses_its_simulators_dram_and_mac_energies():
+    # 4096³ fp16 GEMM on duplex-logic-pim: 2 · 4096³ FLOP × 0.23 pJ = 31.611 mJ; 100,663,296 B of HBM
+    # × 27.84 pJ/B (0.891 nJ per 32 B) = 2.8025 mJ; no static power listed: E = 34.413 mJ.
+    c = cost(Gemm(m=4096, n=4096, k=4096, dtype="fp16"), load_hardware("duplex-logic-pim"))
+    assert c.energy_j == pytest.approx(2 * 4096**3 * 0.23e-12 + 3 * 4096**2 * 2 * 27.84e-12, rel=1e-12)
+    assert c.energy_j == pytest.approx(0.034413, rel=1e-4)
+    assert c.energy_model == "per-op"
+
+
+def _op(name: str, seconds: float, joules: float | None) -> OpCost:
+    return OpCost(name, 0.0, 0.0, {"compute:bf16": seconds}, energy_j=joules)
+
+
+def test_step_energy_counts_chips_that_wait():
+    # op a: 2 J and 1 s per chip, run 3 times on 4 chips; op b: 0.5 J and 0.25 s, run twice on 2 chips.
+    # Ops: 3 × 4 × 2 + 2 × 2 × 0.5 = 26 J over 3 × 4 × 1 + 2 × 2 × 0.25 = 13 busy chip-seconds.
+    # 8 chips × 4 s = 32 chip-seconds, 19 of them waiting at 10 W = 190 J: E = 216 J.
+    runs = [(_op("a", 1.0, 2.0), 3, 4), (_op("b", 0.25, 0.5), 2, 2)]
+    energy = step_energy(runs, devices=8, step_s=4.0, waiting_w=10.0)
+    assert energy == pytest.approx(216.0)
+    assert joules_per_token(energy, 54) == pytest.approx(4.0)
+    assert average_power_w(energy, 4.0) == pytest.approx(54.0)
+    assert step_energy(runs, devices=8, step_s=4.0, waiting_w=None) is None  # chips wait, their power unknown
+    # every chip busy all step (4 chips × 3 s): no waiting power needed
+    assert step_energy([(_op("a", 1.0, 2.0), 3, 4)], devices=4, step_s=3.0, waiting_w=None) == pytest.approx(24.0)
+    assert step_energy([*runs, (_op("c", 1.0, None), 1, 1)], devices=8, step_s=4.0, waiting_w=10.0) is None
+    with pytest.raises(ValueError, match="≥ 0"):
+        step_energy([(_op("a", 1.0, 2.0), -1, 4)], devices=8, step_s=4.0, waiting_w=10.0)
+
+
+def test_serving_run_adds_the_idle_time_between_iterations():
+    # 3 iterations of 2 chips: 50 J over 0.5 s of each chip's time; a 1 s run leaves 2 × 1 − 2 × 0.5 = 1
+    # chip-second idle at 40 W: E = 50 + 40 = 90 J, 90 W on average.
+    energy = with_waiting(50.0, busy_chip_s=2 * 0.5, devices=2, span_s=1.0, waiting_w=40.0)
+    assert energy == pytest.approx(90.0)
+    assert average_power_w(energy, 1.0) == pytest.approx(90.0)
+    assert with_waiting(None, 1.0, 2, 1.0, 40.0) is None
+    assert joules_per_token(None, 10) is None and average_power_w(90.0, 0.0) is None
+
+
+def test_waiting_power(toy):
+    assert waiting_power_w(toy) == 2.0  # the per-op model's static power
+    assert waiting_power_w(load_hardware("duplex-logic-pim")) == 0.0  # per-op energies list no static power
+    assert waiting_power_w(load_hardware("h100-sxm")) is None  # TDP known, idle power not
+    assert waiting_power_w(load_hardware("zcu102-edge-moe")) is None
+
+
+def test_energy_source_says_which_model(toy):
+    assert energy_source(toy).startswith("per-op energies (made up")
+    assert energy_source(load_hardware("h100-sxm")).startswith("power model: TDP 700 W, idle power unknown")
+    assert energy_source(load_hardware("zcu102-edge-moe")).startswith("unknown")
+
+
+def test_energy_per_byte_keys_must_name_memory_levels():
+    spec = EnergySpec(per_byte={"hbm": 1e-12, "l3": 1e-12}, per_link_byte={"nvswitch": 1e-12}, source="made up")
+    assert unknown_energy_levels(spec, ["l2", "hbm"]) == "energy.per_byte names unknown levels ['l3'] (levels: l2, hbm)"
+    assert unknown_energy_levels(spec, ["hbm", "l3"]) is None
+
+
+def test_energy_spec_rejects_bad_values(tmp_path):
+    cases = (("per_flop: {fp16: 1 pJ}", "per_flop: {fp16: -1 pJ}", "per_flop.fp16: energy must be positive"),
+             ("per_flop: {fp16: 1 pJ}", "per_flop: {fp99: 1 pJ}", "unknown dtype 'fp99'"),
+             ("per_byte: {dram: 10 pJ}", "per_byte: {dram: 10 pW}", "per_byte.dram: '10 pW' is not a energy"),
+             ("static_power: 2 W", "joules: 1 J", "unknown field 'joules'"))
+    for case, (good, bad, words) in enumerate(cases):
+        (tmp_path / str(case)).mkdir()
+        path = tmp_path / str(case) / "toy.yaml"  # a new path each time: loaded specs are cached by path
+        path.write_text(TOY.replace(f"  {good}", f"  {bad}"))
+        with pytest.raises(PerfsimError, match=words):
+            load_hardware(str(path))
