@@ -170,9 +170,10 @@ class StepResult:
         return roofline(self.estimate.resolved.chip, step=self).figure
 
 
-def _scenario(what: Scenario | Mapping[str, Any] | str | Path, spec: Device | System | None,
+def _scenario(what: Scenario | Mapping[str, Any] | str | Path, spec: str | Path | Device | System | None,
               fields: Mapping[str, Any]) -> Scenario:
-    """A Scenario from an object, a mapping or a scenario file, with `fields` and the hardware's name over it."""
+    """A Scenario from an object, a mapping or a scenario file, with `fields` and the hardware (its name or
+    path) over it."""
     from perfsim.models.scenario import Scenario
     from perfsim.specfile import read_yaml, validate
 
@@ -184,7 +185,7 @@ def _scenario(what: Scenario | Mapping[str, Any] | str | Path, spec: Device | Sy
         data = read_yaml(Path(what))
     data.update({k: v for k, v in fields.items() if v is not None})
     if spec is not None:
-        data["hardware"] = spec.name
+        data["hardware"] = str(spec) if isinstance(spec, str | Path) else spec.name
     for required in ("model", "hardware"):
         if required not in data:
             raise PerfsimError(f"scenario: {required}: missing required field")
@@ -324,8 +325,8 @@ def serve(model_ref: str | None = None, hardware_ref: str | Path | Device | Syst
     if spec is not None and not isinstance(hardware_ref, str | Path) and hardware(spec.name) != spec:
         raise PerfsimError(f"serve takes hardware by name or path; {spec.name} was changed in memory "
                            "(write it to a YAML file and pass its path)")
-    base = _scenario(scenario if scenario is not None else {"model": model_ref} if model_ref else {}, spec,
-                     fields)
+    base = _scenario(scenario if scenario is not None else {"model": model_ref} if model_ref else {},
+                     hardware_ref, fields)
     arrivals: Iterator[Request]
     total: int | None = None
     if trace is None:

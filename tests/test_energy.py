@@ -201,3 +201,26 @@ def test_energy_spec_rejects_bad_values(tmp_path):
         path.write_text(TOY.replace(f"  {good}", f"  {bad}"))
         with pytest.raises(PerfsimError, match=words):
             load_hardware(str(path))
+
+
+def test_serving_energy_is_busy_power_plus_idle_power_between_iterations(tmp_path):
+    """A100 on the power model (400 W while an op runs, no op overhead) with a stated 50 W idle: one chip's energy
+    = 400 W · Σ iteration seconds + 50 W · (makespan − Σ iteration seconds)."""
+    import numpy as np
+    import yaml
+
+    import perfsim as ps
+
+    spec = yaml.safe_load((Path(__file__).parents[1] / "hardware_specs/a100-sxm-80gb.yaml").read_text())
+    spec["name"] = "a100-idle"
+    spec["power"]["idle"] = "50 W"
+    path = tmp_path / "a100-idle.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    served = ps.serve("llama-2-7b", str(path), rate=2, requests=30)
+    result, summary = served.run.result, served.summary
+    busy_s = float(np.frombuffer(result.durations_s, dtype=float).sum())
+    expected = 400 * busy_s + 50 * (result.makespan_s - busy_s)
+    assert summary["energy_j"] == pytest.approx(expected, rel=1e-9)
+    assert summary["joules_per_token"] == pytest.approx(expected / result.output_tokens, rel=1e-9)
+    assert 50 < summary["average_power_w"] < 400
+    assert ps.serve("llama-2-7b", "a100-sxm-80gb", rate=2, requests=5).summary["energy_j"] is None  # idle unknown

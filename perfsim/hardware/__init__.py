@@ -1,5 +1,9 @@
 """Hardware descriptors: one pydantic model per device kind, systems of chips, and the loader."""
 
+import os
+import sys
+import types
+
 from perfsim.hardware.accelerator import Accelerator
 from perfsim.hardware.common import Calibrated, ComputeUnit, DeviceBase, MemoryLevel
 from perfsim.hardware.cpu import Cpu
@@ -16,3 +20,16 @@ __all__ = [
     "Fpga", "Hardware", "Interconnect", "Mcu", "MemoryLevel", "Pim", "System", "WaferMesh",
     "load_hardware", "shipped_names",
 ]
+
+
+class _CallablePackage(types.ModuleType):
+    """`perfsim.hardware` is both this package and the API's `ps.hardware(ref)`: importing the package sets
+    the attribute `perfsim.hardware` to it, so the package itself answers the call."""
+
+    def __call__(self, ref: str | os.PathLike[str] | Device | System) -> Device | System:
+        from perfsim.api import hardware
+
+        return hardware(ref)
+
+
+sys.modules[__name__].__class__ = _CallablePackage

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from perfsim.cost import Cache, OpCost, cost
+from perfsim.cost.energy import average_power_w, joules_per_token, step_energy, waiting_power_w
 from perfsim.engine.blocks import pipeline_s, stages_of
 from perfsim.engine.chains import schedule_step
 from perfsim.engine.simulate import Schedule
@@ -82,10 +83,19 @@ class StepEstimate:
         return [{**{k: v for k, v in row.items() if k != "_bound"},
                  "bound": max(row["_bound"].items(), key=lambda item: item[1])[0]} for row in rows.values()]
 
+    @property
+    def energy_j(self) -> float | None:
+        """Joules of the step on all its chips (chips waiting draw their idle power); None when unknown."""
+        r = self.resolved
+        runs = [(c, t.repeat * r.scenario.micro_batches, len(t.chips))
+                for c, t in zip(self.costs, self.trace.ops, strict=True)]
+        return step_energy(runs, r.par.devices, self.step_s, waiting_power_w(r.chip))
+
     def summary(self) -> dict[str, object]:
         r, s = self.resolved, self.resolved.scenario
         step = self.step_s
         tokens_per_s = self.tokens / step
+        energy = self.energy_j
         return {
             "model": r.model.name,
             "hardware": r.system.name if r.system else r.chip.name,
@@ -99,6 +109,9 @@ class StepEstimate:
             "tpot_s": step / self.tokens_per_sequence if s.phase == "decode" else None,
             "tokens_per_s": tokens_per_s,
             "tokens_per_s_per_device": tokens_per_s / r.par.devices,
+            "energy_j": energy,
+            "joules_per_token": joules_per_token(energy, self.tokens),
+            "average_power_w": average_power_w(energy, step),
             "memory_bytes_per_device": self.memory.total_bytes,
             "memory": {"weights_bytes": self.memory.weights_bytes, "kv_bytes": self.memory.kv_bytes,
                        "activation_bytes": self.memory.activation_bytes, "capacity_bytes": self.memory.capacity_bytes},

@@ -27,7 +27,11 @@ import math
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
+import numpy as np
+
+from perfsim.cost import OpCost
 from perfsim.errors import PerfsimError
 from perfsim.models.footprint import Footprint, footprint
 from perfsim.models.scenario import Piece, Resolved, Scenario, one_per_replica
@@ -51,7 +55,7 @@ def grid(x: float) -> tuple[int, int]:
     return (lo, lo) if lo == x else (lo, lo + step)
 
 
-def _interpolate(f: Callable[..., float], *point: float) -> float:
+def _interpolate(f: Callable[..., np.ndarray], *point: float) -> np.ndarray:
     """f at `point`, linear in each coordinate between the grid points around it."""
     terms: list[tuple[tuple[int, ...], float]] = [((), 1.0)]
     for x in point:
@@ -59,7 +63,7 @@ def _interpolate(f: Callable[..., float], *point: float) -> float:
         w = (x - lo) / (hi - lo) if hi > lo else 0.0
         terms = [((*key, lo), weight * (1 - w)) for key, weight in terms] + (
             [((*key, hi), weight * w) for key, weight in terms] if w else [])
-    return sum(weight * f(*key) for key, weight in terms)
+    return sum(weight * f(*key) for key, weight in terms)  # type: ignore[return-value]
 
 
 def busiest_share(chunks: Iterable[tuple[int, int]], replicas: int) -> list[tuple[int, int]]:
@@ -98,32 +102,52 @@ class Speculation:
         return (1 - alpha ** (k + 1)) / (1 - alpha)
 
 
+class IterationCost(NamedTuple):
+    """A serving iteration: its seconds, the joules of every chip's ops in it (NaN when unknown) and the
+    chip-seconds those ops keep chips busy (the rest of devices × seconds the chips wait)."""
+
+    seconds: float
+    energy_j: float
+    busy_chip_s: float
+
+
+def _totals(step_s: float, runs: Iterable[tuple[OpCost, int, int]]) -> np.ndarray:
+    """[seconds, joules, busy chip-seconds] of ops run (cost, times, chips each time); NaN joules if unknown."""
+    energy = busy = 0.0
+    for c, times, chips in runs:
+        energy += times * chips * (math.nan if c.energy_j is None else c.energy_j)
+        busy += times * chips * c.time_s
+    return np.array([step_s, energy, busy])
+
+
 class ForwardPass:
-    """Seconds of one forward pass of `scenario`'s model over pieces (one DP replica's share)."""
+    """[seconds, joules, busy chip-seconds] of one forward pass of `scenario`'s model over pieces: the
+    seconds of one DP replica's share; joules and chip-seconds of every replica doing that share."""
 
     def __init__(self, scenario: Scenario, engine: Engine) -> None:
         self.template = one_per_replica(scenario.model_copy(update={"phase": "prefill", "prompt_len": 1,
                                                                     "context": 0}))
         self.engine = engine
         self.evaluations = 0
-        self._parts: dict[Piece, dict[str, float]] = {}
-        self._values: dict[tuple[str, int, int, int], float] = {}
-        self._whole: dict[tuple[Piece, ...], float] = {}
+        self._parts: dict[Piece, dict[str, np.ndarray]] = {}
+        self._values: dict[tuple[str, int, int, int], np.ndarray] = {}
+        self._whole: dict[tuple[Piece, ...], np.ndarray] = {}
 
-    def seconds(self, pieces: Iterable[tuple[int, int, float]]) -> float:
+    def cost(self, pieces: Iterable[tuple[int, int, float]]) -> np.ndarray:
         """One pass over pieces (sequences, new tokens each, cached tokens each)."""
         pieces = [(seqs, new, self._cached(cached, new)) for seqs, new, cached in pieces]
         if self.engine == "des":
             return self._simulated(pieces)
-        total = tokens = seqs = 0
+        total: np.ndarray = np.zeros(3)
+        tokens = seqs = 0
         for piece in pieces:
             total += self._interpolated("attention", *piece)
             tokens += piece[0] * piece[1]
             seqs += piece[0]
         return total + self._interpolated("body", 1, tokens, 0) + self._interpolated("head", seqs, 1, 0)
 
-    def _interpolated(self, part: str, seqs: int, new: int, cached: int) -> float:
-        """Seconds of `part` of a pass over Piece(seqs, new, cached), from the grid points around it."""
+    def _interpolated(self, part: str, seqs: int, new: int, cached: int) -> np.ndarray:
+        """`part` of a pass over Piece(seqs, new, cached), from the grid points around it."""
         key = (part, seqs, new, cached)
         value = self._values.get(key)
         if value is None:
@@ -135,26 +159,28 @@ class ForwardPass:
         exact = math.ceil(tokens)
         return min(_round_up(exact, LENGTH_BUCKET), max(exact, self.template.model.max_context - new))
 
-    def _part(self, piece: Piece) -> dict[str, float]:
-        """Seconds of the body, the head and the attention in a pass over `piece` alone."""
+    def _part(self, piece: Piece) -> dict[str, np.ndarray]:
+        """The body, the head and the attention in a pass over `piece` alone."""
         if piece not in self._parts:
             step = estimate_step(replace(self.template, mix=(piece,)), check_memory=False)
-            parts = dict.fromkeys(("body", "head", "attention"), 0.0)
+            parts = {name: np.zeros(3) for name in ("body", "head", "attention")}
             for c, t in zip(step.costs, step.trace.ops, strict=True):
                 part = "attention" if isinstance(t.op, Attention) else "head" if t.op.label in HEAD_OPS else "body"
-                parts[part] += c.time_s * t.repeat
+                parts[part] += _totals(c.time_s * t.repeat, [(c, t.repeat, len(t.chips))])
             self._parts[piece] = parts
             self.evaluations += 1
         return self._parts[piece]
 
-    def _simulated(self, pieces: list[tuple[int, int, int]]) -> float:
+    def _simulated(self, pieces: list[tuple[int, int, int]]) -> np.ndarray:
         """The whole pass simulated, pieces of one shape merged, sequences and new tokens rounded up to grid points."""
         merged: Counter[tuple[int, int]] = Counter()
         for seqs, new, cached in pieces:
             merged[grid(new)[1], cached] += seqs
         mix = tuple(sorted(Piece(grid(seqs)[1], new, cached) for (new, cached), seqs in merged.items()))
         if mix not in self._whole:
-            self._whole[mix] = estimate_step(replace(self.template, mix=mix), engine="des", check_memory=False).step_s
+            step = estimate_step(replace(self.template, mix=mix), engine="des", check_memory=False)
+            self._whole[mix] = _totals(step.step_s, [(c, t.repeat, len(t.chips))
+                                                      for c, t in zip(step.costs, step.trace.ops, strict=True)])
             self.evaluations += 1
         return self._whole[mix]
 
@@ -183,26 +209,28 @@ class StepCosts:
         """Step estimates made so far (the memo's misses)."""
         return sum(p.evaluations for p in self._passes)
 
-    def iteration(self, decoding: int, context: float, chunks: Iterable[tuple[int, int]]) -> float:
+    def iteration(self, decoding: int, context: float, chunks: Iterable[tuple[int, int]]) -> IterationCost:
         """`decoding` sequences, holding `context` cached tokens on average, gain a token each and every
         prompt chunk (new tokens, tokens of its prompt already cached) is prefilled, in one pass."""
         share = chunks if self._dp == 1 else busiest_share(chunks, self._dp)
         pieces: list[tuple[int, int, float]] = [(1, new, cached) for new, cached in share]
         seqs, spec = -(-decoding // self._dp), self.speculation
-        drafting = 0.0
+        total: np.ndarray = np.zeros(3)
         if seqs:
             pieces.append((seqs, spec.length + 1 if spec else 1, context))
             if spec:
-                drafting = spec.length * self._passes[1].seconds([(seqs, 1, context)])
-        return drafting + (self._passes[0].seconds(pieces) if pieces else 0.0)
+                total += spec.length * self._passes[1].cost([(seqs, 1, context)])
+        if pieces:
+            total += self._passes[0].cost(pieces)
+        return IterationCost(*map(float, total))
 
     def decode(self, batch: int, context: float) -> float:
-        """An iteration of `batch` decoding sequences holding `context` tokens on average, and no prompt."""
-        return self.iteration(batch, context, ())
+        """Seconds of an iteration of `batch` decoding sequences holding `context` tokens on average, no prompt."""
+        return self.iteration(batch, context, ()).seconds
 
     def prefill(self, tokens: int) -> float:
-        """An iteration prefilling one prompt of `tokens` (nothing cached), and no decoding."""
-        return self.iteration(0, 0.0, [(tokens, 0)])
+        """Seconds of an iteration prefilling one prompt of `tokens` (nothing cached), and no decoding."""
+        return self.iteration(0, 0.0, [(tokens, 0)]).seconds
 
 
 def _per_sequence(base: Scenario) -> tuple[Resolved, Footprint, float]:

@@ -16,6 +16,7 @@ from typing import IO, TYPE_CHECKING
 
 import numpy as np
 
+from perfsim.cost.energy import average_power_w, joules_per_token, with_waiting
 from perfsim.serving.arrivals import Request
 from perfsim.serving.scheduler import ServingResult
 
@@ -73,9 +74,13 @@ def time_weighted_mean(values: array, durations_s: array) -> float | None:
     return float(np.dot(np.asarray(values, dtype=float), weights) / total) if total > 0 else None
 
 
-def summary(result: ServingResult, recorder: Recorder, devices: int) -> dict[str, object]:
+def summary(result: ServingResult, recorder: Recorder, devices: int,
+            waiting_w: float | None = None) -> dict[str, object]:
+    """Latency percentiles, throughput, goodput and energy (`waiting_w`: watts a chip draws between ops)."""
     span = result.makespan_s
     throughput = result.output_tokens / span if span else 0.0
+    busy = None if math.isnan(result.busy_energy_j) else result.busy_energy_j
+    energy = with_waiting(busy, result.busy_chip_s, devices, span, waiting_w) if span else None
     return {
         "requests": result.finished,
         "ttft_s": percentiles(recorder.ttft),
@@ -88,6 +93,9 @@ def summary(result: ServingResult, recorder: Recorder, devices: int) -> dict[str
         "iterations": result.iterations,
         "preemptions": result.preemptions,
         "mean_batch": time_weighted_mean(result.batch_sizes, result.durations_s),
+        "energy_j": energy,
+        "joules_per_token": joules_per_token(energy, result.output_tokens),
+        "average_power_w": average_power_w(energy, span),
     }
 
 

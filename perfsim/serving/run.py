@@ -13,6 +13,7 @@ from typing import IO
 from matplotlib.figure import Figure
 
 from perfsim.cost.collectives import rank_bandwidth
+from perfsim.cost.energy import waiting_power_w
 from perfsim.dtypes import resolve_format
 from perfsim.errors import PerfsimError
 from perfsim.models.scenario import Scenario, one_per_replica
@@ -62,7 +63,7 @@ def simulate_serving(base: Scenario, requests: Iterator[Request], config: Schedu
             else recorder
         result = serve(requests, costs, capacity, config, on_finish, disaggregation)
         hardware = resolved.system.name if resolved.system else resolved.chip.name
-        run = ServingRun({**summary(result, recorder, devices), "devices": devices,
+        run = ServingRun({**summary(result, recorder, devices, waiting_power_w(resolved.chip)), "devices": devices,
                           "prefill_devices": prefill_devices, "kv_capacity_tokens": capacity,
                           "tokens_per_decode_step": config.tokens_per_step,
                           "kv_bytes_per_token_per_device": per_token, "step_cost_evaluations": costs.evaluations,

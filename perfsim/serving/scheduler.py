@@ -78,6 +78,8 @@ class ServingResult:
     preemptions: int = 0
     makespan_s: float = 0.0
     kv_capacity_tokens: int = 0
+    busy_energy_j: float = 0.0  # joules of the chips' ops over all iterations (NaN when a chip's energy is unknown)
+    busy_chip_s: float = 0.0  # chip-seconds those ops kept chips busy
     times_s: array = field(default_factory=lambda: array("d"))
     durations_s: array = field(default_factory=lambda: array("d"))
     batch_sizes: array = field(default_factory=lambda: array("I"))
@@ -172,13 +174,16 @@ class Server:
                 continue
             chunks = self._plan()
             decoding = len(self.decoding)
-            seconds = self.costs.iteration(decoding, self.ctx_sum / decoding if decoding else 0.0,
-                                           [(take, seq.kv_tokens - seq.to_prefill) for seq, take in chunks])
+            cost = self.costs.iteration(decoding, self.ctx_sum / decoding if decoding else 0.0,
+                                        [(take, seq.kv_tokens - seq.to_prefill) for seq, take in chunks])
+            seconds = cost.seconds
             batch, waiting, kv_tokens = self.running, len(self.waiting), self.kv_total
             yield self.env.timeout(seconds)
             self.iteration += 1
             result = self.result
             result.iterations += 1
+            result.busy_energy_j += cost.energy_j
+            result.busy_chip_s += cost.busy_chip_s
             result.times_s.append(self.env.now)
             result.durations_s.append(seconds)
             result.batch_sizes.append(batch)

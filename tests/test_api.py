@@ -1,0 +1,59 @@
+"""The Python API: results match the cost model's hand-derived numbers and the CLI's JSON."""
+
+import json
+
+import pytest
+
+import perfsim as ps
+import perfsim.hardware
+from perfsim.errors import PerfsimError
+
+
+def test_hardware_is_callable_after_the_package_is_imported():
+    assert ps.hardware("h100-sxm").name == "h100-sxm"
+    spec = ps.hardware("mi300x")
+    assert ps.hardware(spec) is spec
+
+
+def test_op_estimate_by_hand():
+    # 2·4096³ FLOP at the H100's 989.4 TFLOP/s dense bf16 (no compute calibration) = 138.911 µs
+    result = ps.estimate("gemm m=4096 n=4096 k=4096 dtype=bf16", "h100-sxm")
+    assert result.time_s == pytest.approx(2 * 4096**3 / 989.4e12, rel=1e-3)
+    assert result.bound == "compute:bf16"
+    frame = result.to_frame()
+    assert list(frame["time_s"]) == [result.time_s] and frame["hardware"][0] == "h100-sxm"
+
+
+def test_estimate_on_a_changed_spec():
+    h100 = ps.hardware("h100-sxm")
+    faster = h100.model_copy(update={"memory": [
+        level.model_copy(update={"bandwidth": 2 * level.bandwidth}) if level.name == "hbm" else level
+        for level in h100.memory]})
+    gemv = "gemm m=1 n=8192 k=8192 dtype=bf16"
+    assert ps.estimate(gemv, h100).time_s / ps.estimate(gemv, faster).time_s == pytest.approx(2, rel=0.05)
+
+
+def test_step_matches_the_cli_json(cli):
+    step = ps.step("llama-2-7b", "a100-sxm-80gb", phase="decode", batch=4, context=1024)
+    shown = json.loads(cli("estimate", "--model", "llama-2-7b", "--hardware", "a100-sxm-80gb", "--batch", "4",
+                           "--context", "1024", "--format", "json").out)
+    assert shown["step_s"] == pytest.approx(step.step_s, rel=1e-12)
+    frame = step.to_frame()  # one analytic step is the sum of its ops
+    assert frame.time_s.sum() == pytest.approx(step.step_s, rel=1e-9)
+
+
+def test_scenario_mapping_and_wrong_settings():
+    result = ps.estimate({"model": "llama-3-8b", "phase": "prefill", "prompt_len": 256}, "h100-sxm")
+    assert result.summary["ttft_s"] == result.step_s
+    with pytest.raises(PerfsimError, match="tp cannot apply to an op estimate"):
+        ps.estimate("gemm m=1 n=8 k=8", "h100-sxm", tp=2)
+
+
+def test_serve_frame_has_one_row_per_request():
+    served = ps.serve("llama-2-7b", "a100-sxm-80gb", rate=2, requests=20, slo_tpot="50ms")
+    frame = served.to_frame()
+    assert len(frame) == served.summary["requests"] == 20
+    assert frame.ttft_s.quantile(0.5) == pytest.approx(served.summary["ttft_s"]["p50"], rel=1e-12)
+    assert served.plot().axes
+    with pytest.raises(PerfsimError, match="--slo-ttft"):
+        ps.serve("llama-2-7b", "a100-sxm-80gb", requests=5, slo_ttft="-1s")
