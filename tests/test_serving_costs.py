@@ -50,7 +50,7 @@ def test_sixteen_short_prompts_in_one_chunk_cost_a_batch_16_prefill():
 def test_packed_prompts_on_data_parallel_replicas():
     # dgx-h100 with llama-2-7b: 8 replicas; the busiest holds 2 of the 16 prompts, as a batch-16 prefill does
     base = A100.model_copy(update={"hardware": "dgx-h100"})
-    prompts = StepCosts(base).iteration(0, 0.0, [(512, 0)] * 16)
+    prompts = StepCosts(base).iteration(0, 0.0, [(512, 0)] * 16).seconds
     assert prompts == pytest.approx(_exact(base, phase="prefill", batch=16, prompt_len=512), rel=0.01)
 
 
@@ -65,7 +65,7 @@ def test_a_prompt_is_not_split_across_data_parallel_replicas():
 
 def test_a_later_chunk_is_a_prefill_over_its_cached_prefix():
     # the second 2,048-token chunk of a prompt: 2,048 new tokens over 2,048 cached = estimate --context 2048
-    second = StepCosts(A100).iteration(0, 0.0, [(2048, 2048)])
+    second = StepCosts(A100).iteration(0, 0.0, [(2048, 2048)]).seconds
     assert second == pytest.approx(_exact(A100, phase="prefill", prompt_len=2048, context=2048), rel=1e-9)
     assert second > StepCosts(A100).prefill(2048)  # 2,048² more query-key pairs per head than a fresh prompt
 
@@ -99,7 +99,7 @@ def test_decode_cost_is_affine_in_batch():
 def test_a_mixed_iteration_is_one_forward_pass():
     # 32 sequences decoding at context 1,024 and a fresh 2,048-token prompt, in one pass over 2,080 tokens
     costs = StepCosts(A100)
-    mixed = costs.iteration(32, 1024.0, [(2048, 0)])
+    mixed = costs.iteration(32, 1024.0, [(2048, 0)]).seconds
     one_pass = replace(resolve(A100), mix=(Piece(1, 2048, 0), Piece(32, 1, 1024)))
     assert mixed == pytest.approx(estimate_step(one_pass, check_memory=False).step_s, rel=1e-9)
     # apart, the weights are read twice: the saving is at least one read at the datasheet bandwidth, less the

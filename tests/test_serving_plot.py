@@ -21,11 +21,15 @@ def test_mean_batch_is_weighted_by_time():
 
 def test_summary_reports_the_time_weighted_batch():
     result = SimpleNamespace(finished=1, output_tokens=2, makespan_s=0.4, iterations=3, preemptions=0,
-                             batch_sizes=array("I", [2, 4, 1]), durations_s=array("d", [0.1, 0.1, 0.2]))
+                             batch_sizes=array("I", [2, 4, 1]), durations_s=array("d", [0.1, 0.1, 0.2]),
+                             busy_energy_j=120.0, busy_chip_s=0.4)
     rec = Recorder(None, None)
     rec(Request(0, 0.0, 10, 2), first_token_s=0.1, end_s=0.4)
+    shown = summary(result, rec, devices=1)
     # (2·0.1 + 4·0.1 + 1·0.2) / 0.4 = 0.8 / 0.4 = 2.0 (over iterations: 7 / 3 = 2.33)
-    assert summary(result, rec, devices=1)["mean_batch"] == pytest.approx(2.0)
+    assert shown["mean_batch"] == pytest.approx(2.0)
+    # busy the whole 0.4 s: 120 J, 60 J per output token, 300 W
+    assert (shown["energy_j"], shown["joules_per_token"], shown["average_power_w"]) == pytest.approx((120, 60, 300))
 
 
 def test_downsample_keeps_extremes_in_order():
