@@ -305,3 +305,19 @@ def test_tree_on_the_rails_of_1024_gpus_at_1_mib():
     c = cost(parse_op(f"all_reduce bytes={size} algorithm=tree protocol=ll"), CLUSTER)
     assert c.time_s == pytest.approx(6.6 * US + 14 * ALPHA + 14 * RAIL_ALPHA + 3.5 * size / B)
     assert c.time_s == pytest.approx(98.09e-6, rel=1e-3)
+
+
+def test_curves_rows_match_the_cost_model_and_mark_the_knee():
+    from perfsim.analysis.collective_curves import curves, plot_curves
+
+    first = 25.6 * US * B / (3.5 - 1.75 / 0.9375)  # the LL → LL128 switch derived above, 5.003 MB
+    frame = curves(["mi300x-node"], kinds=["all_reduce"], groups=[8, 64], sizes=[8, int(0.99 * first), 2**34])
+    assert list(frame["group"]) == [8, 8, 8]  # 64 GPUs do not fit one node: skipped
+    assert list(frame["protocol"]) == ["ll", "ll", "simple"]
+    # 16 GiB: 1.75 · 2^34 / (57.596 µs + 1.75 · 2^34 / 319.2 GB/s) = 319.0 GB/s bus bandwidth
+    assert frame["bus_bandwidth_bytes_per_s"].iloc[-1] == pytest.approx(1.75 * 2**34 / _ring(2**34, SIMPLE))
+    assert frame["bound"].iloc[-1] == "link:xgmi"
+    figure = plot_curves(frame)
+    assert [ax.get_title() for ax in figure.axes if ax.get_visible()] == ["all_reduce"]
+    with pytest.raises(PerfsimError, match="mi300x is one chip"):
+        curves(["mi300x"])
