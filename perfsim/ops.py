@@ -505,6 +505,17 @@ class Norm(OpBase):
 COLLECTIVES = ("all_reduce", "reduce_scatter", "all_gather", "broadcast", "all_to_all", "send")
 
 
+ALGORITHMS: dict[str, tuple[str, ...]] = {  # the algorithms a library offers per collective kind
+    "all_reduce": ("ring", "tree", "nvls"),
+    "broadcast": ("ring", "tree"),
+    "reduce_scatter": ("ring",),
+    "all_gather": ("ring",),
+    "all_to_all": ("direct",),
+    "send": ("direct",),
+}
+PROTOCOLS = ("ll", "ll128", "simple")
+
+
 class Collective(OpBase):
     """A collective over `group` chips (default: all of the system's chips), or a point-to-point `send`.
 
@@ -513,16 +524,19 @@ class Collective(OpBase):
     The members are chips 0, stride, 2·stride, … of a block (`stride`: chips between
     consecutive members; a pipeline send between stages tp·dp chips apart has group 2,
     stride tp·dp). A send has group 2: one sender, one receiver.
-    `algorithm`: ring, or tree (all_reduce and broadcast only: NCCL's double binary tree).
+    `algorithm`: auto (the library's choice: the fastest predicted), or one of ALGORITHMS[kind]:
+    ring, tree (NCCL's double binary tree), nvls (in-switch reduction), direct (all_to_all, send).
+    `protocol`: auto, ll, ll128 or simple (NCCL's wire protocols; nvls runs simple only).
     Raise ValueError for group 1 (no peer: nothing to communicate), a send whose group
-    is not 2, or a tree for another kind.
+    is not 2, an algorithm the kind does not offer, or nvls with a protocol other than simple.
     """
 
     kind: Literal["all_reduce", "reduce_scatter", "all_gather", "broadcast", "all_to_all", "send"]
     size_bytes: Annotated[float, Field(gt=0, allow_inf_nan=False, alias="bytes")]
     group: Size | None = None
     stride: Size = 1
-    algorithm: Literal["ring", "tree"] = "ring"
+    algorithm: Literal["auto", "ring", "tree", "nvls", "direct"] = "auto"
+    protocol: Literal["auto", "ll", "ll128", "simple"] = "auto"
     dtype: FormatName = "bf16"
 
     @model_validator(mode="after")
@@ -531,8 +545,11 @@ class Collective(OpBase):
             raise ValueError("group 1 has no peer to communicate with; a collective needs group ≥ 2")
         if self.kind == "send" and self.group != 2:
             raise ValueError(f"a send has group=2 (one sender, one receiver), got group={self.group}")
-        if self.algorithm == "tree" and self.kind not in ("all_reduce", "broadcast"):
-            raise ValueError(f"algorithm 'tree' applies to all_reduce and broadcast, not {self.kind}")
+        if self.algorithm != "auto" and self.algorithm not in ALGORITHMS[self.kind]:
+            kinds = [k for k, algorithms in ALGORITHMS.items() if self.algorithm in algorithms]
+            raise ValueError(f"algorithm '{self.algorithm}' applies to {' and '.join(kinds)}, not {self.kind}")
+        if self.algorithm == "nvls" and self.protocol not in ("auto", "simple"):
+            raise ValueError(f"algorithm 'nvls' runs protocol 'simple' only, not '{self.protocol}'")
         return self
 
     model_config = Spec.model_config | {"populate_by_name": True}

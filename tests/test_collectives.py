@@ -1,65 +1,124 @@
-"""Alpha-beta collectives against the RCCL calibration points (CAL-RCCL-MI300X) and hand arithmetic."""
+"""Collectives by hand: algorithms × NCCL protocols on the RCCL / NVLS calibration points, levels pipelined.
+
+Protocol terms (perfsim/cost/collectives.py, from NCCL's tuning model): once per op LL 6.6 µs, LL128 14.0 µs,
+Simple 8.4 µs; per step the link's α plus LL128 1.3 µs, Simple 2.8 µs (11.3 µs on a network); bandwidth share
+LL 1/2, LL128 120/128, Simple 1.
+"""
 
 import json
 
 import pytest
 
-from perfsim.cost import bus_bandwidth, cost
+from perfsim.cost import cost
+from perfsim.cost.collectives import choose
 from perfsim.errors import PerfsimError
 from perfsim.hardware import load_hardware
 from perfsim.hardware.system import join
 from perfsim.ops import parse_op
 
+US = 1e-6
 NODE = load_hardware("mi300x-node")
 LINK = NODE.interconnect
-ALPHA = LINK.calibration.latency.value
-BETA_BW = LINK.bandwidth_per_direction * 7 * LINK.calibration.bandwidth_efficiency.value
+ALPHA = 0.714 * US  # CAL-RCCL-MI300X-8B: (16.6 µs − LL's 6.6 µs) / 14 steps
+B = 7 * 64e9 * 0.7125  # 319.2 GB/s: CAL-RCCL-MI300X-16G's efficiency over 7 xGMI links
+LL = {"base": 6.6 * US, "extra": 0.0, "share": 0.5}
+LL128 = {"base": 14.0 * US, "extra": 1.3 * US, "share": 120 / 128}
+SIMPLE = {"base": 8.4 * US, "extra": 2.8 * US, "share": 1.0}
+GIB = 2**30
 
 
-def _all_reduce(size: float) -> float:
-    # ring over 8 GPUs on the full xGMI mesh: 2(n−1) steps of α, 2(n−1)/n · S over 7 links in parallel
-    return 2 * 7 * ALPHA + 2 * 7 / 8 * size / BETA_BW
+def _ring(size: float, proto: dict, n: int = 8, bandwidth: float = B, alpha: float = ALPHA) -> float:
+    # ring all-reduce over n GPUs: base + 2(n−1)·(α + extra) + 2(n−1)/n · S / (B · share)
+    steps = 2 * (n - 1)
+    return proto["base"] + steps * (alpha + proto["extra"]) + steps / n * size / (bandwidth * proto["share"])
 
 
-def test_16_gib_all_reduce_matches_its_calibration_point(cli):
-    out = json.loads(cli("estimate", "--hardware", "mi300x-node", "--op", f"all_reduce bytes={16 * 2**30}",
+def test_spec_numbers_the_hand_derivations_use():
+    assert (LINK.calibration.latency.value, LINK.calibration.bandwidth_efficiency.value) == (ALPHA, 0.7125)
+    assert (LINK.bandwidth_per_direction, LINK.links_per_member) == (64e9, 7)
+
+
+def test_16_gib_all_reduce_is_ring_simple_at_its_calibration_point(cli):
+    out = json.loads(cli("estimate", "--hardware", "mi300x-node", "--op", f"all_reduce bytes={16 * GIB}",
                          "--format", "json").out)
-    assert out["time_s"] == pytest.approx(_all_reduce(16 * 2**30))
-    assert out["bus_bandwidth_bytes_per_s"] == pytest.approx(319e9, rel=0.10)
+    # 8.4 + 14·(0.714 + 2.8) = 57.6 µs + 1.75 · 2^34 / 319.2 GB/s = 94.19 ms
+    assert out["time_s"] == pytest.approx(_ring(16 * GIB, SIMPLE))
+    assert out["bus_bandwidth_bytes_per_s"] == pytest.approx(319e9, rel=0.001)
     assert out["bound"] == "link:xgmi"
+    assert (choose(parse_op(f"all_reduce bytes={16 * GIB}"), NODE).protocol) == "simple"
 
 
-def test_8_byte_all_reduce_is_latency():
-    c = cost(parse_op("all_reduce bytes=8"), NODE)
-    assert c.time_s == pytest.approx(16.6e-6, rel=0.01)  # CAL-RCCL-MI300X's 8 B point
+def test_8_byte_all_reduce_is_ring_ll():
+    c = choose(parse_op("all_reduce bytes=8"), NODE)
+    # 6.6 + 14 · 0.714 = 16.596 µs (+ 1.75 · 8 B / 159.6 GB/s = 0.09 ns): CAL-RCCL-MI300X-8B's 16.6 µs
+    assert (c.algorithm, c.protocol) == ("ring", "ll")
+    assert c.seconds == pytest.approx(16.596 * US, rel=1e-4)
 
 
-def test_1_mib_all_reduce_uses_the_same_alpha_and_beta():
-    op = parse_op(f"all_reduce bytes={2**20}")
-    c = cost(op, NODE)
-    assert c.time_s == pytest.approx(_all_reduce(2**20))
-    assert bus_bandwidth(op, NODE, c.time_s) == pytest.approx(2 * 7 / 8 * 2**20 / c.time_s)
+def test_protocol_switch_points_on_the_mi300x_node():
+    # ring, 8 GPUs: ll 16.596 µs + 3.5 S/B; ll128 14 + 14·2.014 = 42.196 µs + 1.75/0.9375 = 1.8667 S/B;
+    # simple 8.4 + 14·3.514 = 57.596 µs + 1.75 S/B.
+    # ll = ll128 at S = 25.6 µs · B / 1.6333 = 5.003 MB; ll128 = simple at S = 15.4 µs · B / 0.11667 = 42.13 MB
+    first, second = 25.6 * US * B / (3.5 - 1.75 / 0.9375), 15.4 * US * B / (1.75 / 0.9375 - 1.75)
+    assert first == pytest.approx(5.0029e6, rel=1e-4) and second == pytest.approx(42.134e6, rel=1e-4)
+    chosen = [choose(parse_op(f"all_reduce bytes={s}"), NODE).protocol
+              for s in (0.99 * first, 1.01 * first, 0.99 * second, 1.01 * second)]
+    assert chosen == ["ll", "ll128", "ll128", "simple"]
+    assert cost(parse_op(f"all_reduce bytes={first}"), NODE).time_s == pytest.approx(_ring(first, LL))
+    assert _ring(first, LL) == pytest.approx(_ring(first, LL128))
 
 
-@pytest.mark.parametrize(("kind", "steps", "factor"), [("reduce_scatter", 7, 7 / 8), ("all_gather", 7, 7 / 8),
-                                                       ("all_to_all", 7, 7 / 8), ("broadcast", 7, 1.0)])
-def test_other_collectives(kind, steps, factor):
+def test_1_mib_and_8_mib_points_between_the_calibration_ends():
+    # RCCL-1M: ll, 16.596 µs + 3.5 · 2^20 / 319.2 GB/s = 28.09 µs (published 27.4 µs)
+    assert cost(parse_op(f"all_reduce bytes={2**20}"), NODE).time_s == pytest.approx(28.09 * US, rel=1e-3)
+    # RCCL-MI300X-8M: ll128, 42.196 µs + 1.8667 · 2^23 / 319.2 GB/s = 91.25 µs (published 91.10 µs)
+    assert cost(parse_op(f"all_reduce bytes={2**23}"), NODE).time_s == pytest.approx(91.25 * US, rel=1e-3)
+
+
+def test_explicit_algorithm_and_protocol_restrict_the_choice():
+    size = 2**28
+    c = cost(parse_op(f"all_reduce bytes={size} protocol=ll"), NODE)
+    assert c.time_s == pytest.approx(_ring(size, LL))
+    # inside a node NCCL's tree is a chain: 2(n−1) steps and 2S per rank, never faster than the ring here
+    tree = cost(parse_op(f"all_reduce bytes={size} algorithm=tree protocol=simple"), NODE)
+    assert tree.time_s == pytest.approx(8.4 * US + 14 * (ALPHA + 2.8 * US) + 2 * size / B)
+    assert choose(parse_op("all_reduce bytes=8"), NODE).algorithm == "ring"
+
+
+@pytest.mark.parametrize(("kind", "factor"), [("reduce_scatter", 7 / 8), ("all_gather", 7 / 8), ("broadcast", 1.0)])
+def test_other_collectives_at_large_size_run_simple(kind, factor):
     size = 2**28
     c = cost(parse_op(f"{kind} bytes={size}"), NODE)
-    assert c.time_s == pytest.approx(steps * ALPHA + factor * size / BETA_BW)
+    assert c.time_s == pytest.approx(8.4 * US + 7 * (ALPHA + 2.8 * US) + factor * size / B)
+
+
+def test_all_to_all_on_a_full_mesh_sends_to_every_peer_at_once():
+    # one step (a link per peer), 7/8 · S over the 7 links: 8.4 + 3.514 µs + 7/8 · 2^28 / 319.2 GB/s
+    size = 2**28
+    c = cost(parse_op(f"all_to_all bytes={size}"), NODE)
+    assert c.time_s == pytest.approx(8.4 * US + ALPHA + 2.8 * US + 7 / 8 * size / B)
 
 
 def test_smaller_group_on_a_full_mesh_uses_fewer_links():
-    size = 2**30
-    c = cost(parse_op(f"all_reduce bytes={size} group=4"), NODE)
-    bw = LINK.bandwidth_per_direction * 3 * LINK.calibration.bandwidth_efficiency.value
-    assert c.time_s == pytest.approx(2 * 3 * ALPHA + 2 * 3 / 4 * size / bw)
+    c = cost(parse_op(f"all_reduce bytes={GIB} group=4"), NODE)
+    assert c.time_s == pytest.approx(_ring(GIB, SIMPLE, n=4, bandwidth=3 * 64e9 * 0.7125))
+
+
+def test_a_full_mesh_pair_shares_one_link():
+    pair = join(load_hardware("mi300x"), 2)
+    assert (pair.chips, pair.interconnect.topology, pair.interconnect.links_per_member) == (2, "full_mesh", 7)
+    # one 64 GB/s link, no efficiency, the chip's 1.186 µs per step: simple 8.4 + 2·(1.186 + 2.8) µs + S / 64 GB/s
+    c = cost(parse_op(f"all_reduce bytes={GIB}"), pair)
+    assert c.time_s == pytest.approx(8.4 * US + 2 * 3.986 * US + GIB / 64e9)
+    assert c.time_s == pytest.approx(16.7940e-3, rel=1e-4)  # 7 links would be 2.4 ms
+    # 8 B: ll, 6.6 + 2 · 1.186 µs = 8.972 µs
+    assert cost(parse_op("all_reduce bytes=8"), pair).time_s == pytest.approx(8.972 * US, rel=1e-4)
 
 
 CLUSTER = load_hardware("mi300x-cluster")
-RAIL_ALPHA = 5e-6  # Pollara: no calibration, the spec's 5 us per message
+RAIL_ALPHA = 5e-6  # Pollara: no calibration, the spec's 5 us per LL step
+NET_SIMPLE = 11.3e-6  # Simple's extra per network step
 NIC = 50e9  # one 400 Gb/s Pollara NIC per GPU: the node's 8 NICs over its 8 GPUs
-GIB = 2**30
 
 
 def test_cluster_spec_numbers_the_hand_derivations_use():
@@ -67,32 +126,27 @@ def test_cluster_spec_numbers_the_hand_derivations_use():
     assert (rail.topology, rail.latency, rail.calibration.latency, rail.calibration.bandwidth_efficiency) == \
         ("rails", RAIL_ALPHA, None, None)
     assert rail.bandwidth_per_direction * rail.links_per_member / 8 == NIC
-    assert ALPHA == 1.186e-6
-    assert pytest.approx(318.976e9) == BETA_BW  # 7 × 64 GB/s × 0.712
+    assert CLUSTER.chips == 1024 and [c for _, c in CLUSTER.interconnects] == [8, 128]
 
 
-def test_two_node_all_reduce_pipelines_its_levels():
-    # one node: 14α + 2·7/8·S/B = 16.6 µs + 5.8908 ms = 5.9074 ms
+def test_two_level_hierarchical_all_reduce_pipelines_its_levels():
     one = cost(parse_op(f"all_reduce bytes={GIB} group=8"), CLUSTER)
-    assert one.time_s == pytest.approx(14 * 1.186e-6 + 1.75 * GIB / 318.976e9)
-    assert one.time_s == pytest.approx(5.9074e-3, rel=1e-4)
+    # one node, ring simple: 57.596 µs + 1.75 · 2^30 / 319.2 GB/s = 5.8867 ms → 5.9443 ms
+    assert one.time_s == pytest.approx(_ring(GIB, SIMPLE))
+    assert one.time_s == pytest.approx(5.9443e-3, rel=1e-4)
     # two nodes (a = 8, N = 2): reduce-scatter in the node, all-reduce of S/8 on each rail, all-gather in the node,
-    # pipelined: 14α + 2·α_rail + max(2·7/8·S/B = 5.8908 ms, 2·1/2·(S/8)/50 GB/s = 2.6844 ms) = 5.9174 ms
+    # pipelined, simple: 8.4 + 14·(0.714 + 2.8) + 2·(5 + 11.3) = 90.196 µs
+    # + max(1.75 · S / B = 5.8867 ms, 2 · 1/2 · (S/8) / 50 GB/s = 2.6844 ms) = 5.9769 ms
     two = cost(parse_op(f"all_reduce bytes={GIB} group=16"), CLUSTER)
-    assert two.time_s == pytest.approx(14 * 1.186e-6 + 2 * RAIL_ALPHA + max(1.75 * GIB / 318.976e9, GIB / 8 / NIC))
-    assert two.time_s == pytest.approx(5.9174e-3, rel=1e-4)
-    assert two.time_s <= 1.2 * one.time_s  # 1.0017×; the phases one after the other took 8.60 ms (1.46×)
-    assert two.bound == "link:xgmi"  # the node's reduce-scatter + all-gather moves more than the rail
-    assert two.resource_s["link:pollara"] == pytest.approx(14 * 1.186e-6 + 2 * RAIL_ALPHA + GIB / 8 / NIC)
+    latency = 8.4 * US + 14 * (ALPHA + 2.8 * US) + 2 * (RAIL_ALPHA + NET_SIMPLE)
+    assert two.time_s == pytest.approx(latency + max(1.75 * GIB / B, GIB / 8 / NIC))
+    assert two.time_s == pytest.approx(5.9769e-3, rel=1e-4)
+    assert two.time_s <= 1.2 * one.time_s  # 1.0055×
+    assert two.bound == "link:xgmi"
+    assert two.resource_s["link:pollara"] == pytest.approx(latency + GIB / 8 / NIC)
 
 
 def test_broadcast_is_no_slower_than_an_all_reduce_of_the_same_size():
-    # group 16: scatter + all-gather in the node (2·7 steps, 7/8·S per rank), a chain of S/8 on each rail
-    # 14α + α_rail + max(7/8·S/B = 2.9454 ms, (S/8)/50 GB/s = 2.6844 ms) = 2.9670 ms
-    # (was 24.85 ms: all of S over one NIC, then the node)
-    broadcast = cost(parse_op(f"broadcast bytes={GIB} group=16"), CLUSTER)
-    assert broadcast.time_s == pytest.approx(14 * 1.186e-6 + RAIL_ALPHA + 0.875 * GIB / 318.976e9)
-    assert broadcast.time_s == pytest.approx(2.9670e-3, rel=1e-4)
     for size in (8, 2**20, GIB):
         for group in (2, 8, 16, 64, 1024):
             b, a = (cost(parse_op(f"{kind} bytes={size} group={group}"), CLUSTER).time_s
@@ -100,25 +154,41 @@ def test_broadcast_is_no_slower_than_an_all_reduce_of_the_same_size():
             assert b <= a, (size, group)
 
 
-def test_all_1024_gpus_cross_both_levels_and_report_what_each_rank_sends():
-    c = cost(parse_op(f"all_reduce bytes={GIB}"), CLUSTER)
-    # N = 128 nodes: 14α + 2·127·α_rail + max(5.8908 ms, 2·127/128·(S/8)/50 GB/s = 5.3267 ms) = 7.1775 ms
-    assert c.time_s == pytest.approx(14 * 1.186e-6 + 254 * RAIL_ALPHA + 1.75 * GIB / 318.976e9)
-    # each rank sends 2·7/8·S on xGMI and 2·127/128·S/8 on its rail: together 2(n−1)/n·S, n = 1024
-    assert c.bytes_per_level == pytest.approx({"xgmi": 1.75 * GIB, "pollara": 2 * 127 / 128 * GIB / 8})
-    assert c.bytes == pytest.approx(2 * 1023 / 1024 * GIB)
-    assert bus_bandwidth(parse_op(f"all_reduce bytes={GIB}"), CLUSTER, c.time_s) < 8 * NIC
+def test_all_1024_gpus_choose_the_tree_across_nodes_and_name_the_binding_link():
+    op = parse_op(f"all_reduce bytes={GIB}")
+    c, choice = cost(op, CLUSTER), choose(op, CLUSTER)
+    # tree simple: ring in the node, double binary tree over 128 nodes: 2⌈log2 128⌉ = 14 rail steps:
+    # 57.596 + 14 · 16.3 = 285.8 µs + max(5.8867 ms, 2 · (S/8) / 50 GB/s = 5.3687 ms) = 6.1725 ms
+    assert (choice.algorithm, choice.protocol) == ("tree", "simple")
+    assert c.time_s == pytest.approx(8.4 * US + 14 * (ALPHA + 2.8 * US) + 14 * (RAIL_ALPHA + NET_SIMPLE)
+                                     + 1.75 * GIB / B)
+    assert c.time_s == pytest.approx(6.1725e-3, rel=1e-4)
+    assert c.bound == "link:xgmi"
+    assert c.bytes_per_level == pytest.approx({"xgmi": 1.75 * GIB, "pollara": 2 * GIB / 8})
+    # the ring alone picks ll128: 42.196 µs + 254 · (5 + 1.3) µs = 1.6424 ms + 1.75 · S / (0.9375 B) = 6.2792 ms
+    ring = cost(parse_op(f"all_reduce bytes={GIB} algorithm=ring"), CLUSTER)
+    assert ring.bytes == pytest.approx(2 * 1023 / 1024 * GIB)  # 2·7/8·S on xGMI + 2·127/128·S/8 on the rail
+    assert ring.time_s == pytest.approx(7.9216e-3, rel=1e-4)
 
 
 def test_cluster_all_to_all_forwards_cross_rail_chunks_through_the_node():
     n, size = 16, 2**26
     c = cost(parse_op(f"all_to_all bytes={size} group={n}"), CLUSTER)
-    # 7/16 of the buffer goes to node-mates over xGMI, 8/16 over the rails; rails-only: 7/8 of the rail chunks go
-    # to another rail's GPU, so they also cross xGMI: xGMI carries (7/16 + 8/16 · 7/8)·S = 7/8·S per rank
+    # 7/16 of the buffer to node-mates over xGMI, 8/16 over the rails; rails-only: 7/8 of the rail chunks go to
+    # another rail's GPU, so they also cross xGMI: xGMI carries (7/16 + 8/16 · 7/8)·S = 7/8·S per rank
     xgmi, rail = 7 / 16 * size + 8 / 16 * 7 / 8 * size, 8 / 16 * size
     assert c.bytes_per_level == pytest.approx({"xgmi": xgmi, "pollara": rail})
-    assert c.time_s == pytest.approx(7 * ALPHA + RAIL_ALPHA + max(xgmi / BETA_BW, rail / NIC))
-    assert c.bound == "link:pollara"  # 0.671 ms on the rail vs 0.184 ms on xGMI
+    # simple: 8.4 µs + one xGMI step (all peers at once) + one rail step (n = 2) + max(0.184 ms, 0.671 ms)
+    assert c.time_s == pytest.approx(8.4 * US + ALPHA + 2.8 * US + RAIL_ALPHA + NET_SIMPLE
+                                     + max(xgmi / B, rail / NIC))
+    assert c.bound == "link:pollara"
+
+
+def test_a_fat_tree_needs_no_cross_rail_forwarding():
+    h100 = load_hardware("h100-cluster")
+    assert (h100.chips, h100.interconnect.topology) == (1024, "fat_tree")
+    c = cost(parse_op(f"all_to_all bytes={2**26} group=16"), h100)
+    assert c.bytes_per_level == pytest.approx({"nvswitch": 7 / 16 * 2**26, "ib-ndr": 8 / 16 * 2**26})
 
 
 def test_group_and_stride_must_spread_evenly():
@@ -126,13 +196,44 @@ def test_group_and_stride_must_spread_evenly():
         cost(parse_op("all_reduce bytes=8 group=12"), CLUSTER)
     with pytest.raises(PerfsimError, match="stride 3 does not spread evenly"):
         cost(parse_op("all_reduce bytes=8 group=4 stride=3"), CLUSTER)
-    # stride 2 inside one node (chips 0, 2, 4, 6): a full mesh of 4, 3 links each
-    c = cost(parse_op("all_reduce bytes=4096 group=4 stride=2"), CLUSTER)
-    assert c.time_s == pytest.approx(2 * 3 * ALPHA + 2 * 3 / 4 * 4096 / (3 * 64e9 * 0.712))
-    # stride 8: one GPU per node, all on rail 0: a flat ring over 4 nodes at one NIC
-    c = cost(parse_op("all_reduce bytes=4096 group=4 stride=8"), CLUSTER)
-    assert c.time_s == pytest.approx(2 * 3 * RAIL_ALPHA + 2 * 3 / 4 * 4096 / NIC)
+    # stride 8: one GPU per node, all on rail 0: a flat ring over 4 nodes at one NIC, ll at 4 KiB:
+    # 6.6 + 6 · 5 µs + 2 · 3/4 · 4096 / (0.5 · 50 GB/s) = 36.846 µs (the tree: ⌈log2 4⌉ = 2 steps each way, 2S)
+    c = cost(parse_op("all_reduce bytes=4096 group=4 stride=8 algorithm=ring"), CLUSTER)
+    assert c.time_s == pytest.approx(6.6 * US + 6 * RAIL_ALPHA + 1.5 * 4096 / (0.5 * NIC))
     assert list(c.resource_s) == ["link:pollara"]
+
+
+DGX = load_hardware("dgx-h100")
+NVLS_LATENCY, NVLS_BW = 25.6 * US, 450e9 * 0.685  # CAL-NVLS-H100-1K and -8G
+
+
+def test_nvls_on_dgx_h100_sends_each_buffer_once_to_the_switch():
+    # nvls: 25.6 µs + 9/8 · 2^30 / 308.25 GB/s = 3.9447 ms; the ring simple: 8.4 + 14 · 3.4 µs + 1.75 · S / 450 GB/s
+    # = 4.2317 ms
+    op = parse_op(f"all_reduce bytes={GIB}")
+    assert (choose(op, DGX).algorithm, cost(op, DGX).time_s) == ("nvls", pytest.approx(NVLS_LATENCY + 9 / 8 * GIB /
+                                                                                        NVLS_BW))
+    ring = cost(parse_op(f"all_reduce bytes={GIB} algorithm=ring"), DGX)
+    assert ring.time_s == pytest.approx(8.4 * US + 14 * 3.4 * US + 1.75 * GIB / 450e9)
+
+
+def test_algorithm_switch_point_ring_ll_to_nvls():
+    # ring ll: 6.6 + 14 · 0.6 = 15.0 µs + 1.75 S / 225 GB/s; nvls 25.6 µs + 1.125 S / 308.25 GB/s:
+    # equal at S = 10.6 µs / (1.75 / 225e9 − 1.125 / 308.25e9) = 2.568 MB (ll128 there: 51 µs, slower)
+    switch = 10.6 * US / (1.75 / 225e9 - 1.125 / NVLS_BW)
+    assert switch == pytest.approx(2.5677e6, rel=1e-3)
+    below, above = (choose(parse_op(f"all_reduce bytes={s}"), DGX) for s in (0.99 * switch, 1.01 * switch))
+    assert (below.algorithm, below.protocol, above.algorithm) == ("ring", "ll", "nvls")
+
+
+def test_bad_algorithm_and_protocol_are_one_line_errors(cli):
+    for op, message in [("all_gather bytes=4096 algorithm=tree", "applies to all_reduce and broadcast"),
+                        ("all_reduce bytes=4096 algorithm=direct", "applies to all_to_all and send"),
+                        ("all_reduce bytes=4096 algorithm=nvls protocol=ll", "runs protocol 'simple' only"),
+                        ("all_reduce bytes=4096 algorithm=nvls", "no level of mi300x-node"),
+                        ("all_reduce bytes=4096 protocol=ll256", "protocol")]:
+        result = cli("estimate", "--hardware", "mi300x-node", "--op", op)
+        assert result.code == 2 and message in result.err and len(result.err.strip().splitlines()) == 1, op
 
 
 SEND = 2**26  # 64 MiB: e.g. 4096 tokens × 8192 hidden × 2 B of activations between pipeline stages
@@ -140,30 +241,28 @@ SEND = 2**26  # 64 MiB: e.g. 4096 tokens × 8192 hidden × 2 B of activations be
 
 def test_send_inside_a_node_uses_one_xgmi_link():
     c = cost(parse_op(f"send bytes={SEND} group=2"), CLUSTER)
-    # one step, S over the pair's one link at the calibrated 0.712: 1.186 µs + 2^26 / 45.568 GB/s = 1.4739 ms
-    assert c.time_s == pytest.approx(1.186e-6 + SEND / (64e9 * 0.712))
-    assert c.time_s == pytest.approx(1.4739e-3, rel=1e-4)
+    # one step over the pair's one link at 0.7125, simple: 8.4 + 0.714 + 2.8 µs + 2^26 / 45.6 GB/s = 1.4836 ms
+    assert c.time_s == pytest.approx(8.4 * US + ALPHA + 2.8 * US + SEND / (64e9 * 0.7125))
+    assert c.time_s == pytest.approx(1.4836e-3, rel=1e-4)
     assert (c.bound, c.bytes) == ("link:xgmi", SEND)
 
 
 def test_send_between_nodes_is_priced_on_the_rail():
-    # stages tp·dp = 8 chips apart: chips 0 and 8 span 9 chips > 8 per node: one NIC, 5 µs + 2^26 / 50 GB/s
+    # stages tp·dp = 8 chips apart span 9 chips > 8 per node: one NIC, simple 8.4 + 5 + 11.3 µs + 2^26 / 50 GB/s
     c = cost(parse_op(f"send bytes={SEND} group=2 stride=8"), CLUSTER)
-    assert c.time_s == pytest.approx(RAIL_ALPHA + SEND / NIC)
-    assert c.time_s == pytest.approx(1.3472e-3, rel=1e-4)
+    assert c.time_s == pytest.approx(8.4 * US + RAIL_ALPHA + NET_SIMPLE + SEND / NIC)
+    assert c.time_s == pytest.approx(1.3669e-3, rel=1e-4)
     assert (c.bound, c.bytes, c.bytes_per_level) == ("link:pollara", SEND, {"pollara": SEND})
-    # stride 4 still fits one node (span 5 ≤ 8): the xGMI link
-    assert cost(parse_op(f"send bytes={SEND} group=2 stride=4"), CLUSTER).bound == "link:xgmi"
+    assert cost(parse_op(f"send bytes={SEND} group=2 stride=4"), CLUSTER).bound == "link:xgmi"  # span 5 ≤ 8
 
 
 def test_send_on_dgx_h100_uses_the_gpus_nvswitch_port():
-    dgx = load_hardware("dgx-h100")
-    # NVSwitch: a pair uses all 18 NVLinks (450 GB/s, no efficiency calibrated); α = 1.83 µs calibrated
-    c = cost(parse_op(f"send bytes={SEND} group=2 stride=4"), dgx)
-    assert c.time_s == pytest.approx(1.83e-6 + SEND / 450e9)
-    assert c.time_s == pytest.approx(0.15096e-3, rel=1e-4)
+    # NVSwitch: a pair uses all 18 NVLinks (450 GB/s, no ring efficiency): simple 8.4 + 0.6 + 2.8 µs + S / 450 GB/s
+    c = cost(parse_op(f"send bytes={SEND} group=2 stride=4"), DGX)
+    assert c.time_s == pytest.approx(11.8 * US + SEND / 450e9)
+    assert c.time_s == pytest.approx(0.16093e-3, rel=1e-4)
     with pytest.raises(PerfsimError, match="spans 9 chips, which exceeds the 8 chips of dgx-h100"):
-        cost(parse_op(f"send bytes={SEND} group=2 stride=8"), dgx)
+        cost(parse_op(f"send bytes={SEND} group=2 stride=8"), DGX)
 
 
 @pytest.mark.parametrize(("kind", "factor"), [("all_reduce", 2 * 7 / 8), ("reduce_scatter", 7 / 8),
@@ -177,21 +276,13 @@ def test_bytes_each_rank_sends(kind, factor, cli):
     assert out["bytes_per_level"] == pytest.approx({"xgmi": factor * size})
 
 
-def test_two_mi300x_joined_share_one_xgmi_link():
-    pair = join(load_hardware("mi300x"), 2)
-    assert (pair.chips, pair.interconnect.topology, pair.interconnect.links_per_member) == (2, "full_mesh", 7)
-    # a pair of a full mesh shares one link: 2·1·α + 2·1/2·S / 64 GB/s (the chip spec has no efficiency)
-    c = cost(parse_op(f"all_reduce bytes={GIB}"), pair)
-    assert c.time_s == pytest.approx(2 * 1.186e-6 + GIB / 64e9)
-    assert c.time_s == pytest.approx(16.7796e-3, rel=1e-4)  # was 2.4 ms over all 7 links
-
-
 def test_join_builds_a_switch_for_nvlink_and_refuses_an_impossible_mesh():
     eight = join(load_hardware("h100-sxm"), 8)
     assert (eight.interconnect.topology, eight.interconnect.links_per_member) == ("switch", 18)
-    # through NVSwitch a pair uses all 18 links: 2α + S / 450 GB/s
+    # through NVSwitch a pair uses all 18 links; the chip's 1.83 µs per step, no in-switch reduction declared:
+    # simple 8.4 + 2 · (1.83 + 2.8) µs + S / 450 GB/s
     c = cost(parse_op(f"all_reduce bytes={GIB} group=2"), eight)
-    assert c.time_s == pytest.approx(2 * 1.83e-6 + GIB / 450e9)
+    assert c.time_s == pytest.approx(8.4 * US + 2 * 4.63 * US + GIB / 450e9)
     with pytest.raises(PerfsimError, match="a full mesh of 9 chips needs 8 xgmi links per chip; it has 7"):
         join(load_hardware("mi300x"), 9)
     with pytest.raises(PerfsimError, match="declares no chip-to-chip links"):
@@ -207,29 +298,26 @@ def test_group_of_one_is_refused(cli):
         cost(parse_op("all_reduce bytes=8"), join(load_hardware("mi300x"), 1))
 
 
-def test_tree_on_the_rails_of_1024_gpus():
-    # ring reduce-scatter / all-gather in the node, NCCL's double binary tree over the 128 nodes on each rail:
-    # 14α + 2⌈log2 128⌉·α_rail + max(2·7/8·S/B, 2·(S/8)/50 GB/s); S = 1 MiB: max(5.753 µs, 5.243 µs)
+def test_tree_on_the_rails_of_1024_gpus_at_1_mib():
+    # ring in the node, double binary tree over the 128 nodes, ll: 6.6 + 14 · 0.714 + 14 · 5 µs = 86.596 µs
+    # + max(2 · 7/8 · S / (0.5 B), 2 · (S/8) / (0.5 · 50 GB/s)) = max(11.50 µs, 10.49 µs) = 98.09 µs
     size = 2**20
-    c = cost(parse_op(f"all_reduce bytes={size} algorithm=tree"), CLUSTER)
-    assert c.time_s == pytest.approx(14 * ALPHA + 14 * RAIL_ALPHA + 1.75 * size / BETA_BW)
-    assert c.time_s == pytest.approx(92.35e-6, rel=1e-3)  # the ring's 254 rail steps take 1.29 ms of latency
+    c = cost(parse_op(f"all_reduce bytes={size} algorithm=tree protocol=ll"), CLUSTER)
+    assert c.time_s == pytest.approx(6.6 * US + 14 * ALPHA + 14 * RAIL_ALPHA + 3.5 * size / B)
+    assert c.time_s == pytest.approx(98.09e-6, rel=1e-3)
 
 
-def test_tree_all_reduce_trades_latency_steps_for_bandwidth():
-    small, large = 8, 2**30
-    for size in (small, large):
-        tree = cost(parse_op(f"all_reduce bytes={size} algorithm=tree"), NODE)
-        assert tree.time_s == pytest.approx(2 * 3 * ALPHA + 2 * size / BETA_BW)  # 2·⌈log2 8⌉ steps, 2S / B
-    assert cost(parse_op("all_reduce bytes=8 algorithm=tree"), NODE).time_s < cost(parse_op("all_reduce bytes=8"),
-                                                                                       NODE).time_s
-    assert cost(parse_op(f"all_reduce bytes={large} algorithm=tree"), NODE).time_s > cost(
-        parse_op(f"all_reduce bytes={large}"), NODE).time_s  # 2S vs 2·7/8·S: the ring moves less
+def test_curves_rows_match_the_cost_model_and_mark_the_knee():
+    from perfsim.analysis.collective_curves import curves, plot_curves
 
-
-def test_tree_broadcast_and_bad_kind(cli):
-    c = cost(parse_op("broadcast bytes=4096 algorithm=tree group=4"), NODE)
-    bw = LINK.bandwidth_per_direction * 3 * LINK.calibration.bandwidth_efficiency.value
-    assert c.time_s == pytest.approx(2 * ALPHA + 4096 / bw)
-    result = cli("estimate", "--hardware", "mi300x-node", "--op", "all_gather bytes=4096 algorithm=tree")
-    assert result.code == 2 and "applies to all_reduce and broadcast" in result.err
+    first = 25.6 * US * B / (3.5 - 1.75 / 0.9375)  # the LL → LL128 switch derived above, 5.003 MB
+    frame = curves(["mi300x-node"], kinds=["all_reduce"], groups=[8, 64], sizes=[8, int(0.99 * first), 2**34])
+    assert list(frame["group"]) == [8, 8, 8]  # 64 GPUs do not fit one node: skipped
+    assert list(frame["protocol"]) == ["ll", "ll", "simple"]
+    # 16 GiB: 1.75 · 2^34 / (57.596 µs + 1.75 · 2^34 / 319.2 GB/s) = 319.0 GB/s bus bandwidth
+    assert frame["bus_bandwidth_bytes_per_s"].iloc[-1] == pytest.approx(1.75 * 2**34 / _ring(2**34, SIMPLE))
+    assert frame["bound"].iloc[-1] == "link:xgmi"
+    figure = plot_curves(frame)
+    assert [ax.get_title() for ax in figure.axes if ax.get_visible()] == ["all_reduce"]
+    with pytest.raises(PerfsimError, match="mi300x is one chip"):
+        curves(["mi300x"])

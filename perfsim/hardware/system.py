@@ -22,20 +22,41 @@ class LinkCalibration(Spec):
     bandwidth_efficiency: Calibrated[Fraction] | None = None
 
 
+class InNetworkReduction(Spec):
+    """The switch reduces in the network (NVLink SHARP / NVLS): a rank sends its buffer once and gets the sum back.
+
+    `latency` is the whole in-switch reduction's fixed time; `calibration` its measured latency and
+    bandwidth efficiency, apart from the link's ring calibration.
+    """
+
+    latency: Seconds
+    calibration: LinkCalibration = LinkCalibration()
+    source: Source
+
+
 class Interconnect(Spec):
     """How the members talk: each member has `links_per_member` links, each `bandwidth_per_direction`.
 
     ring: neighbours only; switch: every member reaches a switch; full_mesh: a direct
-    link to every peer; mesh2d: a 2-D grid; rails: member i of every node on rail i.
+    link to every peer; mesh2d: a 2-D grid; rails: member i of every node on rail i (rails-only:
+    no path between rails); fat_tree: every chip's NIC reaches every other node at full bisection.
+    rails and fat_tree are networks (scale-out, NCCL's NET latencies); the rest join chips directly.
+    `latency` is one step of the lowest-latency protocol (NCCL's LL) on this link.
     """
 
     name: Name
-    topology: Topology
+    topology: Topology | Literal["fat_tree"]
     bandwidth_per_direction: BytesPerSecond
     links_per_member: Count = 1
     latency: Seconds
     calibration: LinkCalibration = LinkCalibration()
+    in_network_reduction: InNetworkReduction | None = None
     source: Source
+
+    @property
+    def network(self) -> bool:
+        """Whether this is a scale-out network, each chip driving its own NIC."""
+        return self.topology in ("rails", "fat_tree")
 
 
 class System(Spec):
