@@ -321,3 +321,13 @@ def test_curves_rows_match_the_cost_model_and_mark_the_knee():
     assert [ax.get_title() for ax in figure.axes if ax.get_visible()] == ["all_reduce"]
     with pytest.raises(PerfsimError, match="mi300x is one chip"):
         curves(["mi300x"])
+
+
+def test_estimate_names_the_binding_link_and_the_algorithm(cli):
+    import json
+
+    out = cli("estimate", "--hardware", "mi300x-cluster", "--op", "all_reduce bytes=1073741824 group=1024",
+              "--format", "json")
+    record = json.loads(out.out)
+    assert record["bound"].startswith("link:")
+    assert record["algorithm"] in ("ring", "tree") and record["protocol"] in ("ll", "ll128", "simple")

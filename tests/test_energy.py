@@ -112,13 +112,13 @@ def test_per_op_model_needs_a_price_for_every_count(toy):
 
 
 def test_per_op_collective_prices_the_bytes_sent_per_link(toy):
-    # all_reduce of 1 MB fp16 over 2 toy chips joined by toylink (10 GB/s, α = 1 µs): each rank sends
-    # 2(n − 1)/n · S = 1e6 B in 2(n − 1) = 2 steps: time_s = 2 µs + 1e6 / 1e10 s = 102 µs. Reduction:
-    # S / 2 B = 500,000 fp16 adds. E = 5e5 × 1 pJ + 1e6 B × 5 pJ + 2 W × 102 µs
-    #   = 0.5 µJ + 5 µJ + 204 µJ = 209.5 µJ.
+    # all_reduce of 1 MB fp16 over 2 toy chips joined by toylink (10 GB/s, α = 1 µs per LL step): each rank
+    # sends 2(n − 1)/n · S = 1e6 B in 2(n − 1) = 2 steps. The library picks ring/Simple: 8.4 µs once + 2 steps ×
+    # (1 µs + 2.8 µs) + 1e6 / 1e10 s = 116 µs (LL: 6.6 + 2 + 200 µs; LL128: 14 + 4.6 + 106.7 µs). Reduction:
+    # S / 2 B = 500,000 fp16 adds. E = 5e5 × 1 pJ + 1e6 B × 5 pJ + 2 W × 116 µs = 0.5 + 5 + 232 µJ = 237.5 µJ.
     c = cost(Collective(kind="all_reduce", bytes=1e6, dtype="fp16"), join(toy, 2))
-    assert c.time_s == pytest.approx(102e-6, rel=1e-12)
-    assert c.energy_j == pytest.approx(209.5e-6, rel=1e-12)
+    assert c.time_s == pytest.approx(116e-6, rel=1e-12)
+    assert c.energy_j == pytest.approx(237.5e-6, rel=1e-12)
     assert c.energy_model == "per-op"
     # a bf16 reduction: no unit of the toy chip runs bf16 (nor fp32), so the per-op model has no price
     assert cost(Collective(kind="all_reduce", bytes=1e6), join(toy, 2)).energy_j is None

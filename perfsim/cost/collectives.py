@@ -285,7 +285,8 @@ def collective_cost(op: Collective, system: System) -> OpCost:
     latency = latency_s(choice.steps, protocol)
     resource = {f"link:{p.level.link.name}": latency + p.transfer_s(protocol) for p in choice.steps}
     per_link = {p.level.link.name: p.bytes for p in choice.steps}
-    return OpCost(op.label, op.flops, sum(p.bytes for p in choice.steps), resource, per_link)
+    return OpCost(op.label, op.flops, sum(p.bytes for p in choice.steps), resource, per_link,
+                  detail={"algorithm": choice.algorithm, "protocol": choice.protocol})
 
 
 def bus_bandwidth(op: Collective, system: System, seconds: float) -> float:

@@ -14,7 +14,8 @@ class OpCost:
     so `time_s` = the slowest resource + the fixed `overhead_s`; `bound` names the
     resource that sets it (or `overhead` when that dominates). `energy_j`: joules one chip
     spends on the op, by `energy_model` ("per-op" or "power", see perfsim.cost.energy);
-    None when the spec gives neither.
+    None when the spec gives neither. `detail` names what the model chose (a collective's algorithm and
+    protocol, a kernel's tiling), shown beside the numbers.
     """
 
     op: str
@@ -25,6 +26,7 @@ class OpCost:
     overhead_s: float = 0.0
     energy_j: float | None = None
     energy_model: str | None = None
+    detail: dict[str, str] = field(default_factory=dict)
 
     @property
     def busiest(self) -> tuple[str, float]:
@@ -79,4 +81,5 @@ class OpCost:
             "utilization": self.utilization,
             "energy_j": self.energy_j,
             "energy_model": self.energy_model,
+            **self.detail,
         }
