@@ -26,7 +26,7 @@ from __future__ import annotations
 from functools import lru_cache
 from math import ceil
 
-from perfsim.cost.derating import ELEMENT_OP_FLOPS, add, compulsory, rates
+from perfsim.cost.derating import add, compulsory, rates
 from perfsim.cost.gemm_tiles import split_candidates
 from perfsim.cost.opcost import OpCost
 from perfsim.cost.roofline import Cache
@@ -76,7 +76,7 @@ def _tile_seconds(op: Attention, device: Device, rows: int) -> tuple[str, float]
     br, bc = attention_tiles(device)
     chip = rates(device)
     used, matrix = chip.compute("matrix", op.compute_dtype)
-    per_core_ops = chip.compute("vector", "fp32")[1] / ELEMENT_OP_FLOPS / chip.cores
+    per_core_ops = chip.element_ops("fp32") / chip.cores
     matmul = 2 * 2.0 * br * bc * op.head_dim / (matrix / chip.cores)
     softmax = rows * bc * (SOFTMAX_OPS / per_core_ops + 1 / (chip.exp_rate() / chip.cores))
     return used, matmul + softmax

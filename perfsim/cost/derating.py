@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from perfsim.cost.roofline import Cache, compute_rate, level_bandwidth, level_capacity, place
+from perfsim.cost.roofline import PROMOTIONS, Cache, compute_rate, level_bandwidth, level_capacity, place
+from perfsim.dtypes import resolve_dtype
 from perfsim.hardware import Device, MemoryLevel
 from perfsim.ops import Operand
 
@@ -103,6 +104,17 @@ class ChipRates:
             self._compute[key] = used, rate * _compute_derating(self.device)
         return self._compute[key]
 
+    def element_ops(self, dtype: str) -> float:
+        """Element operations per second on the vector units, in `dtype` or the nearest wider dtype they run
+        (never on the matrix units, which compute_rate would fall back to before widening)."""
+        current: str | None = resolve_dtype(dtype).name
+        clock = self.device.clock.peak
+        while current is not None:
+            if any(u.role == "vector" and u.peak_flops(current, clock) for u in self.device.compute):
+                return self.compute("vector", current)[1] / ELEMENT_OP_FLOPS
+            current = PROMOTIONS.get(current)
+        return self.compute("vector", dtype)[1] / ELEMENT_OP_FLOPS
+
     def has_matrix_unit(self, dtype: str) -> bool:
         """True when a matrix-role unit runs `dtype` (else matrix work falls back to the vector units)."""
         if dtype not in self._matrix:
@@ -113,7 +125,7 @@ class ChipRates:
     def exp_rate(self) -> float:
         """exp results per second: the special-function units where the spec gives them, else one fp32 element
         operation each. Special-function units are derated like the vector units (sustained / datasheet)."""
-        ops = self.compute("vector", "fp32")[1] / ELEMENT_OP_FLOPS
+        ops = self.element_ops("fp32")
         special = getattr(self.device, "special_functions", None)
         if special is None:
             return ops

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from math import ceil, sqrt
 
 from perfsim.cost.dequant import EPILOGUE_OPS, dequant_ops, needs_dequant, quantised_activations
-from perfsim.cost.derating import ELEMENT_OP_FLOPS, ChipRates, add, compulsory, rates
+from perfsim.cost.derating import ChipRates, add, compulsory, rates
 from perfsim.cost.opcost import OpCost
 from perfsim.cost.roofline import Cache
 from perfsim.dtypes import resolve_format
@@ -180,7 +180,7 @@ def _tiled(op: Gemm, chip: ChipRates, w: Waves, used: str, rate: float, operands
         add(traffic, chip.holding(partials), 2 * partials)
     occupancy = w.occupancy
     compute = w.waves * w.unit_flops / (rate / w.cores)
-    dequant_s = dequant.elements(rows, w.tiles_n) / (_element_ops(chip, op) * occupancy)
+    dequant_s = dequant.elements(rows, w.tiles_n) / (chip.element_ops(op.compute_dtype) * occupancy)
     resource = chip.memory_seconds(traffic, occupancy)
     if chip.has_matrix_unit(used):
         resource[f"compute:{used}"] = compute
@@ -198,10 +198,7 @@ def _gemv(op: Gemm, chip: ChipRates, base: dict[str, float]) -> dict[str, float]
     occupancy = min(1.0, op.n * op.batch / chip.cores)
     dequant = Dequant.of(op, used).elements(1 if op.weight_shared else op.batch, 1)
     resource = chip.memory_seconds(base, occupancy)
-    resource[f"compute:{used}"] = op.flops / rate + dequant / (_element_ops(chip, op) * occupancy)
+    resource[f"compute:{used}"] = op.flops / rate + dequant / (chip.element_ops(op.compute_dtype) * occupancy)
     return resource
 
 
-def _element_ops(chip: ChipRates, op: Gemm) -> float:
-    """Element operations per second of the vector units, in the activations' dtype (what weights become)."""
-    return chip.compute("vector", op.compute_dtype)[1] / ELEMENT_OP_FLOPS
