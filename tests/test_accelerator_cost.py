@@ -75,19 +75,20 @@ def test_attention_prefill_bytes_count_the_kv_tile_rereads():
 
 def test_decode_splits_the_kv_sequence_to_fill_the_sms():
     # Batch 1, 32 query heads over 8 KV heads (GQA group 4), one query, 8192 keys, bf16, Bc = 128 (64 tiles).
-    # Unsplit: 8 units on 132 SMs. Candidates: 1, 16 (8·16 = 128 ≤ 132 < 256) and 32.
+    # Unsplit: 8 units on 132 SMs. Candidates: 1; 16 and 32 (8·16 = 128 ≤ 132 < 256); ⌊2·132/8⌋ = 33 and
+    # ⌊3·132/8⌋ = 49. 33 splits give 264 units = exactly 2 full waves of ⌈64/33⌉ = 2 tiles each: 4 tile-times per
+    # SM as with 16 splits (1 wave × 4 tiles), but every SM streams, so it wins; 49 needs 3 waves × 2 tiles.
     op = Attention(heads=32, kv_heads=8, head_dim=128, q_len=1, kv_len=8192, dtype="bf16")
     split, c = decode_plan(op, H100)
-    assert split == 16
+    assert split == 33
     # GQA: K and V read once per KV head (8 · 8192 · 128 · 2 B each), Q and O once: all from HBM
     kv = 8 * 8192 * 128 * 2
     q = 32 * 128 * 2
     assert c.bytes_per_level["hbm"] == 2 * kv + 2 * q
-    # 128 units busy out of 132: HBM streams at 128/132 of its rate
-    hbm = (2 * kv + 2 * q) / (HBM * 128 / 132)
+    hbm = (2 * kv + 2 * q) / HBM  # all 132 SMs busy in both waves
     assert c.resource_s["memory:hbm"] == pytest.approx(hbm)
     # fp32 partial O (128 values + log-sum-exp) per head per split, written and read back, fit L2
-    assert c.bytes_per_level["l2"] == 2 * 16 * 32 * 129 * 4
+    assert c.bytes_per_level["l2"] == 2 * 33 * 32 * 129 * 4
     assert c.bound == "memory:hbm"
     assert c.time_s == pytest.approx(hbm + 2 * LAUNCH)  # the kernel and the combine kernel
     unsplit = (2 * kv + 2 * q) / (HBM * 8 / 132) + LAUNCH  # 8 SMs streaming alone

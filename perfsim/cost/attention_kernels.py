@@ -16,8 +16,8 @@ their KV heads), else main memory.
 Decode (q_len × group ≤ Br). The query rows of one KV head — q_len positions × the group's query heads
 (GQA) — are packed into one Br-row tile, so one read of K and V serves the whole group. The sequence is
 split into s chunks (flash-decoding): batch × kv_heads × s units, so small batches still fill the cores.
-s is the split giving the least time among 1 and the powers of two around the one that just fills the
-cores (gemm_tiles.split_candidates, ≤ KV tiles), counting the partial results (fp32 O and log-sum-exp per
+s is the split giving the least time among the candidates GEMM split-K tries (gemm_tiles.split_candidates,
+≤ KV tiles), counting the partial results (fp32 O and log-sum-exp per
 row per split) written and read back by the combine kernel, which costs one more launch.
 """
 
@@ -110,18 +110,23 @@ def decode_plan(op: Attention, device: Device, cache: Cache = "cold") -> tuple[i
     kv_tiles, rows = ceil(op.kv_len / bc), op.q_len * (op.heads // op.groups_divisor)
     used, tile_s = _tile_seconds(op, device, rows)
     base = compulsory(op.operands(), device, cache)
-    best: tuple[int, OpCost] | None = None
+    best = None
+    kept: list[tuple[float, float]] = []  # (compute, occupancy) of the splits costed so far
     for split in split_candidates(op.batch * op.groups_divisor, n, kv_tiles):
         units = op.batch * op.groups_divisor * split
         waves = ceil(units / n)
+        compute, occupancy = waves * ceil(kv_tiles / split) * tile_s, units / (waves * n)
+        if any(c <= compute and o >= occupancy for c, o in kept):
+            continue  # no faster and no fuller than a smaller split: only more partial traffic
+        kept.append((compute, occupancy))
         traffic = dict(base)
         if split > 1:
             partials = split * op.batch * op.heads * op.q_len * (op.head_dim + 1) * PARTIAL_BYTES
             add(traffic, chip.holding(partials), 2 * partials)
-        resource = {f"compute:{used}": waves * ceil(kv_tiles / split) * tile_s,
-                    **chip.memory_seconds(traffic, units / (waves * n))}
-        launches = 2 if split > 1 else 1
-        candidate = OpCost(op.label, op.flops, sum(traffic.values()), resource, traffic, launches * chip.launch_s)
-        if best is None or candidate.time_s < best[1].time_s:
-            best = (split, candidate)
-    return best
+        resource = {f"compute:{used}": compute, **chip.memory_seconds(traffic, occupancy)}
+        overhead = (2 if split > 1 else 1) * chip.launch_s  # the combine kernel is one more launch
+        seconds = max(resource.values()) + overhead
+        if best is None or seconds < best[0]:
+            best = (seconds, split, resource, traffic, overhead)
+    _, split, resource, traffic, overhead = best
+    return split, OpCost(op.label, op.flops, sum(traffic.values()), resource, traffic, overhead)

@@ -88,14 +88,16 @@ class ChipRates:
     launch_s: float
     bandwidth: dict[str, float]
     caches: list[tuple[float, str]]
+    main: str
     _compute: dict[tuple[str, str], tuple[str, float]] = field(default_factory=dict)
     _matrix: dict[str, bool] = field(default_factory=dict)
+    _element_ops: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def of(cls, device: Device) -> ChipRates:
         caches = [(level_capacity(device, level), level.name) for level in device.memory if level.cache]
         return cls(device, cores(device), launch_s(device),
-                   {level.name: bandwidth(device, level) for level in device.memory}, caches)
+                   {level.name: bandwidth(device, level) for level in device.memory}, caches, device.main.name)
 
     def compute(self, engine: str, dtype: str) -> tuple[str, float]:
         key = (engine, dtype)
@@ -107,13 +109,16 @@ class ChipRates:
     def element_ops(self, dtype: str) -> float:
         """Element operations per second on the vector units, in `dtype` or the nearest wider dtype they run
         (never on the matrix units, which compute_rate would fall back to before widening)."""
-        current: str | None = resolve_dtype(dtype).name
-        clock = self.device.clock.peak
-        while current is not None:
-            if any(u.role == "vector" and u.peak_flops(current, clock) for u in self.device.compute):
-                return self.compute("vector", current)[1] / ELEMENT_OP_FLOPS
-            current = PROMOTIONS.get(current)
-        return self.compute("vector", dtype)[1] / ELEMENT_OP_FLOPS
+        if dtype not in self._element_ops:
+            current: str | None = resolve_dtype(dtype).name
+            clock, found = self.device.clock.peak, dtype
+            while current is not None:
+                if any(u.role == "vector" and u.peak_flops(current, clock) for u in self.device.compute):
+                    found = current
+                    break
+                current = PROMOTIONS.get(current)
+            self._element_ops[dtype] = self.compute("vector", found)[1] / ELEMENT_OP_FLOPS
+        return self._element_ops[dtype]
 
     def has_matrix_unit(self, dtype: str) -> bool:
         """True when a matrix-role unit runs `dtype` (else matrix work falls back to the vector units)."""
@@ -138,7 +143,7 @@ class ChipRates:
         for capacity, name in self.caches:
             if nbytes <= capacity:
                 return name
-        return self.device.main.name
+        return self.main
 
     def memory_seconds(self, traffic: dict[str, float], occupancy: float = 1.0) -> dict[str, float]:
         """`memory:<level>` seconds. A unit draws at most its 1/cores share of a level's bandwidth (the share it

@@ -9,8 +9,9 @@ The mechanism (issue 14 item 2); the efficiency-vs-shape curve comes only from i
 - Waves: the tiles·s units run ⌈units / cores⌉ waves, so compute_s = waves × one unit's FLOPs at one core's
   rate (chip rate / cores): the last partial wave idles cores. Memory streams at the fraction of units
   busy (ChipRates.memory_seconds).
-- s is the one giving the op the least time, extra traffic counted, among 1 and the powers of two around the
-  split that just fills one wave (split_candidates).
+- s is the one giving the op the least time, extra traffic counted, among a few candidates: 1, the powers of
+  two around the split that just fills one wave, and the splits filling two and three waves most fully
+  (split_candidates).
 - Traffic: compulsory (each operand once), plus panel re-reads. A wave runs a block of tiles laid out
   near-square (threadblock swizzling), rows_w × cols_w with rows_w·cols_w ≥ the tiles in a wave, shaped to
   minimise the panel bytes it reads; each wave reads its rows_w A row-panels and cols_w B column-panels
@@ -88,12 +89,15 @@ def gemm_waves(m: int, n: int, k: int, batch: int, tile: TileShape, n_cores: int
 
 
 def split_candidates(units: int, n_cores: int, most: int) -> list[int]:
-    """Splits worth trying for `units` work units on `n_cores`: 1, and the powers of two p and 2p around the
-    split that just fills one wave (units·p ≤ cores < units·2p), none above `most` (K steps, KV tiles)."""
+    """Splits worth trying for `units` work units on `n_cores`, none above `most` (K steps, KV tiles): 1; the
+    powers of two p and 2p around the split that just fills one wave (units·p ≤ cores < units·2p); and the
+    largest splits that fit within two and three waves (⌊2·cores / units⌋, ⌊3·cores / units⌋), which leave the
+    fewest cores idle in the last wave, as stream-K / split-K heuristics aim to."""
     fill = 1
     while units * fill * 2 <= n_cores:
         fill *= 2
-    return sorted({s for s in (1, fill, 2 * fill) if s <= max(1, most)})
+    balanced = (waves * n_cores // units for waves in (2, 3))
+    return sorted({s for s in (1, fill, 2 * fill, *balanced) if 1 <= s <= max(1, most)})
 
 
 def tile_for(device: Device, dtype: str) -> TileShape:
@@ -126,8 +130,8 @@ def gemm_cost(op: Gemm, device: Device, cache: Cache = "cold") -> OpCost:
     dequant = Dequant.of(op, used)
     tiles = batch * ceil(m / tile.m) * ceil(op.n / tile.n)
     best: tuple[float, dict[str, float], dict[str, float]] | None = None
-    for split in split_candidates(tiles, chip.cores, ceil(op.k / tile.k)):
-        w = gemm_waves(m, op.n, op.k, batch, tile, chip.cores, split)
+    for w in _undominated(gemm_waves(m, op.n, op.k, batch, tile, chip.cores, split)
+                          for split in split_candidates(tiles, chip.cores, ceil(op.k / tile.k))):
         resource, traffic = _tiled(op, chip, w, used, rate, operands, base, dequant)
         seconds = max(resource.values())
         if best is None or seconds < best[0]:
@@ -137,6 +141,16 @@ def gemm_cost(op: Gemm, device: Device, cache: Cache = "cold") -> OpCost:
         if max(resource.values()) < best[0]:
             best = (0.0, resource, base)
     return OpCost(op.label, op.flops, sum(best[2].values()), best[1], best[2], chip.launch_s)
+
+
+def _undominated(candidates) -> list[Waves]:
+    """The splits worth costing: a larger split that neither shortens the compute (waves × unit FLOPs) nor
+    raises the occupancy of a smaller one only adds partial-sum traffic, so it is dropped."""
+    kept: list[Waves] = []
+    for w in candidates:  # ascending split
+        if not any(k.waves * k.unit_flops <= w.waves * w.unit_flops and k.occupancy >= w.occupancy for k in kept):
+            kept.append(w)
+    return kept
 
 
 @dataclass(frozen=True)
@@ -178,9 +192,11 @@ def _tiled(op: Gemm, chip: ChipRates, w: Waves, used: str, rate: float, operands
     if w.split > 1:
         partials = w.split * op.batch * op.m * op.n * PARTIAL_BYTES
         add(traffic, chip.holding(partials), 2 * partials)
-    occupancy = w.occupancy
-    compute = w.waves * w.unit_flops / (rate / w.cores)
-    dequant_s = dequant.elements(rows, w.tiles_n) / (chip.element_ops(op.compute_dtype) * occupancy)
+    units, waves = w.units, w.waves
+    occupancy = units / (waves * w.cores)
+    compute = waves * w.unit_flops / (rate / w.cores)
+    elements = dequant.elements(rows, w.tiles_n)
+    dequant_s = elements / (chip.element_ops(op.compute_dtype) * occupancy) if elements else 0.0
     resource = chip.memory_seconds(traffic, occupancy)
     if chip.has_matrix_unit(used):
         resource[f"compute:{used}"] = compute
