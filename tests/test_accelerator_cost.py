@@ -6,11 +6,13 @@ H100 has no compute calibration and no op_overhead, so the default derating appl
 
 import pytest
 
+from perfsim.analysis.gemm_sweep import gemm_efficiency_sweep, plot_gemm_efficiency
 from perfsim.cost.accelerator import accelerator_cost, derated_roofline, is_calibrated, uncalibrated_fields
 from perfsim.cost.attention_kernels import decode_plan, query_tile_visits
 from perfsim.cost.dequant import dequant_ops
 from perfsim.cost.derating import DEFAULT_COMPUTE_EFFICIENCY, DEFAULT_LAUNCH_S, DEFAULT_MEMORY_EFFICIENCY
 from perfsim.cost.gemm_tiles import gemm_waves, split_candidates, tile_for
+from perfsim.errors import PerfsimError
 from perfsim.hardware import Accelerator, load_hardware
 from perfsim.ops import Attention, Gemm, Norm
 
@@ -174,3 +176,20 @@ def test_a_calibrated_spec_uses_its_calibration_and_no_default():
     assert c.overhead_s == 3e-6
     norm = accelerator_cost(Norm(rows=4096, cols=4096, dtype="bf16"), chip)
     assert norm.resource_s["memory:hbm"] == pytest.approx((2 * 4096 * 4096 + 4096) * 2 / (1e12 * 0.85))
+
+
+def test_gemm_efficiency_sweep_rows_are_the_cost_models_throughput():
+    frame = gemm_efficiency_sweep(["h100-sxm"], sizes=(4000,), rows=(16,))
+    assert list(frame["sweep"]) == ["square", "skinny"]
+    square = frame.iloc[0]
+    expected = accelerator_cost(Gemm(m=4000, n=4000, k=4000, dtype="bf16"), H100)
+    assert square["tflop_per_s"] == pytest.approx(2 * 4000**3 / expected.time_s / 1e12)
+    assert square["fraction_of_peak"] == pytest.approx(square["tflop_per_s"] / 989.4)
+    assert (frame.iloc[1]["m"], frame.iloc[1]["n"], frame.iloc[1]["k"]) == (16, 8192, 8192)
+    assert not frame["calibrated"].any()  # H100 has no launch or compute calibration yet
+    assert plot_gemm_efficiency(frame).axes
+
+
+def test_gemm_efficiency_sweep_rejects_a_cpu():
+    with pytest.raises(PerfsimError, match="raspberry-pi-5 is a cpu"):
+        gemm_efficiency_sweep(["raspberry-pi-5"])

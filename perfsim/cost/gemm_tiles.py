@@ -89,7 +89,7 @@ def gemm_waves(m: int, n: int, k: int, batch: int, tile: TileShape, n_cores: int
 
 
 def split_candidates(units: int, n_cores: int, most: int) -> list[int]:
-    """Splits worth trying for `units` work units on `n_cores`, none above `most` (K steps, KV tiles): 1; the
+    """Splits worth trying for `units` work units on `n_cores`, each capped at `most` (K steps, KV tiles): 1; the
     powers of two p and 2p around the split that just fills one wave (units·p ≤ cores < units·2p); and the
     largest splits that fit within two and three waves (⌊2·cores / units⌋, ⌊3·cores / units⌋), which leave the
     fewest cores idle in the last wave, as stream-K / split-K heuristics aim to."""
@@ -97,7 +97,7 @@ def split_candidates(units: int, n_cores: int, most: int) -> list[int]:
     while units * fill * 2 <= n_cores:
         fill *= 2
     balanced = (waves * n_cores // units for waves in (2, 3))
-    return sorted({s for s in (1, fill, 2 * fill, *balanced) if 1 <= s <= max(1, most)})
+    return sorted({min(s, max(1, most)) for s in (1, fill, 2 * fill, *balanced) if s >= 1})
 
 
 def tile_for(device: Device, dtype: str) -> TileShape:
