@@ -1,0 +1,54 @@
+"""The accelerator (GPU/NPU) cost model: kernels as the silicon runs them, on the shared roofline helpers.
+
+- every op is one kernel launch: `overhead_s` = the spec's calibrated op_overhead, else DEFAULT_LAUNCH_S;
+  small ops come out launch-bound (`bound: overhead`);
+- GEMMs: output tiles in waves over the cores, split-K, panel re-reads, dequantisation (gemm_tiles, dequant);
+- fused attention: FlashAttention-style prefill and split-KV decode (attention_kernels);
+- any other op (norms, softmax, elementwise, MoE, convolutions, unfused attention): the roofline, derated;
+- what the spec leaves uncalibrated gets the stated default derating (derating); `is_calibrated(device)`
+  says whether any default was used.
+"""
+
+from __future__ import annotations
+
+from perfsim.cost.attention_kernels import attention_cost
+from perfsim.cost.derating import (
+    DEFAULT_COMPUTE_EFFICIENCY,
+    DEFAULT_MEMORY_EFFICIENCY,
+    is_calibrated,
+    launch_s,
+    uncalibrated_fields,
+)
+from perfsim.cost.gemm_tiles import gemm_cost
+from perfsim.cost.opcost import OpCost
+from perfsim.cost.roofline import Cache, roofline
+from perfsim.hardware import Device
+from perfsim.ops import Attention, Gemm, OpBase
+
+
+def accelerator_cost(op: OpBase, device: Device, cache: Cache = "cold") -> OpCost:
+    """What `op` costs as one kernel on accelerator chip `device`. Raise PerfsimError if no unit runs its dtype."""
+    if isinstance(op, Gemm):
+        return gemm_cost(op, device, cache)
+    if isinstance(op, Attention) and op.fused:
+        return attention_cost(op, device, cache)
+    return derated_roofline(op, device, cache)
+
+
+def derated_roofline(op: OpBase, device: Device, cache: Cache = "cold") -> OpCost:
+    """The roofline cost with the default derating on whatever the spec leaves uncalibrated, plus one launch."""
+    base = roofline(op, device, cache)
+    calibration = device.calibration
+    compute = 1.0 if calibration.compute_efficiency or calibration.sustained_clock else DEFAULT_COMPUTE_EFFICIENCY
+    resource = {}
+    for name, seconds in base.resource_s.items():
+        kind, _, what = name.partition(":")
+        if kind in ("compute", "lut"):
+            seconds /= compute
+        elif kind == "memory" and what not in calibration.memory_efficiency:
+            seconds /= DEFAULT_MEMORY_EFFICIENCY
+        resource[name] = seconds
+    return OpCost(base.op, base.flops, base.bytes, resource, base.bytes_per_level, launch_s(device))
+
+
+__all__ = ["accelerator_cost", "derated_roofline", "is_calibrated", "uncalibrated_fields"]

@@ -1,0 +1,132 @@
+"""Attention kernels on an accelerator: FlashAttention-style prefill and split-KV (flash-decoding) decode.
+
+Prefill (issue 14 item 3). A work unit is one query tile (Br rows) of one (sequence, head). It walks the
+key/value tiles (Bc keys each) it needs: all ⌈kv_len/Bc⌉, or under causal masking those up to its last
+query's position — fully masked tiles are skipped, partly masked ones computed whole. Per visited tile:
+QKᵀ and PV on the matrix units (2·2·Br·Bc·d FLOP, tile padded) and the online softmax on the vector units
+(SOFTMAX_OPS element operations per score: max, subtract, sum, rescale; plus one exp, on the special-function
+units where the spec gives them). Within a unit they run one after the other (FlashAttention-2 issues the
+softmax between its two MMAs; FlashAttention-3 overlaps them, which this does not credit).
+Units run in waves over the cores: compute_s = max(⌈units / cores⌉ × mean unit time, longest unit time).
+Traffic: Q read and O written once; each unit reads the K and V tiles it visits (K/V re-read per query
+tile); reads beyond the compulsory K and V hit the nearest cache holding the K/V of the heads one wave
+works on (units are ordered query tile fastest, so a wave spans ⌈cores / query tiles⌉ + 1 query heads and
+their KV heads), else main memory.
+
+Decode (q_len × group ≤ Br). The query rows of one KV head — q_len positions × the group's query heads
+(GQA) — are packed into one Br-row tile, so one read of K and V serves the whole group. The sequence is
+split into s chunks (flash-decoding): batch × kv_heads × s units, so small batches still fill the cores.
+s is the split giving the least time among the candidates GEMM split-K tries (gemm_tiles.split_candidates,
+≤ KV tiles), counting the partial results (fp32 O and log-sum-exp per
+row per split) written and read back by the combine kernel, which costs one more launch.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from math import ceil
+
+from perfsim.cost.derating import add, compulsory, rates
+from perfsim.cost.gemm_tiles import split_candidates
+from perfsim.cost.opcost import OpCost
+from perfsim.cost.roofline import Cache
+from perfsim.dtypes import resolve_format
+from perfsim.hardware import Device
+from perfsim.ops import Attention
+
+DEFAULT_TILES = (128, 128)
+"""(Br, Bc) where a spec gives no attention_tiles: a stated default."""
+SOFTMAX_OPS = 4
+"""Element operations per score of the online softmax besides its exp: running max, subtract, sum, rescale."""
+PARTIAL_BYTES = 4
+
+
+def attention_tiles(device: Device) -> tuple[int, int]:
+    tiles = getattr(device, "attention_tiles", None)
+    return (tiles.q, tiles.kv) if tiles else DEFAULT_TILES
+
+
+@lru_cache(maxsize=4096)
+def query_tile_visits(q_len: int, kv_len: int, br: int, bc: int, causal: bool) -> tuple[int, int, int]:
+    """(KV tiles visited summed over the query tiles, the most one query tile visits, keys read summed).
+
+    Causal: the queries are the last q_len of kv_len positions; query tile i ends at position
+    kv_len − q_len + min((i+1)·Br, q_len) and visits ⌈that / Bc⌉ tiles.
+    """
+    kv_tiles, offset = ceil(kv_len / bc), kv_len - q_len
+    total = longest = keys = 0
+    for start in range(0, q_len, br):
+        visits = min(kv_tiles, ceil((offset + min(start + br, q_len)) / bc)) if causal else kv_tiles
+        total, longest, keys = total + visits, max(longest, visits), keys + min(kv_len, visits * bc)
+    return total, longest, keys
+
+
+def is_decode(op: Attention, device: Device) -> bool:
+    """True when the query rows of one KV head fit one query tile (the flash-decoding kernel runs)."""
+    return op.q_len * (op.heads // op.groups_divisor) <= attention_tiles(device)[0]
+
+
+def attention_cost(op: Attention, device: Device, cache: Cache = "cold") -> OpCost:
+    """The fused attention kernel's cost: decode (split-KV) when the packed query rows fit a tile, else prefill."""
+    return decode_plan(op, device, cache)[1] if is_decode(op, device) else _prefill(op, device, cache)
+
+
+def _tile_seconds(op: Attention, device: Device, rows: int) -> tuple[str, float]:
+    """(dtype used, seconds one core spends on one Br × Bc tile with `rows` real query rows)."""
+    br, bc = attention_tiles(device)
+    chip = rates(device)
+    used, matrix = chip.compute("matrix", op.compute_dtype)
+    per_core_ops = chip.element_ops("fp32") / chip.cores
+    matmul = 2 * 2.0 * br * bc * op.head_dim / (matrix / chip.cores)
+    softmax = rows * bc * (SOFTMAX_OPS / per_core_ops + 1 / (chip.exp_rate() / chip.cores))
+    return used, matmul + softmax
+
+
+def _prefill(op: Attention, device: Device, cache: Cache) -> OpCost:
+    chip = rates(device)
+    br, bc = attention_tiles(device)
+    total, longest, keys = query_tile_visits(op.q_len, op.kv_len, br, bc, op.causal)
+    q_tiles, n = ceil(op.q_len / br), chip.cores
+    units = op.batch * op.heads * q_tiles
+    waves = ceil(units / n)
+    used, tile_s = _tile_seconds(op, device, br)
+    compute = max(waves * total / q_tiles, longest) * tile_s
+    traffic = compulsory(op.operands(), device, cache)
+    row_bytes = op.head_dim * resolve_format(op.kv_dtype or op.dtype).bits_per_element / 8
+    kv_read = 2 * op.batch * op.heads * keys * row_bytes
+    kv_compulsory = 2 * op.batch * op.groups_divisor * op.kv_len * row_bytes
+    group = op.heads // op.groups_divisor
+    heads_in_wave = min(op.batch * op.heads, ceil(n / q_tiles) + 1)
+    kv_in_wave = min(op.batch * op.groups_divisor, ceil(heads_in_wave / group) + 1)
+    add(traffic, chip.holding(2 * kv_in_wave * op.kv_len * row_bytes), kv_read - kv_compulsory)
+    resource = {f"compute:{used}": compute, **chip.memory_seconds(traffic, units / (waves * n))}
+    return OpCost(op.label, op.flops, sum(traffic.values()), resource, traffic, chip.launch_s)
+
+
+def decode_plan(op: Attention, device: Device, cache: Cache = "cold") -> tuple[int, OpCost]:
+    """(splits of the KV sequence, cost) of the flash-decoding kernel with the split that takes least time."""
+    chip = rates(device)
+    bc, n = attention_tiles(device)[1], chip.cores
+    kv_tiles, rows = ceil(op.kv_len / bc), op.q_len * (op.heads // op.groups_divisor)
+    used, tile_s = _tile_seconds(op, device, rows)
+    base = compulsory(op.operands(), device, cache)
+    best = None
+    kept: list[tuple[float, float]] = []  # (compute, occupancy) of the splits costed so far
+    for split in split_candidates(op.batch * op.groups_divisor, n, kv_tiles):
+        units = op.batch * op.groups_divisor * split
+        waves = ceil(units / n)
+        compute, occupancy = waves * ceil(kv_tiles / split) * tile_s, units / (waves * n)
+        if any(c <= compute and o >= occupancy for c, o in kept):
+            continue  # no faster and no fuller than a smaller split: only more partial traffic
+        kept.append((compute, occupancy))
+        traffic = dict(base)
+        if split > 1:
+            partials = split * op.batch * op.heads * op.q_len * (op.head_dim + 1) * PARTIAL_BYTES
+            add(traffic, chip.holding(partials), 2 * partials)
+        resource = {f"compute:{used}": compute, **chip.memory_seconds(traffic, occupancy)}
+        overhead = (2 if split > 1 else 1) * chip.launch_s  # the combine kernel is one more launch
+        seconds = max(resource.values()) + overhead
+        if best is None or seconds < best[0]:
+            best = (seconds, split, resource, traffic, overhead)
+    _, split, resource, traffic, overhead = best
+    return split, OpCost(op.label, op.flops, sum(traffic.values()), resource, traffic, overhead)

@@ -1,0 +1,195 @@
+"""The accelerator cost model against arithmetic done by hand (each derivation written out).
+
+H100 has no compute calibration and no op_overhead, so the default derating applies to its compute
+(0.7 of 989.4 TFLOP/s bf16) and its launch (5 µs); its HBM is calibrated (0.8866), its L2 is not (0.8).
+"""
+
+import pytest
+
+from perfsim.analysis.gemm_sweep import gemm_efficiency_sweep, plot_gemm_efficiency
+from perfsim.cost.accelerator import accelerator_cost, derated_roofline, is_calibrated, uncalibrated_fields
+from perfsim.cost.attention_kernels import decode_plan, query_tile_visits
+from perfsim.cost.dequant import dequant_ops
+from perfsim.cost.derating import DEFAULT_COMPUTE_EFFICIENCY, DEFAULT_LAUNCH_S, DEFAULT_MEMORY_EFFICIENCY
+from perfsim.cost.gemm_tiles import gemm_waves, split_candidates, tile_for
+from perfsim.errors import PerfsimError
+from perfsim.hardware import Accelerator, load_hardware
+from perfsim.ops import Attention, Gemm, Norm
+
+H100 = load_hardware("h100-sxm")
+HBM = 3.35e12 * 0.8866  # calibrated stream bandwidth
+L2 = 12e12 * DEFAULT_MEMORY_EFFICIENCY
+SM_BF16 = 989.4e12 * DEFAULT_COMPUTE_EFFICIENCY / 132  # one SM's sustained tensor rate
+LAUNCH = DEFAULT_LAUNCH_S
+
+
+def test_waves_and_padded_work_of_a_gemm_that_does_not_fill_the_last_wave():
+    # 4000³ in 128×256×64 tiles: ⌈4000/128⌉ = 32 tile rows, ⌈4000/256⌉ = 16 tile columns = 512 tiles;
+    # 512 / 132 SMs = 3.88 → 4 waves, the last with 512 − 3·132 = 116 tiles (16 SMs idle).
+    # K = 4000 runs in ⌈4000/64⌉ = 63 steps = 4032 deep; edge tiles computed whole (4096 × 4096 outputs).
+    tile = tile_for(H100, "bf16")
+    assert (tile.m, tile.n, tile.k) == (128, 256, 64)
+    w = gemm_waves(4000, 4000, 4000, 1, tile, 132)
+    assert (w.tiles_m, w.tiles_n, w.tiles, w.k_steps, w.waves) == (32, 16, 512, 63, 4)
+    assert w.padded_flops == 2 * 4096 * 4096 * 4032
+    assert w.occupancy == pytest.approx(512 / (4 * 132))
+    # Split-K candidates: 512 tiles already exceed 132 SMs, so only 1 and 2 are tried; 2 gives 1024 units in
+    # 8 waves of ⌈63/2⌉ = 32 steps = 256 step-times, worse than 4 × 63 = 252, so the kernel runs unsplit:
+    assert split_candidates(512, 132, 63) == [1, 2]
+    c = accelerator_cost(Gemm(m=4000, n=4000, k=4000, dtype="bf16"), H100)
+    assert c.resource_s["compute:bf16"] == pytest.approx(4 * 2 * 128 * 256 * 4032 / SM_BF16)
+    assert c.bound == "compute:bf16"
+    assert c.flops == 2 * 4000**3  # useful work; the padding only costs time
+
+
+def test_64_cubed_gemm_is_launch_bound():
+    # One 128×256 tile (64×64 padded), one K step: 2·128·256·64 FLOP at one SM = 0.8 ns of compute.
+    # A, B, C = 3 × 64·64·2 B = 24,576 B from HBM, streamed by 1 of 132 SMs: 24,576 / (HBM / 132) = 1.09 µs.
+    # The op takes that plus the 5 µs launch, so it is launch-bound.
+    c = accelerator_cost(Gemm(m=64, n=64, k=64, dtype="bf16"), H100)
+    hbm = 24_576 / (HBM / 132)
+    assert c.resource_s["memory:hbm"] == pytest.approx(hbm)
+    assert c.time_s == pytest.approx(hbm + LAUNCH)
+    assert c.time_s >= LAUNCH
+    assert c.bound == "overhead"
+
+
+def test_attention_prefill_bytes_count_the_kv_tile_rereads():
+    # 8 heads (MHA), head_dim 128, 1024 causal queries over 1024 keys, bf16, Br = Bc = 128 on H100.
+    # Query tile i (i = 0..7) ends at position 128(i+1) and visits i+1 KV tiles: 36 visits, 8 at most,
+    # 128 · 36 = 4608 keys read per head.
+    assert query_tile_visits(1024, 1024, 128, 128, True) == (36, 8, 4608)
+    op = Attention(heads=8, head_dim=128, q_len=1024, kv_len=1024, dtype="bf16")
+    c = accelerator_cost(op, H100)
+    tensor = 8 * 1024 * 128 * 2  # one of Q, K, V, O: 2 MiB
+    # compulsory: Q, K, V read once, O written once, from HBM
+    assert c.bytes_per_level["hbm"] == 4 * tensor
+    # re-reads: K and V of (4608 − 1024) more keys per head; a wave spans all 8 heads (⌈132/8⌉ + 1 ≥ 8),
+    # whose K and V (4 MiB) fit the 50 MiB L2, so the re-reads hit L2
+    assert c.bytes_per_level["l2"] == 2 * 8 * (4608 - 1024) * 128 * 2
+    assert c.bytes == 4 * tensor + 2 * 8 * 3584 * 128 * 2
+    # 64 units in one wave: the longest unit (8 tiles) sets the time; per tile QKᵀ + PV on the tensor cores,
+    # then 4 fp32 element ops per score (vector: 66.9 TFLOP/s · 0.7 / 2 per s) and one exp (SFU: 16/clk/SM)
+    tile_s = (4 * 128 * 128 * 128 / SM_BF16
+              + 128 * 128 * 4 / (66.9e12 * 0.7 / 2 / 132) + 128 * 128 / (16 * 1.83e9 * 0.7))
+    assert c.resource_s["compute:bf16"] == pytest.approx(8 * tile_s)
+
+
+def test_decode_splits_the_kv_sequence_to_fill_the_sms():
+    # Batch 1, 32 query heads over 8 KV heads (GQA group 4), one query, 8192 keys, bf16, Bc = 128 (64 tiles).
+    # Unsplit: 8 units on 132 SMs. Candidates: 1; 16 and 32 (8·16 = 128 ≤ 132 < 256); ⌊2·132/8⌋ = 33 and
+    # ⌊3·132/8⌋ = 49. 33 splits give 264 units = exactly 2 full waves of ⌈64/33⌉ = 2 tiles each: 4 tile-times per
+    # SM as with 16 splits (1 wave × 4 tiles), but every SM streams, so it wins; 49 needs 3 waves × 2 tiles.
+    op = Attention(heads=32, kv_heads=8, head_dim=128, q_len=1, kv_len=8192, dtype="bf16")
+    split, c = decode_plan(op, H100)
+    assert split == 33
+    # GQA: K and V read once per KV head (8 · 8192 · 128 · 2 B each), Q and O once: all from HBM
+    kv = 8 * 8192 * 128 * 2
+    q = 32 * 128 * 2
+    assert c.bytes_per_level["hbm"] == 2 * kv + 2 * q
+    hbm = (2 * kv + 2 * q) / HBM  # all 132 SMs busy in both waves
+    assert c.resource_s["memory:hbm"] == pytest.approx(hbm)
+    # fp32 partial O (128 values + log-sum-exp) per head per split, written and read back, fit L2
+    assert c.bytes_per_level["l2"] == 2 * 33 * 32 * 129 * 4
+    assert c.bound == "memory:hbm"
+    assert c.time_s == pytest.approx(hbm + 2 * LAUNCH)  # the kernel and the combine kernel
+    unsplit = (2 * kv + 2 * q) / (HBM * 8 / 132) + LAUNCH  # 8 SMs streaming alone
+    assert unsplit / c.time_s > 8
+
+
+def test_q4_0_gemv_dequantisation_overlaps_the_weight_stream():
+    # M2 GPU (10 cores, ALUs only: fp16 3.579 TFLOP/s × calibrated 0.79), LPDDR5 100 GB/s × default 0.8.
+    # y = x · W with W 4096 × 4096 in q4_0 (4.5 bits/weight): the GEMV kernel runs on the ALUs.
+    m2 = load_hardware("m2-gpu")
+    op = Gemm(m=1, n=4096, k=4096, dtype="fp16", weight_dtype="q4_0")
+    c = accelerator_cost(op, m2)
+    alu = 3.579e12 * 0.79
+    macs = 2 * 4096 * 4096 / alu  # 11.9 µs
+    dequant = 4096 * 4096 * 5 / (alu / 2)  # unpack 2 + offset 1 + convert 1 + scale 1 per weight: 59.3 µs
+    assert c.resource_s["compute:fp16"] == pytest.approx(macs + dequant)
+    moved = 4096 * 2 + 4096 * 4096 * 4.5 / 8 + 4096 * 2  # x, W, y
+    stream = moved / (100e9 * DEFAULT_MEMORY_EFFICIENCY)  # 118.2 µs
+    assert c.resource_s["memory:lpddr5"] == pytest.approx(stream)
+    # overlapped: the op takes the longer of the weight stream and the ALU work, not their sum
+    assert c.time_s == pytest.approx(stream + LAUNCH)
+    assert c.bound == "memory:lpddr5"
+
+
+def test_dequant_ops_per_weight_format():
+    # unpack (sub-byte) 2 + offset (unsigned sub-byte int) 1 + convert 1 + scale 1
+    assert dequant_ops("q4_0") == dequant_ops("int4") == dequant_ops("ternary") == 5
+    assert dequant_ops("mxfp4") == 4  # fp4: no zero point
+    assert dequant_ops("q8_0") == dequant_ops("int8") == dequant_ops("fp8_e4m3") == 2
+
+
+def test_fp8_runs_on_fp8_units_where_the_chip_has_them():
+    op = Gemm(m=4096, n=4096, k=4096, dtype="fp8_e4m3")
+    on_h100 = accelerator_cost(op, H100)
+    assert "compute:fp8_e4m3" in on_h100.resource_s
+    # per-tensor scales applied to the 4096² outputs in the epilogue: 2 element ops each on the vector units
+    # (bf16 133.8 TFLOP/s · 0.7 / 2 per s; fp8 has no vector rate, so it promotes to fp16 = 133.8 too)
+    occupancy = 512 / (4 * 132)
+    assert on_h100.resource_s["dequant"] == pytest.approx(4096**2 * 2 / (133.8e12 * 0.7 / 2 * occupancy))
+    on_a100 = accelerator_cost(op, load_hardware("a100-sxm-80gb"))
+    assert "compute:fp16" in on_a100.resource_s  # A100 has no fp8 tensor cores: both operands converted
+    assert on_a100.resource_s["dequant"] > on_h100.resource_s["dequant"]
+
+
+def test_w8a8_int8_on_ascend_uses_the_int8_cube():
+    c = accelerator_cost(Gemm(m=4096, n=4096, k=4096, dtype="int8"), load_hardware("ascend-910b"))
+    assert "compute:int8" in c.resource_s
+    assert "dequant" in c.resource_s  # per-channel × per-token rescale of the outputs on the vector units
+
+
+MADE_UP = {
+    "name": "made-up", "kind": "accelerator", "vendor": "nobody", "description": "a spec a user adds",
+    "cores": 10, "clock": {"peak": 1e9, "source": "made up"},
+    "compute": [{"name": "mm", "role": "matrix", "peak": {"bf16": 100e12}, "source": "made up"},
+                {"name": "alu", "role": "vector", "peak": {"fp32": 10e12, "bf16": 20e12}, "source": "made up"}],
+    "memory": [{"name": "hbm", "capacity": 2**34, "bandwidth": 1e12, "source": "made up"}],
+}
+
+
+def test_an_uncalibrated_spec_gets_the_default_derating():
+    chip = Accelerator.model_validate(MADE_UP)
+    assert not is_calibrated(chip)
+    assert uncalibrated_fields(chip) == ["compute_efficiency", "memory_efficiency.hbm", "op_overhead"]
+    # 1280³ bf16 in the default 128×128×32 tiles: 10 × 10 = 100 tiles on 10 cores = 10 waves, 40 K steps;
+    # one tile-step is 2·128·128·32 FLOP at one core's 100 TFLOP/s · 0.7 / 10
+    c = accelerator_cost(Gemm(m=1280, n=1280, k=1280, dtype="bf16"), chip)
+    assert c.resource_s["compute:bf16"] == pytest.approx(10 * 40 * 2 * 128 * 128 * 32 / (100e12 * 0.7 / 10))
+    assert c.overhead_s == DEFAULT_LAUNCH_S
+    # any other op: the roofline with memory at 0.8 of the datasheet, plus one launch
+    norm = derated_roofline(Norm(rows=4096, cols=4096, dtype="bf16"), chip)
+    assert norm.resource_s["memory:hbm"] == pytest.approx((2 * 4096 * 4096 + 4096) * 2 / (1e12 * 0.8))  # x, y, gain
+    assert norm.time_s == pytest.approx(norm.resource_s["memory:hbm"] + DEFAULT_LAUNCH_S)
+
+
+def test_a_calibrated_spec_uses_its_calibration_and_no_default():
+    calibration = {"compute_efficiency": {"value": 0.9, "source": "a GEMM microbenchmark"},
+                   "memory_efficiency": {"hbm": {"value": 0.85, "source": "a stream copy"}},
+                   "op_overhead": {"value": 3e-6, "source": "an empty-kernel launch"}}
+    chip = Accelerator.model_validate({**MADE_UP, "calibration": calibration})
+    assert is_calibrated(chip)
+    c = accelerator_cost(Gemm(m=1280, n=1280, k=1280, dtype="bf16"), chip)
+    assert c.resource_s["compute:bf16"] == pytest.approx(10 * 40 * 2 * 128 * 128 * 32 / (100e12 * 0.9 / 10))
+    assert c.overhead_s == 3e-6
+    norm = accelerator_cost(Norm(rows=4096, cols=4096, dtype="bf16"), chip)
+    assert norm.resource_s["memory:hbm"] == pytest.approx((2 * 4096 * 4096 + 4096) * 2 / (1e12 * 0.85))
+
+
+def test_gemm_efficiency_sweep_rows_are_the_cost_models_throughput():
+    frame = gemm_efficiency_sweep(["h100-sxm"], sizes=(4000,), rows=(16,))
+    assert list(frame["sweep"]) == ["square", "skinny"]
+    square = frame.iloc[0]
+    expected = accelerator_cost(Gemm(m=4000, n=4000, k=4000, dtype="bf16"), H100)
+    assert square["tflop_per_s"] == pytest.approx(2 * 4000**3 / expected.time_s / 1e12)
+    assert square["fraction_of_peak"] == pytest.approx(square["tflop_per_s"] / 989.4)
+    assert (frame.iloc[1]["m"], frame.iloc[1]["n"], frame.iloc[1]["k"]) == (16, 8192, 8192)
+    assert not frame["calibrated"].any()  # H100 has no launch or compute calibration yet
+    assert plot_gemm_efficiency(frame).axes
+
+
+def test_gemm_efficiency_sweep_rejects_a_cpu():
+    with pytest.raises(PerfsimError, match="raspberry-pi-5 is a cpu"):
+        gemm_efficiency_sweep(["raspberry-pi-5"])
