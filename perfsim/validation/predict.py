@@ -60,10 +60,10 @@ def _metric(case: Case, hardware: Device | System) -> tuple[float, str]:
         return base / time, bound
     if case.workload.op is not None:
         return _op_metric(case, hardware)
-    step = estimate_step(_scenario(case.workload, case), case.workload.cache, hardware)
-    summary = step.summary()
     if case.metric not in SCENARIO_METRICS:
         raise PerfsimError(f"case {case.id}: metric {case.metric} does not apply to a scenario")
+    step = estimate_step(_scenario(case.workload, case), case.workload.cache, hardware)
+    summary = step.summary()
     key = {"latency_s": "step_s"}.get(case.metric, case.metric)
     value = summary[key]
     if value is None:
