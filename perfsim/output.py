@@ -11,8 +11,6 @@ import json
 import math
 from typing import Any
 
-import pandas as pd
-
 FORMATS = ("table", "json", "csv")
 
 # column-name suffix → (unit, binary prefixes?); unit None: a plain count with one decimal
@@ -68,10 +66,27 @@ def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def to_json(data: Any) -> str:
+    """Strict JSON (RFC 8259): a non-finite number (inf, nan) becomes null, never `Infinity` or `NaN`."""
+    return json.dumps(_finite(data), indent=2, default=lambda value: _finite(float(value)), allow_nan=False)
+
+
+def _finite(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {key: _finite(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [_finite(value) for value in data]
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    return data
+
+
 def render(data: dict | list[dict], fmt: str) -> str:
     """Render a record or a list of records as `fmt` (one of FORMATS)."""
     if fmt == "json":
-        return json.dumps(data, indent=2, default=float)
+        return to_json(data)
+    import pandas as pd  # only tables and CSV need it; it costs a noticeable share of the CLI's start
+
     records = data if isinstance(data, list) else [{"field": k, "value": v} for k, v in flatten(data).items()]
     frame = pd.DataFrame.from_records(records)
     if fmt == "csv":

@@ -7,6 +7,8 @@ the closest allowed field for a misspelling.
 from __future__ import annotations
 
 import difflib
+import functools
+import stat
 import types
 import typing
 from pathlib import Path
@@ -26,22 +28,81 @@ def shown(path: Path) -> Path:
         return path
 
 
-def read_yaml(path: Path) -> dict[str, Any]:
-    """The top-level mapping of a YAML file; Raise PerfsimError if missing, malformed or not a mapping."""
-    path = shown(path)
+MAX_FILE_BYTES = 16 * 2**20
+"""Spec, scenario and case files are a few KiB; anything over 16 MiB is a wrong path (or /dev/zero)."""
+
+
+MAX_DEPTH = 32
+"""The deepest nesting a spec needs is about 6 (a system's member's compute unit's peak per dtype)."""
+MAX_VALUES = 1_000_000
+"""More values than a spec could mean: YAML aliases nested to expand into billions ("billion laughs")."""
+
+
+def _check_shape(data: Any, path: Path) -> None:
+    """Raise PerfsimError if lists and mappings in `data` nest deeper than MAX_DEPTH or hold over MAX_VALUES."""
+    stack, values = [(data, 0)], 0
+    while stack:
+        item, level = stack.pop()
+        values += 1
+        if values > MAX_VALUES:
+            raise PerfsimError(f"{path}: holds more than {MAX_VALUES:,} values (aliases expanding?)")
+        if isinstance(item, dict | list):
+            if level == MAX_DEPTH:
+                raise PerfsimError(f"{path}: nested deeper than {MAX_DEPTH} levels")
+            stack += [(child, level + 1) for child in (item.values() if isinstance(item, dict) else item)]
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (YAML would silently keep the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, typing.Hashable):
+                continue  # SafeLoader itself reports an unhashable key
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key '{key}'", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def read_text(path: Path) -> str:
+    """The UTF-8 text of a regular file of at most MAX_FILE_BYTES; Raise PerfsimError otherwise."""
     try:
-        text = path.read_text(encoding="utf-8")
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise PerfsimError(f"{path}: not a regular file")
+        with path.open("rb") as file:
+            raw = file.read(MAX_FILE_BYTES + 1)
     except OSError as err:
         raise PerfsimError(f"{path}: cannot read ({err.strerror})") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise PerfsimError(f"{path}: larger than {MAX_FILE_BYTES // 2**20} MiB, not a spec file")
     try:
-        data = yaml.safe_load(text)
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise PerfsimError(f"{path}: not UTF-8 text (byte {err.start})") from None
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """The top-level mapping of a YAML file; Raise PerfsimError if unreadable, malformed (a key given twice
+    included), nested too deep or not a mapping."""
+    path = shown(path)
+    text = read_text(path)
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no arbitrary objects
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise PerfsimError(f"{path}: malformed YAML{where}: {problem}") from None
+    except RecursionError:
+        raise PerfsimError(f"{path}: nested deeper than {MAX_DEPTH} levels") from None
     if not isinstance(data, dict):
         raise PerfsimError(f"{path}: expected a mapping of fields at the top level, got {type(data).__name__}")
+    _check_shape(data, path)
     return data
 
 
@@ -56,9 +117,15 @@ def load_spec(path: Path, annotation: Any, data: dict[str, Any] | None = None) -
 def validate(annotation: Any, data: Any, origin: str) -> Any:
     """Validate `data` against `annotation`; Raise PerfsimError naming `origin` and the field."""
     try:
-        return TypeAdapter(annotation).validate_python(data)
+        return adapter(annotation).validate_python(data)
     except ValidationError as err:
         raise PerfsimError(f"{origin}: {describe(err, annotation)}") from None
+
+
+@functools.cache
+def adapter(annotation: Any) -> TypeAdapter:
+    """The pydantic TypeAdapter of `annotation`, built once (building one costs far more than validating)."""
+    return TypeAdapter(annotation)
 
 
 def describe(err: ValidationError, annotation: Any) -> str:

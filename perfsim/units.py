@@ -71,12 +71,17 @@ def _rate(unit: str, bases: dict[str, float], prefixes: dict[str, float] = DECIM
     return None
 
 
+SMALLEST, LARGEST = 1e-18, 1e30
+"""Bounds on any quantity in SI units: an attojoule to a quettabyte. Outside them (0, subnormal, inf) a
+value is a typo that would print zeros, infinities or NaN downstream."""
+
+
 def _parse(value: object, what: str, example: str, scale_of) -> float:
-    """Turn a number or a quantity string into a positive finite SI float."""
+    """Turn a number or a quantity string into an SI float within [SMALLEST, LARGEST]."""
     if isinstance(value, bool):
         raise UnitError(f"{value!r} is not a {what} (write e.g. '{example}')")
     if isinstance(value, int | float):
-        number = float(value)
+        number = float(value) if abs(value) <= LARGEST else math.inf
     elif isinstance(value, str):
         magnitude, unit = _split(value)
         scale = scale_of(unit)
@@ -85,8 +90,9 @@ def _parse(value: object, what: str, example: str, scale_of) -> float:
         number = float(f"{magnitude * scale:.15g}")  # 66.9e12, not 66900000000000.01
     else:
         raise UnitError(f"{value!r} is not a {what} (write e.g. '{example}')")
-    if not math.isfinite(number) or number <= 0:
-        raise UnitError(f"{what} must be positive and finite, got {value!r}")
+    if not SMALLEST <= number <= LARGEST:  # also false for nan
+        shown = value if not isinstance(value, int) or abs(value) <= LARGEST else "a number over 1e30"
+        raise UnitError(f"{what} must be positive and between {SMALLEST:g} and {LARGEST:g} in SI units, got {shown!r}")
     return number
 
 
@@ -177,7 +183,7 @@ def _quantity_type(kind: str, symbol: str, description: str):
         Unit(symbol, binary=kind == "capacity"),
         PlainValidator(lambda v: parse_quantity(v, kind)),
         PlainSerializer(_as_json_number),
-        WithJsonSchema({"anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "string"},
+        WithJsonSchema({"anyOf": [{"type": "number", "minimum": SMALLEST, "maximum": LARGEST}, {"type": "string"},
                                   {"type": "array", "minItems": 2, "maxItems": 2}],
                         "description": description}),
     ]

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from perfsim.cost import cost
+from perfsim.cost.roofline import compute_rate, promotions
 from perfsim.hardware import load_hardware
 from perfsim.ops import parse_op
 
@@ -80,6 +81,43 @@ def test_int4_on_h100_runs_on_int8_units():
     c = cost(parse_op("gemm m=4096 n=4096 k=4096 dtype=int4"), H100)
     assert c.bound == "compute:int8"
     assert c.compute_s == pytest.approx(2 * 4096**3 / 1978.9e12)
+
+
+def test_vector_work_on_mi300x_promotes_on_the_vector_units():
+    # MI300X's vector ALUs run fp32 (163.4 TFLOP/s) and fp64, no bf16: a bf16 softmax or norm runs in fp32
+    # there, not on the matrix cores' bf16 (1307.4 TFLOP/s, 8× faster). Both derate by the same clock scale.
+    mi300x = load_hardware("mi300x")
+    cal = mi300x.calibration
+    scale = cal.sustained_clock.value / mi300x.clock.peak * cal.compute_efficiency.value
+    assert compute_rate(mi300x, "vector", "bf16") == ("fp32", pytest.approx(163.4e12 * scale))
+    assert compute_rate(mi300x, "matrix", "bf16") == ("bf16", pytest.approx(1307.4e12 * scale))
+    softmax = cost(parse_op("softmax rows=4096 cols=4096 dtype=bf16 variant=single_pass"), mi300x)
+    assert softmax.resource_s["compute:fp32"] == pytest.approx(5 * 4096 * 4096 / (163.4e12 * scale))  # 5 FLOP/elem
+    norm = cost(parse_op("norm rows=4096 cols=8192 dtype=bf16"), mi300x)
+    assert norm.resource_s["compute:fp32"] == pytest.approx(4 * 4096 * 8192 / (163.4e12 * scale))  # rmsnorm: 4
+    # attention: QK^T and PV (4·pairs·d) on the matrix cores in bf16, its softmax (5·pairs) on the vector ALUs
+    attention = cost(parse_op("attention heads=8 head_dim=128 q_len=1024 kv_len=1024 causal=false"), mi300x)
+    pairs = 8 * 1024 * 1024
+    assert attention.resource_s["compute:bf16"] == pytest.approx(4 * pairs * 128 / (1307.4e12 * scale))
+    assert attention.resource_s["compute:fp32"] == pytest.approx(5 * pairs / (163.4e12 * scale))
+
+
+def test_vector_work_borrows_matrix_units_only_when_no_vector_unit_runs_it():
+    # the ZCU102 design has one int16 MAC array (matrix) and no vector unit: vector work must borrow it
+    fpga = load_hardware("zcu102-edge-moe")
+    assert compute_rate(fpga, "vector", "int8") == ("int16", pytest.approx(512 * 300e6))
+
+
+def test_integers_widen_through_every_int_width_before_floats():
+    assert promotions("int4") == ["int4", "int8", "int16", "int32", "fp16", "bf16", "fp32", "fp64"]
+    assert promotions("int16")[:3] == ["int16", "int32", "fp32"]  # fp16's 11-bit significand cannot hold int16
+    assert promotions("bf16") == ["bf16", "fp32", "fp64"]
+
+
+def test_int8_gemm_on_the_fpga_runs_on_its_int16_mac_array():
+    # 2·64³ = 524,288 FLOP on 512 ops/cycle × 300 MHz = 153.6 GOP/s → 3.413 µs (an error before: no int8 unit)
+    c = cost(parse_op("gemm m=64 n=64 k=64 dtype=int8"), load_hardware("zcu102-edge-moe"))
+    assert c.resource_s["compute:int16"] == pytest.approx(2 * 64**3 / (512 * 300e6))
 
 
 def test_sustained_clock_and_efficiency_derate_mi300x():

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from perfsim.models import active_params, load_model, shipped_models, total_params
-from perfsim.models.params import embedding_params
+from perfsim.models.params import embedding_params, flops_per_token
 
 REQUIRED = ["llama-2-7b", "llama-3-8b", "llama-3-70b", "qwen2-72b", "openelm-3b", "openelm-1.1b", "mixtral-8x7b",
             "pangu-pro-moe", "zaya1-base", "bitnet-b1.58-3b", "bert-base"]
@@ -41,6 +41,32 @@ def test_zaya1_without_embedding_matches_zyphra():
     model = load_model("zaya1-base")
     assert total_params(model) - embedding_params(model) == pytest.approx(8.3e9, rel=0.01)
     assert active_params(model) - embedding_params(model) == pytest.approx(0.76e9, rel=0.07)
+
+
+def test_bitnet_ties_embedding_and_head():
+    # 1bitLLM/bitnet_b1_58-3B ties its 32002 × 3200 embedding to the LM head, so it is counted once:
+    # embedding 102,406,400 + 26 layers × (4·3200² attention + 3·3200·8640 FFN + 2·3200 norms = 123,910,400)
+    # + final norm 3200 = 3,324,080,000 (3.32B, not 3.43B)
+    model = load_model("bitnet-b1.58-3b")
+    assert model.tied_embeddings
+    assert total_params(model) == 32002 * 3200 + 26 * (4 * 3200**2 + 3 * 3200 * 8640 + 2 * 3200) + 3200 == 3_324_080_000
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        # ZAYA1 (tied): 40 layers × (attention 2048·1024 + 2·2048·256 + 1024·2048 = 5,242,880; one of 16 experts
+        # 3·2048·2048 = 12,582,912; router 2048·16 = 32,768; norms 2·2048) = 714,506,240, final norm 2048, and
+        # the tied LM head 262,272 × 2048 = 537,133,056 that every token still multiplies: 1,251,641,344 weights
+        ("zaya1-base", 2 * (40 * (5_242_880 + 12_582_912 + 32_768 + 4096) + 2048 + 262_272 * 2048)),
+        # BitNet 3B (tied): 26 × 123,910,400 + final norm 3200 + LM head 32002 × 3200
+        ("bitnet-b1.58-3b", 2 * (26 * 123_910_400 + 3200 + 32002 * 3200)),
+        # Llama-2-7B (untied): every weight but the input embedding, 6,738,415,616 − 32000 · 4096
+        ("llama-2-7b", 2 * (6_738_415_616 - 32000 * 4096)),
+    ],
+)
+def test_flops_per_token_multiplies_the_lm_head_even_when_tied(name, expected):
+    assert flops_per_token(load_model(name)) == expected
 
 
 def test_model_list_json(cli):

@@ -109,3 +109,11 @@ def test_fpga_design_must_match_its_compute(cli, tmp_path):
     result = cli("hardware", "show", str(path))
     assert result.code == 2
     assert "8 x 16 MAC array" in result.err
+
+
+def test_type_adapters_are_built_once_per_annotation():
+    # building a TypeAdapter costs far more than validating with it (75 % of an op estimate from names)
+    from perfsim.ops import Op
+    from perfsim.specfile import adapter
+
+    assert adapter(Op) is adapter(Op)

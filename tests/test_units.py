@@ -60,11 +60,22 @@ def test_decimal_datasheet_numbers_stay_exact():
         (None, "power", "not a power"),
         (["1 TB/s"], "bandwidth", "two"),
         (["2 TB/s", "1 TB/s"], "bandwidth", "low < high"),
+        (5e-324, "bandwidth", "between 1e-18 and 1e\\+30"),  # subnormal: 1 / it overflows to inf
+        ("1e-19 s", "time", "between 1e-18"),
+        (float("inf"), "flops", "between"),
+        ("1e400 TB/s", "bandwidth", "between"),
+        (10**400, "capacity", "a number over 1e30"),  # float(10**400) would raise OverflowError
+        ([1, 10**400], "capacity", "a number over 1e30"),
     ],
 )
 def test_rejects_with_hint(text, kind, message):
     with pytest.raises(UnitError, match=message):
         parse_quantity(text, kind)
+
+
+def test_bounds_are_inclusive():
+    assert parse_quantity(1e-18, "energy") == 1e-18
+    assert parse_quantity("1e30 B", "capacity") == 1e30
 
 
 def test_range_is_a_span_with_midpoint():

@@ -114,11 +114,47 @@ def test_bad_case_files_exit_2(cli, tmp_path, text, needle):
     assert len(result.err.strip().splitlines()) == 1
 
 
-def test_a_case_with_a_bad_workload_is_reported_as_error(cli, tmp_path):
+GOOD_CASE = {"id": "X-1", "source": "a paper", "hardware": "h100-sxm", "workload": "{op: 'gemm m=1 n=1 k=1'}",
+             "metric": "latency_s", "published": "1", "status": "verified", "role": "validation"}
+
+
+@pytest.mark.parametrize(
+    ("changes", "needle"),
+    [
+        ({"workload": "{op: 'gemm m=1 n=1'}"}, "case X-1: op 'gemm m=1 n=1': k: missing required field"),
+        ({"hardware": "h100-sxn"}, "case X-1: unknown hardware 'h100-sxn' (did you mean 'h100-sxm'?)"),
+        ({"workload": "{scenario: {model: llama-3-8b, tp: 3}}"}, "case X-1: tp (3) × pp (1) must divide the 1 devices"),
+        ({"workload": "{scenario: {model: llama-3-8b, batch: 0}}"}, "case X-1: scenario: batch: Input should be"),
+        ({"metric": "flops_per_s", "workload": "{scenario: {model: llama-3-8b}}"},
+         "case X-1: metric flops_per_s does not apply to a scenario"),
+        ({"published": ".nan"}, "case X-1: published: Input should be a finite number"),
+        ({"published": "-1"}, "case X-1: published: Input should be greater than 0"),
+        ({"published": "0"}, "case X-1: published: Input should be greater than 0"),
+    ],
+)
+def test_a_broken_case_is_an_error_exit_naming_file_and_id(cli, tmp_path, changes, needle):
     path = tmp_path / "cases.yaml"
-    path.write_text("cases:\n  - {id: X-1, source: a paper, hardware: h100-sxm, workload: {op: 'gemm m=1 n=1'},"
-                    " metric: latency_s, published: 1, status: verified, role: validation}\n")
+    fields = {**GOOD_CASE, **changes}
+    path.write_text("cases:\n  - " + "\n    ".join(f"{k}: {v}" for k, v in fields.items()) + "\n")
+    result = cli("validate", str(path), "--format", "json")
+    assert result.code == 2, result.out
+    assert result.out == ""
+    assert f"cases.yaml: {needle}" in result.err and len(result.err.strip().splitlines()) == 1
+
+
+def test_a_repeated_case_id_names_both_files(cli, tmp_path):
+    text = "cases:\n  - " + "\n    ".join(f"{k}: {v}" for k, v in GOOD_CASE.items()) + "\n"
+    (tmp_path / "a.yaml").write_text(text)
+    (tmp_path / "b.yaml").write_text(text)
+    result = cli("validate", str(tmp_path / "a.yaml"), str(tmp_path / "b.yaml"))
+    assert result.code == 2
+    assert "b.yaml: case X-1: the id is already used in " in result.err and "a.yaml" in result.err
+
+
+def test_a_good_case_file_scores_without_nan(cli, tmp_path):
+    path = tmp_path / "cases.yaml"
+    path.write_text("cases:\n  - " + "\n    ".join(f"{k}: {v}" for k, v in GOOD_CASE.items()) + "\n")
     result = cli("validate", str(path), "--format", "json")
     assert result.code == 0
-    row = json.loads(result.out)["cases"][0]
-    assert row["result"] == "error" and "k: missing" in row["reason"]
+    data = json.loads(result.out, parse_constant=lambda name: pytest.fail(f"{name} in JSON"))
+    assert data["summary"]["n_validation"] == 1 and data["cases"][0]["result"] == "ok"

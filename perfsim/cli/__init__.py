@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -33,11 +34,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; return the exit code (0 ok, 1 a check failed, 2 bad input)."""
+    """Run the CLI; return the exit code (0 ok, 1 a check failed or the reader closed the pipe, 2 bad input)."""
     args = build_parser().parse_args(argv)
     try:
         print(args.run(args))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # the reader left (`perfsim ... | head`): point stdout at devnull so the flush at exit is quiet too,
+        # as the Python docs (signal module, "Note on SIGPIPE") recommend
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except PerfsimError as err:
-        print(f"perfsim: error: {err}", file=sys.stderr)
-        return 2
+        return _error(str(err))
+    except OSError as err:  # a path the system refuses (a name over 255 characters, no permission)
+        return _error(f"{err.filename}: {err.strerror}" if err.filename else str(err))
     return getattr(args, "exit_code", 0)
+
+
+def _error(message: str) -> int:
+    print(f"perfsim: error: {message}", file=sys.stderr)
+    return 2

@@ -43,15 +43,43 @@ def _estimate(args: argparse.Namespace) -> str:
     return f"{render([head], 'table')}\n\n{render(summary['breakdown'], 'table')}"
 
 
+def refuse_unused(args: argparse.Namespace, names: list[str], why: str) -> None:
+    """Raise PerfsimError naming each of the flags `names` (dests) given on the command line, and `why`."""
+    given = [f"--{name.replace('_', '-')}" for name in names if getattr(args, name, None) is not None]
+    if given:
+        raise PerfsimError(f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} not apply {why}")
+
+
+def op_only(args: argparse.Namespace) -> None:
+    """Refuse the scenario flags an op cannot use: it carries its own shape and dtypes (all but --hardware, --cores)."""
+    from perfsim.models.scenario import Scenario
+
+    names = [name for name in Scenario.model_fields if name not in ("hardware", "cores")]
+    refuse_unused(args, [*names, "engine", "timeline"], "to --op: an op string carries its own shape, dtypes and "
+                  "kernel (write them in the op string, e.g. \"gemm m=8 n=4096 k=4096 dtype=int8\")")
+
+
+def with_cores_flag(chip, cores: int | None):
+    """`chip` limited to --cores of its cores, if given."""
+    from perfsim.models.scenario import with_cores
+
+    return chip if cores is None else with_cores(chip, cores)
+
+
 def _estimate_op(args: argparse.Namespace) -> str:
     from perfsim.cost import bus_bandwidth, cost
-    from perfsim.hardware import load_hardware
+    from perfsim.hardware import System, load_hardware
     from perfsim.ops import Collective, parse_op
 
     if not args.hardware:
         raise PerfsimError("--hardware is required")
+    op_only(args)
     hardware = load_hardware(args.hardware)
     op = parse_op(args.op)
+    if args.cores is not None:
+        if isinstance(op, Collective):
+            raise PerfsimError("--cores does not apply to a collective: it runs on the system's links")
+        hardware = with_cores_flag(hardware.device if isinstance(hardware, System) else hardware, args.cores)
     result = cost(op, hardware, args.cache)
     record = {"hardware": hardware.name, **result.as_dict()}
     if isinstance(op, Collective):
@@ -71,6 +99,9 @@ def _roofline(args: argparse.Namespace) -> str:
 
     if not args.hardware and not args.scenario:
         raise PerfsimError("--hardware is required")
+    if not args.model and not args.scenario:
+        op_only(args)
+    output = _plot_path(args.output)
     names = [args.hardware, *(n for n in (args.compare or "").split(",") if n)]
     ops = [parse_op(text) for text in args.op or []]
     if any(isinstance(op, Collective) for op in ops):
@@ -87,20 +118,30 @@ def _roofline(args: argparse.Namespace) -> str:
                       if not isinstance(t.op, Collective)}
             points += [PlottedOp(label, c, step.resolved.chip.name) for label, (_, c) in unique.items()]
     specs = [load_hardware(name) for name in names]
-    chips = [spec.device if isinstance(spec, System) else spec for spec in specs]
+    chips = [with_cores_flag(spec.device if isinstance(spec, System) else spec, args.cores) for spec in specs]
     points += [PlottedOp(op.label, cost(op, chip, args.cache), chip.name) for chip in chips for op in ops]
     figure = plot_roofline(chips, points)
     try:
-        figure.savefig(args.output)
+        figure.savefig(output)
     except OSError as err:
-        raise PerfsimError(f"cannot write {args.output}: {err.strerror}") from None
+        raise PerfsimError(f"cannot write {output}: {err.strerror}") from None
     except ValueError as err:
-        raise PerfsimError(f"cannot write {args.output}: {err}") from None
+        raise PerfsimError(f"cannot write {output}: {err}") from None
     rows = [{"device": p.device, "op": p.label, "intensity_flop_per_byte": p.cost.intensity,
              "attained_flop_per_s": p.cost.flops / p.cost.time_s, "time_s": p.cost.time_s, "bound": p.cost.bound}
             for p in points]
     summary = render(rows, args.format) if rows else ""
-    return f"{summary}\nwrote {args.output}".lstrip("\n") if args.format == "table" else summary or "[]"
+    return f"{summary}\nwrote {output}".lstrip("\n") if args.format == "table" else summary or "[]"
+
+
+def _plot_path(output: str):
+    """The file `-o` names, with matplotlib's default .png added when it has no suffix (as savefig would)."""
+    from pathlib import Path
+
+    path = Path(output)
+    if path.is_dir():
+        raise PerfsimError(f"-o {output}: is a directory; give a file name, e.g. {path / 'roofline.png'}")
+    return path if path.suffix else path.with_name(f"{path.name}.png")
 
 
 def register(commands: argparse._SubParsersAction, add: Callable[..., argparse.ArgumentParser]) -> None:

@@ -76,9 +76,9 @@ def _model_show(args: argparse.Namespace) -> str:
 
 
 def _model_row(model) -> dict:
-    """Headline numbers: parameters (total, active) and FLOPs per token (2 per active weight, no attention)."""
+    """Headline numbers: parameters (total, active) and FLOPs per token (2 per multiplied weight, no attention)."""
     from perfsim.models import active_params, total_params
-    from perfsim.models.params import embedding_params
+    from perfsim.models.params import flops_per_token
 
     active = active_params(model)
     return {
@@ -89,7 +89,7 @@ def _model_row(model) -> dict:
         "hidden": model.hidden,
         "params": total_params(model),
         "active_params": active,
-        "flops_per_token": 2 * (active - embedding_params(model)),
+        "flops_per_token": flops_per_token(model),
         "weight_dtype": model.weight_dtype,
         "description": model.description,
     }

@@ -20,8 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from perfsim.cost.roofline import PROMOTIONS, Cache, compute_rate, level_bandwidth, level_capacity, place
-from perfsim.dtypes import resolve_dtype
+from perfsim.cost.roofline import Cache, compute_rate, level_bandwidth, level_capacity, place
 from perfsim.hardware import Device, MemoryLevel
 from perfsim.ops import Operand
 
@@ -108,16 +107,9 @@ class ChipRates:
 
     def element_ops(self, dtype: str) -> float:
         """Element operations per second on the vector units, in `dtype` or the nearest wider dtype they run
-        (never on the matrix units, which compute_rate would fall back to before widening)."""
+        (compute_rate widens within the vector role before it borrows the matrix units)."""
         if dtype not in self._element_ops:
-            current: str | None = resolve_dtype(dtype).name
-            clock, found = self.device.clock.peak, dtype
-            while current is not None:
-                if any(u.role == "vector" and u.peak_flops(current, clock) for u in self.device.compute):
-                    found = current
-                    break
-                current = PROMOTIONS.get(current)
-            self._element_ops[dtype] = self.compute("vector", found)[1] / ELEMENT_OP_FLOPS
+            self._element_ops[dtype] = self.compute("vector", dtype)[1] / ELEMENT_OP_FLOPS
         return self._element_ops[dtype]
 
     def has_matrix_unit(self, dtype: str) -> bool:

@@ -17,31 +17,47 @@ from perfsim.ops import LutGemm, MoE, OpBase, Operand
 
 Cache = Literal["cold", "warm"]
 
-PROMOTIONS = {
-    "int1": "int2", "int2": "int4", "ternary": "int4", "int4": "int8", "int8": "fp16", "int16": "fp32",
-    "fp4_e2m1": "fp8_e4m3", "fp8_e4m3": "fp16", "fp8_e5m2": "fp16", "fp16": "bf16", "bf16": "fp32",
-    "tf32": "fp32", "fp32": "fp64",
-}
-"""Where a device has no unit for a dtype, it computes in the next wider one (int4 on an H100 → int8)."""
+FLOAT_PROMOTIONS = {"fp4_e2m1": "fp8_e4m3", "fp8_e4m3": "fp16", "fp8_e5m2": "fp16", "fp16": "bf16", "bf16": "fp32",
+                    "tf32": "fp32", "fp32": "fp64"}
+INT_WIDTHS = (1, 2, 4, 8, 16, 32)
+EXACT_FLOAT = {1: "fp16", 2: "fp16", 4: "fp16", 8: "fp16", 16: "fp32", 32: "fp64"}
+"""The narrowest float whose significand holds every integer of that many bits (fp16: 11 bits, fp32: 24, fp64: 53)."""
+
+
+def promotions(dtype: str) -> list[str]:
+    """`dtype`, then the wider dtypes a chip without a unit for it computes it in, in order of preference.
+
+    Integers widen int4 → int8 → int16 → int32 first, then go to the narrowest float that holds them
+    exactly and up the float chain; floats widen (fp8 → fp16 → bf16 → fp32 → fp64); posits compute in fp32.
+    """
+    found = resolve_dtype(dtype)
+    if found.family == "int":
+        ints = [f"int{bits}" for bits in INT_WIDTHS if bits >= found.storage_bits]
+        chain, current = [found.name, *(i for i in ints if i != found.name)], EXACT_FLOAT[found.storage_bits]
+    elif found.family == "posit":
+        chain, current = [found.name], "fp32"
+    else:
+        chain, current = [], found.name
+    while current is not None:
+        chain.append(current)
+        current = FLOAT_PROMOTIONS.get(current)
+    return chain
 
 
 def compute_rate(device: Device, engine: str, dtype: str) -> tuple[str, float]:
-    """(dtype actually used, sustained FLOP/s) for work of `engine` kind in `dtype`.
+    """(dtype actually used, sustained FLOP/s) for work of `engine` kind (matrix or vector) in `dtype`.
 
-    Prefers units of the given role (matrix or vector); falls back to any unit, then to
-    wider dtypes. Raise PerfsimError if nothing on the chip runs it.
+    Walks the promotions of `dtype` on the units of the requested role first (bf16 softmax on a chip whose
+    vector units only run fp32 runs in fp32 there, not on the matrix cores); only if no unit of that role
+    runs any of them does it borrow another role's units. Raise PerfsimError if nothing on the chip runs it.
     """
-    scale = _clock_scale(device)
-    tried = []
-    current: str | None = resolve_dtype(dtype).name
-    while current is not None:
-        tried.append(current)
-        for units in ([u for u in device.compute if u.role == engine], device.compute):
+    chain = promotions(dtype)
+    for units in ([u for u in device.compute if u.role == engine], device.compute):
+        for current in chain:
             peaks = [p for u in units if (p := u.peak_flops(current, device.clock.peak)) is not None]
             if peaks:
-                return current, max(peaks) * scale
-        current = PROMOTIONS.get(current) if not current.startswith("posit") else "fp32"
-    raise PerfsimError(f"{device.name} has no compute unit for {dtype} (tried {', '.join(tried)})")
+                return current, max(peaks) * _clock_scale(device)
+    raise PerfsimError(f"{device.name} has no compute unit for {dtype} (tried {', '.join(chain)})")
 
 
 def _clock_scale(device: Device) -> float:

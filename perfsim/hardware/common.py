@@ -9,23 +9,31 @@ from __future__ import annotations
 
 from typing import Annotated, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, model_validator
 
 from perfsim.dtypes import DTypeName
 from perfsim.units import Bytes, BytesPerSecond, DollarsPerHour, FlopsPerSecond, Hertz, Seconds, Watts
 
+MAX_COUNT = 2**53
+"""The largest count a spec, scenario or flag may give: every integer up to it is exact as a float."""
+
 Source = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3)]
-Fraction = Annotated[float, Field(gt=0, le=1)]
-Count = Annotated[int, Field(gt=0)]
+Fraction = Annotated[float, Field(ge=1e-6, le=1, strict=True)]
+Factor = Annotated[float, Field(ge=1e-6, le=1e9, strict=True)]
+"""A plain positive multiplier (FLOP per cycle, instructions per lookup): far from 0 and from overflow."""
+Count = Annotated[int, Field(gt=0, le=MAX_COUNT, strict=True)]
+Natural = Annotated[int, Field(ge=0, le=MAX_COUNT, strict=True)]
+"""A count that may be 0. Counts are strict: `true` is not 1, and 2.0 is not 2."""
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
 
 Q = TypeVar("Q")
 
 
 class Spec(BaseModel):
-    """Base of all spec models: frozen, and a misspelled field is an error, never a default."""
+    """Base of all spec models: frozen, a misspelled field is an error (never a default), and a float field
+    takes no inf or nan."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Calibrated(Spec, Generic[Q]):
@@ -54,7 +62,7 @@ class ComputeUnit(Spec):
     name: Name
     role: Literal["matrix", "vector", "scalar"]
     peak: dict[DTypeName, FlopsPerSecond] | None = None
-    per_cycle: dict[DTypeName, Annotated[float, Field(gt=0)]] | None = None
+    per_cycle: dict[DTypeName, Factor] | None = None
     cores: Count | None = None
     emulated: list[DTypeName] = []
     source: Source
@@ -91,7 +99,7 @@ class MemoryLevel(Spec):
     bandwidth: BytesPerSecond
     latency: Seconds | None = None
     scope: Literal["chip", "cluster", "core"] = "chip"
-    cache: bool = False
+    cache: StrictBool = False
     source: Source
 
 

@@ -2,7 +2,8 @@
 
 - weights: each layer's attention and dense FFN split tp ways, routed experts split
   ep · expert_tp ways, shared experts tp ways; embedding on the first stage and LM head
-  on the last, vocab-parallel over tp. The heaviest stage sets the figure.
+  on the last (a tied head keeps its own copy there when pp > 1), vocab-parallel over tp.
+  The heaviest stage sets the figure.
 - KV cache: per sequence of the replica (all its micro-batches), kv_len tokens × 2 (K and V) × the chip's KV
   heads × head_dim, for the stage's layers.
 - activations: one layer's transient working set, tokens × (4·hidden + 3·local FFN).
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from perfsim.cost.roofline import level_capacity
 from perfsim.dtypes import resolve_format
 from perfsim.errors import PerfsimError
-from perfsim.models.params import embedding_params, head_params, layer_params
+from perfsim.models.params import embedding_params, head_params, layer_params, lm_head_matrix
 from perfsim.models.scenario import Resolved
 from perfsim.output import human
 
@@ -60,7 +61,8 @@ def footprint(r: Resolved) -> Footprint:
         if stage == 0:
             weights += embedding_params(model) / par.tp * embed_bits
         if stage == par.pp - 1:
-            weights += head_params(model) / par.tp * embed_bits
+            tied_copy = lm_head_matrix(model) if model.tied_embeddings and par.pp > 1 else 0  # the head's own copy
+            weights += (head_params(model) + tied_copy) / par.tp * embed_bits
         stages.append((weights, kv, act))
     weights, kv, act = max(stages, key=sum)
     usable = r.chip.calibration.usable_memory_fraction

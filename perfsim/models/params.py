@@ -59,11 +59,16 @@ def embedding_params(model: ModelSpec) -> int:
     return table + (2 * model.hidden if model.architecture == "encoder" else 0)
 
 
+def lm_head_matrix(model: ModelSpec) -> int:
+    """Weights of the LM head's vocab × hidden matrix every token multiplies (decoders; tied or not)."""
+    return model.vocab * model.hidden if model.architecture == "decoder" else 0
+
+
 def head_params(model: ModelSpec) -> int:
     """LM head (0 when tied to the embedding), final norm, and a pooler if the model has one."""
     final_norm = (model.hidden if model.norm == "rmsnorm" else 2 * model.hidden) if model.architecture == "decoder" \
         else 0
-    lm_head = 0 if model.tied_embeddings or model.architecture == "encoder" else model.vocab * model.hidden
+    lm_head = 0 if model.tied_embeddings else lm_head_matrix(model)
     pooler = model.hidden * model.hidden + model.hidden if model.pooler else 0
     return lm_head + final_norm + pooler
 
@@ -81,3 +86,10 @@ def active_params(model: ModelSpec) -> int:
         routed = model.moe.top_k * p.expert if model.is_moe_layer(i) and model.moe else 0
         active += p.total - p.experts + routed
     return active
+
+
+def flops_per_token(model: ModelSpec) -> int:
+    """2 FLOP per weight one token multiplies: the active weights outside the input-embedding lookup,
+    the LM head included even when it is tied to the embedding (attention over the context comes on top)."""
+    tied_head = lm_head_matrix(model) if model.tied_embeddings else 0
+    return 2 * (active_params(model) - embedding_params(model) + tied_head)

@@ -10,13 +10,16 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, StrictBool, model_validator
 
 from perfsim.dtypes import resolve_format
-from perfsim.hardware.common import Count, Name, Source, Spec
+from perfsim.hardware.common import Count, Name, Natural, Source, Spec
 from perfsim.ops import check_routing
 
 PerLayer = Count | list[Count]
+MAX_LAYERS = 10_000
+"""More layers than any model has (the deepest are a few hundred); every per-layer loop stays short."""
+Layers = Annotated[int, Field(gt=0, le=MAX_LAYERS, strict=True)]
 FormatName = Annotated[str, Field(description="a dtype or quantisation scheme")]
 
 
@@ -30,9 +33,9 @@ class MoESpec(Spec):
     top_k: Count
     groups: Count = 1
     expert_ffn: Count
-    shared_experts: int = Field(0, ge=0)
+    shared_experts: Natural = 0
     shared_ffn: Count | None = None
-    first_dense_layers: int = Field(0, ge=0)
+    first_dense_layers: Natural = 0
 
     @model_validator(mode="after")
     def _routing(self) -> MoESpec:
@@ -48,20 +51,20 @@ class ModelSpec(Spec):
     source: Source
     architecture: Literal["decoder", "encoder"] = "decoder"
     hidden: Count
-    layers: Count
+    layers: Layers
     heads: PerLayer
     kv_heads: PerLayer | None = None
     head_dim: Count | None = None
     ffn: PerLayer = Field(description="dense FFN width (the MoE layers use moe.expert_ffn)")
     ffn_kind: Literal["gated", "plain"] = Field("gated", description="gated: SwiGLU, 3 matrices; plain: 2")
     vocab: Count
-    tied_embeddings: bool = False
-    position_embeddings: int = Field(0, ge=0, description="learned absolute positions (BERT: 512); 0 for RoPE")
-    token_types: int = Field(0, ge=0)
+    tied_embeddings: StrictBool = False
+    position_embeddings: Natural = Field(0, description="learned absolute positions (BERT: 512); 0 for RoPE")
+    token_types: Natural = 0
     norm: Literal["rmsnorm", "layernorm"] = "rmsnorm"
-    linear_bias: bool = Field(False, description="every linear layer has a bias (BERT)")
-    qkv_bias: bool = Field(False, description="only the q, k, v projections have a bias (Qwen2)")
-    pooler: bool = False
+    linear_bias: StrictBool = Field(False, description="every linear layer has a bias (BERT)")
+    qkv_bias: StrictBool = Field(False, description="only the q, k, v projections have a bias (Qwen2)")
+    pooler: StrictBool = False
     moe: MoESpec | None = None
     weight_dtype: FormatName = "bf16"
     embedding_dtype: FormatName = "bf16"
@@ -77,6 +80,10 @@ class ModelSpec(Spec):
             if self.layer_heads(i) % self.layer_kv_heads(i):
                 raise ValueError(f"layer {i}: heads ({self.layer_heads(i)}) not a multiple of kv_heads "
                                  f"({self.layer_kv_heads(i)})")
+        if self.head_dim is None and isinstance(self.heads, list):
+            raise ValueError("head_dim: required with per-layer heads")
+        if self.head_dim is None and self.hidden % self.heads:
+            raise ValueError(f"head_dim: required, as hidden ({self.hidden}) is not a multiple of heads ({self.heads})")
         if self.moe and self.moe.first_dense_layers > self.layers:
             raise ValueError("moe.first_dense_layers exceeds layers")
         for field in ("weight_dtype", "embedding_dtype"):
@@ -97,7 +104,7 @@ class ModelSpec(Spec):
 
     @property
     def dim_per_head(self) -> int:
-        return self.head_dim or self.hidden // self._at(self.heads, 0)
+        return self.head_dim or self.hidden // self._at(self.heads, 0)  # validated: heads divides hidden
 
     def is_moe_layer(self, layer: int) -> bool:
         return self.moe is not None and layer >= self.moe.first_dense_layers

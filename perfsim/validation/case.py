@@ -8,8 +8,9 @@ A case the model cannot express yet names the mechanism it lacks in `unsupported
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -48,7 +49,7 @@ class Case(Spec):
     workload: Workload
     versus: Workload | None = None
     metric: Metric
-    published: float
+    published: Annotated[float, Field(gt=0, description="the published value (positive and finite)")]
     status: Literal["verified", "unverified"]
     role: Literal["validation", "calibration", "identity"]
     rule: str = ""
@@ -68,17 +69,39 @@ class CaseFile(Spec):
 CASE_DIR = shipped_dir("case")
 
 
-def load_cases(paths: list[Path] | None = None) -> list[Case]:
-    """Cases from `paths` (default: every shipped file). Raise PerfsimError on bad input or duplicate ids."""
+def load_cases(paths: list[Path] | None = None, check: Callable[[Case], None] | None = None) -> list[Case]:
+    """Cases from `paths` (default: every shipped file), each passed to `check` (which raises PerfsimError on
+    inputs the case cannot run with). Raise PerfsimError naming the file and the case id on any bad case."""
     from perfsim.errors import PerfsimError
 
     files = paths or list(spec_files("case").values())
     cases: list[Case] = []
+    seen: dict[str, str] = {}
     for path in files:
-        cases += validate(CaseFile, read_yaml(path), str(shown(path))).cases
-    seen: set[str] = set()
-    for case in cases:
-        if case.id in seen:
-            raise PerfsimError(f"case id {case.id} appears twice")
-        seen.add(case.id)
+        origin = str(shown(path))
+        for case in _read_cases(path, origin):
+            if case.id in seen:
+                raise PerfsimError(f"{origin}: case {case.id}: the id is already used in {seen[case.id]}")
+            seen[case.id] = origin
+            try:
+                if check is not None:
+                    check(case)
+            except PerfsimError as err:
+                raise PerfsimError(f"{origin}: case {case.id}: {err}") from None
+            cases.append(case)
     return cases
+
+
+def _read_cases(path: Path, origin: str) -> list[Case]:
+    """The cases of one file, each validated on its own so that an error names its case id."""
+    data = read_yaml(path)
+    items = data.get("cases")
+    if set(data) != {"cases"} or not isinstance(items, list) or not items:
+        return validate(CaseFile, data, origin).cases  # raises the precise error about the file's shape
+    return [validate(Case, item, f"{origin}: case {_label(item, i)}") for i, item in enumerate(items)]
+
+
+def _label(item: Any, index: int) -> str:
+    """A case's id for messages, or its position when it has none."""
+    case_id = item.get("id") if isinstance(item, dict) else None
+    return case_id if isinstance(case_id, str) else f"#{index + 1}"

@@ -9,7 +9,7 @@ from perfsim.cost.collectives import links_used
 from perfsim.errors import PerfsimError
 from perfsim.hardware import Device, System, load_hardware
 from perfsim.hardware.ranges import at_end, has_ranges
-from perfsim.models.scenario import Scenario
+from perfsim.models.scenario import Scenario, resolve
 from perfsim.models.step import estimate_step
 from perfsim.ops import Collective, parse_op
 from perfsim.specfile import validate
@@ -24,6 +24,23 @@ class Prediction:
     low: float
     high: float
     bound: str
+
+
+SCENARIO_METRICS = ("latency_s", "ttft_s", "tpot_s", "tokens_per_s", "tokens_per_s_per_device", "speedup")
+
+
+def check_inputs(case: Case) -> None:
+    """Raise PerfsimError if the case's hardware, op strings or scenarios are bad (before predicting anything)."""
+    hardware = load_hardware(case.hardware)
+    for workload in (case.workload, case.versus):
+        if workload is None:
+            continue
+        if workload.op is not None:
+            parse_op(workload.op)
+            continue
+        if case.metric not in SCENARIO_METRICS:
+            raise PerfsimError(f"metric {case.metric} does not apply to a scenario")
+        resolve(validate(Scenario, {**(workload.scenario or {}), "hardware": case.hardware}, "scenario"), hardware)
 
 
 def predict(case: Case) -> Prediction:
@@ -43,11 +60,11 @@ def _metric(case: Case, hardware: Device | System) -> tuple[float, str]:
         return base / time, bound
     if case.workload.op is not None:
         return _op_metric(case, hardware)
+    if case.metric not in SCENARIO_METRICS:
+        raise PerfsimError(f"case {case.id}: metric {case.metric} does not apply to a scenario")
     step = estimate_step(_scenario(case.workload, case), case.workload.cache, hardware)
     summary = step.summary()
     key = {"latency_s": "step_s"}.get(case.metric, case.metric)
-    if key not in ("step_s", "ttft_s", "tpot_s", "tokens_per_s", "tokens_per_s_per_device"):
-        raise PerfsimError(f"case {case.id}: metric {case.metric} does not apply to a scenario")
     value = summary[key]
     if value is None:
         phase = "prefill" if key == "ttft_s" else "decode"

@@ -1,0 +1,152 @@
+"""Bad input at the CLI: one line on stderr and exit 2, never a traceback, a hang or a silently wrong number."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from perfsim.models import WORKLOAD_DIR
+from perfsim.output import render
+
+ROOT = Path(__file__).resolve().parents[1]
+LLAMA = (WORKLOAD_DIR / "llama-2-7b.yaml").read_text()
+
+
+def one_line_error(result, needle: str) -> None:
+    assert result.code == 2, result.out
+    assert needle in result.err, result.err
+    assert len(result.err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (b"name: llama-2-7b\n\xff\xfe: 1\n", "not UTF-8 text (byte 17)"),
+        (("a: " + "[" * 1000 + "]" * 1000 + "\n").encode(), "nested deeper than 32 levels"),
+        (("a: " + "{b: " * 40 + "1" + "}" * 40 + "\n").encode(), "nested deeper than 32 levels"),
+        (b"name: llama-2-7b\nhidden: 4096\nlayers: 32\nhidden: 8192\n", "line 4, column 1: duplicate key 'hidden'"),
+        # "billion laughs": nine levels of aliases that would expand to 10^9 values
+        (("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+            f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]\n" for i in range(1, 10))).encode(),
+         "holds more than 1,000,000 values"),
+    ],
+)
+def test_unreadable_spec_files(cli, tmp_path, content, needle):
+    path = tmp_path / "llama-2-7b.yaml"
+    path.write_bytes(content)
+    one_line_error(cli("model", "show", str(path)), needle)
+
+
+def test_special_and_huge_files(cli, tmp_path):
+    one_line_error(cli("hardware", "show", "/dev/zero"), "/dev/zero: not a regular file")
+    one_line_error(cli("model", "show", str(tmp_path)), "not a regular file")
+    big = tmp_path / "big.yaml"
+    with big.open("wb") as file:
+        file.truncate(17 * 2**20)  # sparse: 17 MiB of zero bytes without writing them
+    one_line_error(cli("model", "show", str(big)), "larger than 16 MiB")
+    one_line_error(cli("model", "show", "a" * 300 + ".yaml"), "File name too long")
+    one_line_error(cli("estimate", "--scenario", "/dev/zero"), "/dev/zero: not a regular file")
+
+
+@pytest.mark.parametrize(
+    ("edit", "needle"),
+    [
+        (("heads: 32", "heads: 8192"), "head_dim: required, as hidden (4096) is not a multiple of heads (8192)"),
+        (("layers: 32", "layers: 1000000000"), "layers: Input should be less than or equal to 10000"),
+        (("layers: 32", "layers: true"), "layers: Input should be a valid integer"),
+        (("layers: 32", "layers: 32.0"), "layers: Input should be a valid integer"),
+        (("vocab: 32000", "vocab: 1" + "0" * 400), "vocab: Input should be less than or equal to 9007199254740992"),
+        (("vocab: 32000", "vocab: .inf"), "vocab: Input should be a valid integer"),
+        (("vocab: 32000", "vocab: 32000\ntied_embeddings: 1"), "tied_embeddings: Input should be a valid boolean"),
+    ],
+)
+def test_model_values_that_would_break_the_arithmetic(cli, tmp_path, edit, needle):
+    assert edit[0] in LLAMA
+    path = tmp_path / "llama-2-7b.yaml"
+    path.write_text(LLAMA.replace(*edit))
+    one_line_error(cli("model", "show", str(path)), needle)
+
+
+@pytest.mark.parametrize(
+    ("edit", "needle"),
+    [
+        (("fp32: 16,", "fp32: 1.0e-310,"), "per_cycle.fp32: Input should be greater than or equal to 0.000001"),
+        (("fp32: 16,", "fp32: .inf,"), "per_cycle.fp32: Input should be a finite number"),
+        (("bandwidth: 17.07 GB/s", "bandwidth: 1e-320 B/s"), "bandwidth must be positive and between 1e-18 and 1e+30"),
+        (("bandwidth: 17.07 GB/s", "bandwidth: 1e400 B/s"), "bandwidth must be positive and between 1e-18 and 1e+30"),
+        (("bandwidth: 17.07 GB/s", "bandwidth: 1" + "0" * 400), "got 'a number over 1e30'"),
+        (("cores: 4\nsimd", "cores: true\nsimd"), "cores: Input should be a valid integer"),
+    ],
+)
+def test_hardware_values_that_would_break_the_arithmetic(cli, tmp_path, edit, needle):
+    text = (ROOT / "hardware_specs" / "raspberry-pi-5.yaml").read_text()
+    assert edit[0] in text
+    path = tmp_path / "raspberry-pi-5.yaml"
+    path.write_text(text.replace(*edit, 1))
+    one_line_error(cli("hardware", "show", str(path)), needle)
+
+
+def test_non_finite_and_non_integer_scenario_values(cli, tmp_path):
+    base = ["estimate", "--model", "llama-2-7b", "--hardware", "h100-sxm"]
+    one_line_error(cli(*base, "--moe-imbalance", "inf"), "moe_imbalance: Input should be a finite number")
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text("model: llama-2-7b\nhardware: h100-sxm\nbatch: true\n")
+    one_line_error(cli("estimate", "--scenario", str(scenario)), "batch: Input should be a valid integer")
+
+
+def test_json_is_strict_null_for_non_finite_numbers():
+    text = render({"step_s": math.inf, "rows": [{"x": math.nan}, {"x": 1.5}], "n": 3}, "json")
+    data = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
+    assert data == {"step_s": None, "rows": [{"x": None}, {"x": 1.5}], "n": 3}
+
+
+def test_a_closed_pipe_ends_quietly():
+    # the reader closes its end before perfsim writes (as `| head` does once it has its lines)
+    process = subprocess.Popen([sys.executable, "-m", "perfsim", "model", "list", "--format", "csv"], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()
+    _, err = process.communicate(timeout=60)
+    assert err == b""
+    assert process.returncode == 1
+
+
+OP = ["estimate", "--hardware", "h100-sxm", "--op", "gemm m=64 n=64 k=64"]
+
+
+@pytest.mark.parametrize(
+    "flag",
+    [["--weight-dtype", "int8"], ["--activation-dtype", "int8"], ["--batch", "4"], ["--devices", "2"], ["--tp", "2"],
+     ["--engine", "des"], ["--lut-gemm"], ["--timeline", "out"], ["--context", "128"]],
+)
+def test_flags_an_op_cannot_use_are_errors(cli, flag):
+    one_line_error(cli(*OP, *flag), f"{flag[0]} does not apply to --op")
+
+
+def test_several_unusable_flags_are_named_together(cli):
+    one_line_error(cli(*OP, "--batch", "4", "--tp", "2"), "--tp, --batch do not apply to --op")
+
+
+def test_cores_applies_to_an_op(cli):
+    # Pi 5 NEON: 16 fp32 FLOP/cycle/core at 2.4 GHz. 2·512³ = 268,435,456 FLOP on 4 cores (153.6 GFLOP/s):
+    # 1.748 ms; on 1 core (38.4 GFLOP/s): 6.991 ms
+    op = ["estimate", "--hardware", "raspberry-pi-5", "--op", "gemm m=512 n=512 k=512 dtype=fp32", "--format", "json"]
+    all_cores = json.loads(cli(*op).out)
+    one_core = json.loads(cli(*op, "--cores", "1").out)
+    assert all_cores["compute_s"] == pytest.approx(2 * 512**3 / (16 * 4 * 2.4e9))
+    assert one_core["compute_s"] == pytest.approx(2 * 512**3 / (16 * 1 * 2.4e9))
+    one_line_error(cli(*op, "--cores", "5"), "raspberry-pi-5 has 4 cores; 5 requested")
+    one_line_error(cli("estimate", "--hardware", "mi300x-node", "--op", "all_reduce bytes=1024", "--cores", "2"),
+                   "--cores does not apply to a collective")
+
+
+def test_roofline_op_flags_and_output_path(cli, tmp_path):
+    roof = ["roofline", "--hardware", "h100-sxm", "--op", "gemm m=64 n=64 k=64"]
+    one_line_error(cli(*roof, "--tp", "0", "-o", str(tmp_path / "r.png")), "--tp does not apply to --op")
+    result = cli(*roof, "-o", str(tmp_path / "plot"))
+    assert result.code == 0
+    assert result.out.strip().endswith(f"wrote {tmp_path / 'plot.png'}")
+    assert (tmp_path / "plot.png").is_file()
+    one_line_error(cli(*roof, "-o", str(tmp_path)), "is a directory; give a file name")
