@@ -201,7 +201,14 @@ def gemm_cost(op: Gemm, device: WaferMesh, region: int | None = None, algorithm:
     smallest region that fits), or the algorithm needs more routes than a router holds.
     """
     if algorithm == "auto":
-        candidates = [gemm_cost(op, device, region, a, check_fit) for a in ("meshgemv", "meshgemm")]
+        candidates, errors = [], []
+        for choice in ("meshgemv", "meshgemm"):  # the faster of those that fit
+            try:
+                candidates.append(gemm_cost(op, device, region, choice, check_fit))
+            except PerfsimError as error:
+                errors.append(error)
+        if not candidates:
+            raise errors[-1]
         return min(candidates, key=lambda c: c.time_s)
     if algorithm not in GEMM_ALGORITHMS + GEMV_ALGORITHMS:
         raise PerfsimError(f"unknown mesh algorithm '{algorithm}' (choose from auto, "

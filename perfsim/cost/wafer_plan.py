@@ -25,7 +25,7 @@ from perfsim.errors import PerfsimError
 from perfsim.hardware import WaferMesh
 from perfsim.models.params import embedding_params, head_params
 from perfsim.models.scenario import Resolved, Scenario, resolve
-from perfsim.models.trace import HEAD_OPS, build_trace
+from perfsim.models.trace import HEAD_OPS, Trace, build_trace
 from perfsim.ops import Attention, Gemm, OpBase
 
 KvPolicy = Literal["shift", "concat"]
@@ -37,7 +37,8 @@ class WaferPlan:
 
     region: P of the P×P regions; regions: regions holding layers; layers_per_region: layers stacked on each;
     weight_bytes / buffer_bytes / kv_bytes: what a core holds for its layers (KV at the step's context);
-    kv_token_bytes: one token's K and V share on one core, for all its layers; capacity: a core's memory.
+    kv_token_bytes: one token's K and V share on one core, for all its layers; capacity: a core's memory;
+    prompt_len: the prompt tokens, spread evenly by prefill (the rest of kv_len was decoded).
     """
 
     region: int
@@ -98,28 +99,32 @@ def plan_wafer(r: Resolved, region: int | None = None, kv_policy: KvPolicy = "sh
         raise PerfsimError(f"plan_wafer needs one wafer-scale chip; {chip.name} is a {chip.kind}")
     if region is not None:
         return _plan(r, chip, region, kv_policy, strict=True)
-    plans = [p for size in range(1, max_region(chip) + 1) if (p := _plan(r, chip, size, kv_policy, False))]
+    trace = build_trace(r)
+    plans = [p for size in range(1, max_region(chip) + 1) if (p := _plan(r, chip, size, kv_policy, False, trace))]
     if not plans:
         raise PerfsimError(f"{r.model.name} does not fit on {chip.name} at any region size")
-    return min(plans, key=lambda plan: step_seconds(r, plan))
+    return min(plans, key=lambda plan: step_seconds(r, plan, trace))
 
 
-def _plan(r: Resolved, chip: WaferMesh, p: int, kv_policy: KvPolicy, strict: bool) -> WaferPlan | None:
+def _plan(r: Resolved, chip: WaferMesh, p: int, kv_policy: KvPolicy, strict: bool,
+          trace: Trace | None = None) -> WaferPlan | None:
     if not 1 <= p <= max_region(chip):
         raise PerfsimError(f"region {p}×{p} does not fit {chip.name}'s {chip.mesh.width}×{chip.mesh.height} mesh")
     model = r.model
     regions = min(model.layers, (chip.mesh.width // p) * (chip.mesh.height // p))
     per_region = -(-model.layers // regions)
-    weights, buffers = _layer_tiles(r, p)
+    weights, buffers = _layer_tiles(trace or build_trace(r), p)
     kv_token = per_region * 2 * -(-(model.layer_kv_heads(0) * model.dim_per_head) // p) * _bytes(r.kv_dtype)
     seqs = r.seqs_per_replica
     capacity = chip.core_memory.capacity
     plan = WaferPlan(p, regions, per_region, weights * per_region / model.layers, buffers,
                      kv_token * seqs * -(-r.kv_len // p), kv_token * seqs, capacity, kv_policy, r.kv_len,
-                     r.scenario.prompt_len if r.scenario.phase == "prefill" else r.context)
+                     min(r.scenario.prompt_len, r.kv_len))
     problem = _misfit(r, chip, plan)
     if problem and strict:
-        smallest = next((q for q in range(1, max_region(chip) + 1) if _plan(r, chip, q, kv_policy, False)), None)
+        trace = trace or build_trace(r)
+        smallest = next((q for q in range(1, max_region(chip) + 1) if _plan(r, chip, q, kv_policy, False, trace)),
+                        None)
         hint = f"; the smallest region that fits is {smallest}×{smallest}" if smallest else ""
         raise PerfsimError(f"{problem}{hint}")
     return None if problem else plan
@@ -144,10 +149,10 @@ def _misfit(r: Resolved, chip: WaferMesh, plan: WaferPlan) -> str | None:
     return None
 
 
-def _layer_tiles(r: Resolved, p: int) -> tuple[float, float]:
+def _layer_tiles(trace: Trace, p: int) -> tuple[float, float]:
     """(weight tile bytes per core summed over all layers, the largest kernel's non-weight bytes per core)."""
     weights = buffers = 0.0
-    for t in build_trace(r).ops:
+    for t in trace.ops:
         if not isinstance(t.op, Gemm) or t.op.label in HEAD_OPS:
             continue
         kernel = gemm_kernel(t.op, p, "meshgemv" if t.op.m * t.op.batch == 1 else "meshgemm")
@@ -157,14 +162,15 @@ def _layer_tiles(r: Resolved, p: int) -> tuple[float, float]:
     return weights, buffers
 
 
-def step_costs(r: Resolved, plan: WaferPlan) -> list[OpCost]:
+def step_costs(r: Resolved, plan: WaferPlan, trace: Trace | None = None) -> list[OpCost]:
     """Every op of `r`'s step priced on `plan`'s region, in trace order."""
-    return [plan.cost(t.op, r.chip) for t in build_trace(r).ops]
+    return [plan.cost(t.op, r.chip) for t in (trace or build_trace(r)).ops]
 
 
-def step_seconds(r: Resolved, plan: WaferPlan) -> float:
+def step_seconds(r: Resolved, plan: WaferPlan, trace: Trace | None = None) -> float:
     """One step's seconds: the ops one after another, each layer's ops `repeat` times."""
-    return sum(c.time_s * t.repeat for c, t in zip(step_costs(r, plan), build_trace(r).ops, strict=True))
+    trace = trace or build_trace(r)
+    return sum(c.time_s * t.repeat for c, t in zip(step_costs(r, plan, trace), trace.ops, strict=True))
 
 
 def wafer_step(scenario: Scenario | Resolved, region: int | None = None, kv_policy: KvPolicy = "shift"):
@@ -174,5 +180,5 @@ def wafer_step(scenario: Scenario | Resolved, region: int | None = None, kv_poli
     from perfsim.models.step import StepEstimate
 
     r = scenario if isinstance(scenario, Resolved) else resolve(scenario)
-    plan = plan_wafer(r, region, kv_policy)
-    return StepEstimate(r, build_trace(r), step_costs(r, plan), footprint(r))
+    trace = build_trace(r)
+    return StepEstimate(r, trace, step_costs(r, plan_wafer(r, region, kv_policy), trace), footprint(r))

@@ -44,4 +44,8 @@ class WaferMesh(DeviceBase):
     def _has_core_memory(self) -> "WaferMesh":
         if not any(level.scope == "core" for level in self.memory):
             raise ValueError("a wafer mesh needs a memory level with scope: core (the per-core SRAM)")
+        for unit in self.compute:
+            if unit.per_cycle is not None and unit.cores != self.cores:
+                raise ValueError(f"compute unit '{unit.name}' has {unit.cores} cores but the mesh has "
+                                 f"{self.mesh.width} x {self.mesh.height} = {self.cores}")
         return self
