@@ -104,7 +104,7 @@ def test_tiles_that_do_not_fit_name_the_smallest_region():
 
 
 def test_route_budget_limits_the_algorithm():
-    with pytest.raises(PerfsimError, match="meshgemv needs 4 routes per core; .* hold 3"):
+    with pytest.raises(PerfsimError, match=r"meshgemv needs 4 routes per core; .* hold 3"):
         gemm_cost(gemv(8, 8), small_mesh(routes=3), region=4, algorithm="meshgemv")
     assert gemm_cost(gemv(8, 8), small_mesh(routes=3), region=4, algorithm="ring").algorithm == "ring"
     with pytest.raises(PerfsimError, match="unknown mesh algorithm 'cannon'"):
