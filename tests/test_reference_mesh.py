@@ -9,6 +9,8 @@ from perfsim.cost.mesh import (
     ktree_rounds,
     meshgemm_counts,
     meshgemv_counts,
+    plain_ring_gemm_counts,
+    ring_allreduce_counts,
     ring_gaps,
     summa_counts,
 )
@@ -45,6 +47,23 @@ def test_plain_ring_wraps_over_p_minus_one_hops():
     np.testing.assert_allclose(c, a @ b, rtol=1e-12, atol=1e-12)  # still right, but slow on a mesh:
     assert grid.counts().max_hops_per_message == p - 1
     assert grid.counts() != meshgemm_counts(p, p, p, p, bytes_per_element=8)
+
+
+@pytest.mark.parametrize("p", [2, 3, 4, 5])
+def test_plain_ring_counts_match_the_simulation(p):
+    rng = np.random.default_rng(5)
+    a, b = rng.standard_normal((2 * p, 3 * p)), rng.standard_normal((3 * p, p))
+    _, grid = mesh_gemm(a, b, p, order=list(range(p)))
+    assert grid.counts() == plain_ring_gemm_counts(p, 2 * p, p, 3 * p, bytes_per_element=8)
+
+
+def test_ring_allreduce_counts_by_hand_p3():
+    # P = 3, n = 9: 4 rounds (2 reduce-scatter, 2 all-gather); per column and round 3 messages over 1 + 1 + 2 hops;
+    # 3 columns: 36 messages, 48 hops; every round waits for the 2-hop wrap: 8 critical hops; chunks of
+    # ⌈⌈9/3⌉/3⌉ = 1 element of 2 bytes.
+    want = MeshCounts(rounds=4, messages=36, max_hops_per_message=2, hops=48, critical_path_hops=8,
+                      message_bytes=72, hop_bytes=96)
+    assert ring_allreduce_counts(3, 9) == want
 
 
 def test_summa_hops_grow_with_p_while_meshgemm_stays_within_two():

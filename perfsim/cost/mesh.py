@@ -9,6 +9,7 @@ divide evenly are padded: a tile is ⌈m/P⌉ × ⌈k/P⌉ elements.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,19 @@ def meshgemm_counts(p: int, m: int, n: int, k: int, bytes_per_element: float = 2
     return MeshCounts(rounds=p - 1, messages=2 * p * p * (p - 1), max_hops_per_message=farthest,
                       hops=4 * p * (p - 1) ** 2, critical_path_hops=(p - 1) * farthest,
                       message_bytes=p * p * (p - 1) * (a + b), hop_bytes=2 * p * (p - 1) ** 2 * (a + b))
+
+
+def plain_ring_gemm_counts(p: int, m: int, n: int, k: int, bytes_per_element: float = 2.0) -> MeshCounts:
+    """Cannon without the interleave, the baseline MeshGEMM improves on: ring position r sits at index r.
+
+    Each ring's wrap-around shift crosses the whole row or column (P − 1 hops), so every round waits for it;
+    one ring still spans 2(P − 1) hops (P − 1 one-hop gaps and the wrap). With a, b as in meshgemm_counts:
+      rounds = P − 1,  messages = 2P²(P − 1),  max hops = P − 1,  hops = 4P(P − 1)²,
+      critical path hops = (P − 1)²,  bytes = P²(P − 1)(a + b),  hop bytes = 2P(P − 1)²(a + b).
+    """
+    mesh = meshgemm_counts(p, m, n, k, bytes_per_element)
+    return MeshCounts(rounds=mesh.rounds, messages=mesh.messages, max_hops_per_message=p - 1, hops=mesh.hops,
+                      critical_path_hops=(p - 1) ** 2, message_bytes=mesh.message_bytes, hop_bytes=mesh.hop_bytes)
 
 
 def summa_counts(p: int, m: int, n: int, k: int, bytes_per_element: float = 2.0) -> MeshCounts:
@@ -134,11 +148,31 @@ def meshgemv_counts(p: int, n: int, bytes_per_element: float = 2.0, k_tree: int 
     For P = g^K: H = K(g − 1)g^(K−1), R = K⌊g/2⌋, C = ⌊g/2⌋(g^K − 1)/(g − 1), max hops = g^(K−1);
     the ring all-reduce it replaces takes 2(P − 1) rounds.
     """
-    rounds = ktree_rounds(p, k_tree)
-    gaps = [[abs(src - dst) for src, dst in pairs] for pairs in rounds]
-    line_hops = sum(sum(r) for r in gaps)
+    rounds, line_hops, farthest, critical = _ktree_line(p, k_tree)
     message = _ceil_div(n, p) * bytes_per_element
-    return MeshCounts(rounds=2 * len(rounds), messages=2 * p * (p - 1),
-                      max_hops_per_message=max((max(r) for r in gaps), default=0), hops=2 * p * line_hops,
-                      critical_path_hops=2 * sum(max(r) for r in gaps), message_bytes=2 * p * (p - 1) * message,
+    return MeshCounts(rounds=2 * rounds, messages=2 * p * (p - 1), max_hops_per_message=farthest,
+                      hops=2 * p * line_hops, critical_path_hops=2 * critical, message_bytes=2 * p * (p - 1) * message,
                       hop_bytes=2 * p * line_hops * message)
+
+
+@lru_cache(maxsize=4096)
+def _ktree_line(p: int, k_tree: int) -> tuple[int, int, int, int]:
+    """(rounds, hops, farthest message, Σ per-round farthest) of the K-tree reduce along one line of P cores."""
+    gaps = [[abs(src - dst) for src, dst in pairs] for pairs in ktree_rounds(p, k_tree)]
+    return (len(gaps), sum(sum(r) for r in gaps), max((max(r) for r in gaps), default=0),
+            sum(max(r) for r in gaps))
+
+
+def ring_allreduce_counts(p: int, n: int, bytes_per_element: float = 2.0) -> MeshCounts:
+    """The GEMV baseline MeshGEMV improves on: each grid column all-reduces its partial y block (⌈n/P⌉ elements)
+    by a plain ring — reduce-scatter then all-gather, P − 1 rounds each, every core sending a chunk of
+    c = ⌈⌈n/P⌉/P⌉·e bytes to its ring successor; ring position r sits at index r, so the wrap crosses P − 1 hops.
+    Per column a round sends P messages over 2(P − 1) hops:
+      rounds = 2(P − 1),  messages = 2P²(P − 1),  max hops = P − 1,  hops = 4P(P − 1)²,
+      critical path hops = 2(P − 1)²,  bytes = messages·c,  hop bytes = hops·c.
+    """
+    _require(p, "p")
+    chunk = _ceil_div(_ceil_div(n, p), p) * bytes_per_element
+    messages, hops = 2 * p * p * (p - 1), 4 * p * (p - 1) ** 2
+    return MeshCounts(rounds=2 * (p - 1), messages=messages, max_hops_per_message=p - 1, hops=hops,
+                      critical_path_hops=2 * (p - 1) ** 2, message_bytes=messages * chunk, hop_bytes=hops * chunk)
