@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 from perfsim.cost.collectives import bus_bandwidth, collective_cost
 from perfsim.cost.energy import op_energy
 from perfsim.cost.opcost import OpCost
 from perfsim.cost.roofline import Cache, roofline
+from perfsim.cost.wafer_mesh import wafer_mesh_cost
 from perfsim.errors import PerfsimError
 from perfsim.hardware import Device, System
 from perfsim.ops import Collective, OpBase
+
+KIND_COSTS: dict[str, Callable[[OpBase, Device, Cache], OpCost]] = {"wafer_mesh": wafer_mesh_cost}
+"""The device kinds with a cost model of their own; the others are priced by the shared roofline."""
 
 
 def cost(op: OpBase, hardware: Device | System, cache: Cache = "cold") -> OpCost:
@@ -23,9 +28,15 @@ def cost(op: OpBase, hardware: Device | System, cache: Cache = "cold") -> OpCost
             raise PerfsimError(f"{op.kind} needs a system of chips; {hardware.name} is one chip")
         c = collective_cost(op, hardware)
     else:
-        c = roofline(op, hardware.device if isinstance(hardware, System) else hardware, cache)
+        chip = hardware.device if isinstance(hardware, System) else hardware
+        c = KIND_COSTS.get(chip.kind, roofline)(op, chip, cache)
+    return with_energy(op, c, hardware)
+
+
+def with_energy(op: OpBase, c: OpCost, hardware: Device | System) -> OpCost:
+    """`c` with the joules `op` takes on `hardware` (see perfsim.cost.energy)."""
     energy_j, model = op_energy(op, c, hardware)
     return replace(c, energy_j=energy_j, energy_model=model)
 
 
-__all__ = ["Cache", "OpCost", "bus_bandwidth", "cost"]
+__all__ = ["Cache", "OpCost", "bus_bandwidth", "cost", "with_energy"]

@@ -45,11 +45,6 @@ K_TREE = 2  # WaferLLM's two-level tree for MeshGEMV's all-reduce
 ROUTES = {"meshgemm": 4, "cannon_ring": 4, "summa": 4, "meshgemv": 2 * K_TREE, "ring": 2}
 """Routes each router holds: a shifting kernel (Cannon, SUMMA's multicast) one to send and one to receive or relay
 per grid dimension; a K-tree one to reduce and one to broadcast per tree level; a ring one in, one out."""
-UNMODELLED = {
-    "pim": "Logic-PIM placement of low Op/B ops (MoE experts, decode attention) by arithmetic intensity",
-    "mcu": "MAC/cycle per dtype with software-emulated floats and the cluster's barrier costs",
-    "fpga": "the DSP-bound MAC array at the design clock with on-chip buffers versus DDR",
-}
 
 
 @dataclass(frozen=True)
@@ -74,16 +69,12 @@ class MeshOpCost(OpCost):
             total = max((v for r, v in resource.items() if not r.startswith("mesh:")), default=0.0) + sum(
                 v for r, v in resource.items() if r.startswith("mesh:"))
         busiest = max(resource.values(), default=0.0)
-        return cls(label, flops, nbytes, resource, traffic, max(0.0, total - busiest), region, algorithm, counts)
+        return cls(label, flops, nbytes, resource, traffic, max(0.0, total - busiest), region=region,
+                   algorithm=algorithm, counts=counts, detail={"algorithm": algorithm, "region": f"{region}x{region}"})
 
     @property
     def bound(self) -> str:
         return self.busiest[0]
-
-
-def unmodelled_mechanism(device: object) -> str | None:
-    """The mechanism a kind's estimate lacks while it is priced by the plain roofline; None for modelled kinds."""
-    return UNMODELLED.get(getattr(device, "kind", ""))
 
 
 def _elements(fmt: str) -> float:

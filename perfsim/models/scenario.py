@@ -63,6 +63,10 @@ class Scenario(Spec):
     memory_utilization: Fraction = Field(0.9, description="fraction of each chip's memory a serving engine uses for "
                                                           "weights, activations and KV cache (vLLM's "
                                                           "gpu_memory_utilization, whose default is also 0.9)")
+    wafer_region: Count | None = Field(None, description="wafer-scale mesh: P of the P×P core region each layer "
+                                                         "runs on (default: the fastest that fits)")
+    kv_placement: Literal["shift", "concat"] | None = Field(
+        None, description="wafer-scale mesh: KV-cache management, WaferLLM's shift (default) or concatenation")
 
 
 @dataclass(frozen=True)
@@ -156,6 +160,10 @@ def resolve(scenario: Scenario, hardware: Device | System | None = None) -> Reso
     chip = hardware.device if isinstance(hardware, System) else hardware
     if scenario.cores is not None:
         chip = with_cores(chip, scenario.cores)
+    wafer_fields = [f"--{name.replace('_', '-')}" for name in ("wafer_region", "kv_placement")
+                    if getattr(scenario, name) is not None]
+    if wafer_fields and chip.kind != "wafer_mesh":
+        raise PerfsimError(f"{', '.join(wafer_fields)} apply to a wafer-scale mesh; {chip.name} is {chip.kind}")
     devices = scenario.devices or hardware.chips
     system = _system(hardware, devices) if devices > 1 else None
     par = parallelism(scenario, devices, model)

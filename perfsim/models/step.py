@@ -15,7 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Literal
 
-from perfsim.cost import Cache, OpCost, cost
+from perfsim.cost import Cache, OpCost, cost, with_energy
 from perfsim.cost.energy import average_power_w, joules_per_token, step_energy, waiting_power_w
 from perfsim.engine.blocks import pipeline_s, stages_of
 from perfsim.engine.chains import schedule_step
@@ -139,6 +139,12 @@ def estimate_step(scenario: Scenario | Resolved, cache: Cache = "cold", hardware
     if check_memory:
         check_fits(r, memory)
     trace = build_trace(r)
-    costs = [cost(t.op, r.system or r.chip, cache) for t in trace.ops]
+    if r.chip.kind == "wafer_mesh" and r.system is None:  # layers placed over regions of the wafer
+        from perfsim.cost.wafer_plan import plan_wafer, step_costs
+
+        plan = plan_wafer(r, r.scenario.wafer_region, r.scenario.kv_placement or "shift")
+        costs = [with_energy(t.op, c, r.chip) for t, c in zip(trace.ops, step_costs(r, plan, trace), strict=True)]
+    else:
+        costs = [cost(t.op, r.system or r.chip, cache) for t in trace.ops]
     schedule = schedule_step(trace, costs, r.scenario.micro_batches) if engine == "des" else None
     return StepEstimate(r, trace, costs, memory, schedule)
