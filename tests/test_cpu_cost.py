@@ -1,0 +1,193 @@
+"""The CPU cost model (perfsim.cost.cpu): hand checks; whole steps and validation cases with CPUs dispatched to it."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+import perfsim.cost
+from perfsim.cost.cpu import cpu_cost, llama_cpp_instructions, tmac_lookup_instructions
+from perfsim.cost.cpu_kernels import Q4_0, dequant_kernel
+from perfsim.cost.cpu_threads import (
+    DEFAULT_FORK_JOIN_S,
+    core_bandwidth,
+    main_bandwidth,
+    parallel_efficiency,
+    threads_per_cluster,
+)
+from perfsim.cost.roofline import roofline
+from perfsim.errors import PerfsimError
+from perfsim.hardware import load_hardware
+from perfsim.models.kv_prediction import kv_prediction_ttft, predictor_ops
+from perfsim.models.scenario import Scenario, resolve, with_cores
+from perfsim.models.step import estimate_step
+from perfsim.ops import Gemm, LutGemm, Softmax
+from perfsim.validation.case import load_cases
+from perfsim.validation.predict import predict
+
+PI5 = load_hardware("raspberry-pi-5")
+ULTRA = load_hardware("m2-ultra-cpu")
+SKX = load_hardware("skylake-x-avx512")
+
+
+@pytest.fixture
+def cpu_dispatch(monkeypatch):
+    """perfsim.cost.cost() pricing CPUs with cpu_cost, as the integrator wires it."""
+    def dispatch(op, device, cache="cold"):
+        return cpu_cost(op, device, cache) if device.kind == "cpu" else roofline(op, device, cache)
+    monkeypatch.setattr(perfsim.cost, "roofline", dispatch)
+
+
+def test_per_core_bandwidth_from_littles_law():
+    # Skylake-X: 10 line fill buffers x 64 B in flight over 80 ns = 8 GB/s per core
+    assert core_bandwidth(SKX) == pytest.approx(10 * 64 / 80e-9)
+    # 6 cores draw 48 GB/s, under the 85.33 GB/s of four DDR4-2666 channels
+    assert main_bandwidth(SKX, 6) == pytest.approx(48e9)
+
+
+def test_measured_core_bandwidth_wins_and_the_socket_caps():
+    assert core_bandwidth(PI5) == 9.1e9  # tinymembench, one core
+    assert main_bandwidth(PI5, 1) == 9.1e9
+    assert main_bandwidth(PI5, 2) == pytest.approx(17.07e9)  # 2 x 9.1 = 18.2 > the LPDDR4X peak
+
+
+def test_apple_clusters_are_separate_pools():
+    # threads fill 4-core P-clusters in order; each cluster draws at most 121 GB/s, one core 102 GB/s
+    assert threads_per_cluster(ULTRA, 6) == [4, 2, 0, 0]
+    assert main_bandwidth(ULTRA, 1) == pytest.approx(102e9)
+    assert main_bandwidth(ULTRA, 4) == pytest.approx(121e9)  # 4 x 102 capped by one cluster
+    assert main_bandwidth(ULTRA, 5) == pytest.approx(121e9 + 102e9)  # the fifth thread opens the second cluster
+    assert main_bandwidth(ULTRA, 6) == pytest.approx(2 * 121e9)  # 2 x 102 there, capped at 121
+    assert main_bandwidth(ULTRA, 16) == pytest.approx(4 * 121e9)  # 484 GB/s of the SoC's 800
+
+
+def test_parallel_efficiency_from_chunks():
+    assert parallel_efficiency(10, 4) == pytest.approx(10 / 12)  # chunks of 3: the last thread does 1
+    assert parallel_efficiency(4096, 4) == 1.0
+    assert parallel_efficiency(1, 6) == pytest.approx(1 / 6)
+    assert parallel_efficiency(7, 1) == 1.0
+
+
+def test_fork_join_only_on_more_than_one_thread():
+    op = Gemm(m=1, n=4096, k=4096, dtype="fp16", weight_dtype="q4_0", weight_shared=True)
+    assert cpu_cost(op, with_cores(PI5, 1)).overhead_s == 0.0
+    assert cpu_cost(op, with_cores(PI5, 2)).overhead_s == DEFAULT_FORK_JOIN_S
+
+
+def test_tmac_lookup_count():
+    # n·(k/g)·bits = 4096 · 1024 · 4 lookups; 16 per TBL, 4 SIMD instructions per TBL
+    op = LutGemm(m=1, n=4096, k=4096, weight_dtype="int4", dtype="fp16")
+    assert op.lookups == 4096 * 1024 * 4
+    assert tmac_lookup_instructions(op, PI5) == 4096 * 1024 * 4 / 16 * 4
+    # one Cortex-A76 core issues 2 SIMD instructions per cycle at 2.4 GHz: 4,194,304 / 4.8e9 s
+    c = cpu_cost(op, with_cores(PI5, 1))
+    assert c.resource_s["lut"] == pytest.approx(4_194_304 / 4.8e9)
+
+
+def test_lookup_bound_throughput_scales_with_one_over_bits():
+    # one M2 Ultra P-core: 4 SIMD/cycle at 3.49 GHz; the int4 GEMV's lookups take 0.30 ms, its 8.4 MB of
+    # weights 82 us at 102 GB/s: lookup-bound, so halving the bits halves the time
+    times = {}
+    for dtype in ("int4", "int2", "int1"):
+        c = cpu_cost(LutGemm(m=1, n=4096, k=4096, weight_dtype=dtype, dtype="fp16"), with_cores(ULTRA, 1))
+        assert c.bound == "lut"
+        times[dtype] = c.time_s
+    assert times["int4"] / times["int2"] == pytest.approx(2)
+    assert times["int2"] / times["int1"] == pytest.approx(2)
+
+
+def test_llama_cpp_q4_0_dequant_instructions():
+    # ggml_vec_dot_q4_0_q8_0 (NEON, dotprod) per 32 weights: AND, USHR, 2 SUB (unpack) + 2 SDOT + MOVI
+    # + SCVTF, FMLA, 2 FCVT, FMUL = 12 SIMD instructions, 0.375 per weight
+    assert dequant_kernel("q4_0") is Q4_0
+    assert Q4_0.per_weight == 12 / 32
+    assert Q4_0.unpack / Q4_0.block == 4 / 32
+    op = Gemm(m=1, n=4096, k=4096, dtype="fp16", weight_dtype="q4_0", weight_shared=True)
+    assert llama_cpp_instructions(op, PI5) == 4096 * 4096 * 12 / 32
+    c = cpu_cost(op, with_cores(PI5, 1))
+    assert c.resource_s["compute:int8"] == pytest.approx(6_291_456 / 4.8e9)  # 1.31 ms on one A76 core
+    assert c.bound == "compute:int8"  # the weights' 9.4 MB take 1.04 ms at 9.1 GB/s
+
+
+def test_float_weights_are_not_dequantised():
+    assert dequant_kernel("fp16") is None
+    assert dequant_kernel("ternary").name == "tq2_0"
+
+
+def test_tmac_speedup_converges_when_both_are_bandwidth_bound():
+    # Pi 5, q4_0 GEMV (0.5625 B/weight). One core: llama.cpp 0.375 instr/weight at 4.8e9/s = 78 ps/weight beats
+    # its 62 ps of memory; T-MAC 0.25 instr/weight = 52 ps, so memory-bound: speed-up 78/62 = 1.26.
+    # Four cores: 17.07 GB/s; both memory-bound (33 ps/weight), so the speed-up is 1.
+    def speedup(threads):
+        device = with_cores(PI5, threads)
+        tmac = cpu_cost(LutGemm(m=1, n=4096, k=4096, weight_dtype="q4_0", dtype="fp16"), device)
+        llama = cpu_cost(Gemm(m=1, n=4096, k=4096, dtype="fp16", weight_dtype="q4_0", weight_shared=True), device)
+        return llama.time_s / tmac.time_s
+    assert speedup(1) == pytest.approx(0.375 / 4.8e9 / (0.5625 / 9.1e9), rel=0.01)
+    assert speedup(4) == pytest.approx(1.0, rel=0.01)
+
+
+def test_in_cache_softmax_is_bound_by_the_exponential():
+    # 4096 fp32 (16 KiB, in L1) on one Skylake-X core: 4096/16 vectors x 25 instructions (MAX; SUB, exp, ADD;
+    # SUB, exp, MUL with a 10-instruction exp) at 2 per cycle and 4.5 GHz = 711 ns
+    c = cpu_cost(Softmax(rows=1, cols=4096, variant="three_pass_recompute"), with_cores(SKX, 1), "warm")
+    assert c.bound == "compute:fp32"
+    assert c.time_s == pytest.approx(4096 / 16 * 25 / 9e9)
+
+
+@pytest.mark.parametrize("write_allocate, ratio", [(True, 5 / 4), (False, 4 / 3)])
+def test_out_of_cache_softmax_speedup_follows_the_passes(write_allocate, ratio):
+    # 64 MiB out of cache, one core at 8 GB/s: memory-bound. Three-pass recompute moves x 3 reads + y 1 write
+    # (+1 write-allocate read), two-pass 2 + 1 (+1)
+    def t(variant):
+        op = Softmax(rows=16, cols=2**20, variant=variant, write_allocate=write_allocate)
+        return cpu_cost(op, with_cores(SKX, 1)).time_s
+    assert t("three_pass_recompute") / t("two_pass") == pytest.approx(ratio)
+
+
+def test_cpu_cost_refuses_other_kinds():
+    with pytest.raises(PerfsimError, match="prices CPUs"):
+        cpu_cost(Gemm(m=1, n=8, k=8), load_hardware("h100-sxm"))
+
+
+def test_cores_scale_the_steps_threads(cpu_dispatch):
+    # BitNet decode on a Pi 5 is weight-bandwidth-bound: 1 thread draws 9.1 GB/s, 2 threads 17.07 GB/s, so 2
+    # threads are faster by at most 17.07 / 9.1 = 1.88 (less where the fork/join and lookups show)
+    def tps(cores):
+        s = Scenario(model="bitnet-b1.58-3b", hardware="raspberry-pi-5", cores=cores, batch=1, context=128,
+                     lut_gemm=True, activation_dtype="fp16")
+        return estimate_step(s).summary()["tokens_per_s"]
+    assert 1.5 < tps(2) / tps(1) <= 17.07 / 9.1
+
+
+CPU_CASES = ("TMAC-01", "TMAC-05", "TMAC-05-1t", "TMAC-06", "SMX-01", "KVP-01", "KVP-02")
+
+
+@pytest.mark.parametrize("case_id", CPU_CASES)
+def test_cpu_cases_predict_with_the_cpu_model(cpu_dispatch, case_id):
+    case = next(c for c in load_cases() if c.id == case_id)
+    p = predict(case)
+    assert math.isfinite(p.value) and p.value > 0
+    assert p.bound.split(":")[0] in ("lut", "memory", "compute")
+
+
+def test_kv_prediction_parts_add_up(cpu_dispatch):
+    base = Scenario(model="openelm-3b", hardware="m2-pro-cpu", phase="prefill", batch=1, prompt_len=256,
+                    weight_dtype="fp32", activation_dtype="fp32")
+    aux = base.model_copy(update={"model": "openelm-450m"})
+    ops = predictor_ops(resolve(base), resolve(aux))
+    assert len(ops) == 2 * 36  # a K and a V map per base layer
+    # base layer 0 (3 KV heads of 128) reads auxiliary layer 0 (3 KV heads of 64); 256 prompt tokens
+    assert (ops[0].m, ops[0].k, ops[0].n) == (256, 3 * 64, 3 * 128)
+    r = kv_prediction_ttft(base, aux)
+    assert r.predicted_s == pytest.approx(r.auxiliary_s + r.predictor_s + r.first_token_s)
+    assert r.predicted_s < r.base_s  # a 450M prefill is cheaper than a 3B one
+
+
+def test_kv_prediction_needs_matching_prefills():
+    base = Scenario(model="openelm-3b", hardware="m2-pro-cpu", phase="prefill", prompt_len=256)
+    with pytest.raises(PerfsimError, match="must share"):
+        kv_prediction_ttft(base, base.model_copy(update={"model": "openelm-450m", "prompt_len": 128}))
+    with pytest.raises(PerfsimError, match="must be a prefill"):
+        kv_prediction_ttft(base, base.model_copy(update={"phase": "decode"}))
