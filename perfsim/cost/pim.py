@@ -103,7 +103,7 @@ def _pim_flops(op: OpBase) -> float:
 
 def _plan(op: OpBase, device: Pim, cache: Cache) -> tuple[Placement, OpCost]:
     if not isinstance(device, Pim):
-        raise PerfsimError(f"the pim cost model prices pim devices; {device.name} is a {device.kind}")
+        raise PerfsimError(f"the pim cost model prices pim chips; {device.name} is of kind {device.kind}")
     xpu = xpu_cost(op, device, cache)
     rate = pim_rate(device.pim, op.compute_dtype) if op.engine == "matrix" else None
     if rate is None:
