@@ -20,6 +20,15 @@ IDS = {
     "CAL-XGMI-MI300X", "CAL-HBM-H100", "CAL-HBM-A100", "SMX-01", "DX-03", "DX-04", "KVP-01", "KVP-02", "ODL-02",
     "ODL-03", "PN-01", "WAF-01-wse2", "WAF-01-a100", "WAF-03", "PG-01", "PG-02", "PG-02-b1",
 }
+FIRST_PASS = set(IDS)  # the cases the first model was judged on
+# held-out cases added before the kernel-level GPU model and the collective protocols were built
+IDS |= {
+    "TRT-01-h100-128", "TRT-01-h100-2048", "TRT-02-h100-128", "TRT-02-h100-2048", "TRT-01-a100-128",
+    "TRT-01-a100-2048", "TRT-02-a100-128", "TRT-02-a100-2048", "TRT-03-h100", "TRT-03-a100", "TRT-04-h100",
+    "NIM-01-ttft-500", "NIM-01-ttft-5000", "NIM-01-tpot-500", "NIM-01-tpot-5000", "AMDV-01-b1", "AMDV-01-b4",
+    "OCI-01-b1", "NCCL-H100-NVLS-32K", "NCCL-H100-NVLS-1M", "NCCL-H100-NVLS-4M", "NCCL-H100-NVLS-268M",
+    "RCCL-MI300X-8M", "CAL-NVLS-H100-1K", "CAL-NVLS-H100-8G",
+}
 REPORT = validation_report()
 
 
@@ -50,10 +59,20 @@ def test_unsupported_cases_name_their_missing_mechanism():
 
 
 def test_first_pass_error_budget():
+    scored = [r for r in REPORT["cases"] if r["id"] in FIRST_PASS and r["role"] == "validation" and r["result"] == "ok"]
+    errors = sorted(abs(r["rel_error"]) for r in scored)
+    assert len(scored) >= 20
+    assert errors[(len(errors) - 1) // 2] <= 0.25  # the median (lower middle)
+    ratios = [1 + r["rel_error"] for r in scored]  # predicted / published
+    assert max(max(q, 1 / q) for q in ratios) <= 3.0
+
+
+def test_error_budget_over_every_case():
+    """A regression guard at today's level over all cases, held-out ones included (lower it as models improve)."""
     summary = REPORT["summary"]
-    assert summary["n_validation"] >= 20
-    assert summary["median_abs_rel_error"] <= 0.25
-    assert summary["worst_factor_off"] <= 3.0
+    assert summary["n_validation"] >= 45
+    assert summary["median_abs_rel_error"] <= 0.35
+    assert summary["worst_factor_off"] <= 4.0
 
 
 def test_calibration_cases_reproduce_their_calibration_points():

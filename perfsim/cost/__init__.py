@@ -6,16 +6,30 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from perfsim.cost.collectives import bus_bandwidth, collective_cost
+from perfsim.cost.cpu import cpu_cost
 from perfsim.cost.energy import op_energy
 from perfsim.cost.opcost import OpCost
+from perfsim.cost.pim import pim_cost
 from perfsim.cost.roofline import Cache, roofline
 from perfsim.cost.wafer_mesh import wafer_mesh_cost
 from perfsim.errors import PerfsimError
 from perfsim.hardware import Device, System
 from perfsim.ops import Collective, OpBase
 
-KIND_COSTS: dict[str, Callable[[OpBase, Device, Cache], OpCost]] = {"wafer_mesh": wafer_mesh_cost}
+KIND_COSTS: dict[str, Callable[[OpBase, Device, Cache], OpCost]] = {
+    "cpu": cpu_cost, "pim": pim_cost, "wafer_mesh": wafer_mesh_cost}
 """The device kinds with a cost model of their own; the others are priced by the shared roofline."""
+UNMODELLED = {
+    "mcu": "MAC/cycle per dtype with software-emulated floats and the cluster's barrier costs",
+    "fpga": "the DSP-bound MAC array at the design clock with on-chip buffers versus DDR",
+}
+"""The mechanism each kind still priced by the plain roofline lacks (its estimates say so on stderr)."""
+
+
+def unmodelled_mechanism(device: Device | System) -> str | None:
+    """The mechanism `device`'s estimates lack while its kind is priced by the plain roofline; None if modelled."""
+    chip = device.device if isinstance(device, System) else device
+    return UNMODELLED.get(chip.kind)
 
 
 def cost(op: OpBase, hardware: Device | System, cache: Cache = "cold") -> OpCost:
@@ -39,4 +53,4 @@ def with_energy(op: OpBase, c: OpCost, hardware: Device | System) -> OpCost:
     return replace(c, energy_j=energy_j, energy_model=model)
 
 
-__all__ = ["Cache", "OpCost", "bus_bandwidth", "cost", "with_energy"]
+__all__ = ["Cache", "OpCost", "bus_bandwidth", "cost", "unmodelled_mechanism", "with_energy"]

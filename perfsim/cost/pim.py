@@ -37,8 +37,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from perfsim.cost.opcost import OpCost
-from perfsim.cost.roofline import PROMOTIONS, Cache, level_bandwidth, roofline
-from perfsim.dtypes import resolve_dtype
+from perfsim.cost.roofline import Cache, level_bandwidth, promotions, roofline
 from perfsim.errors import PerfsimError
 from perfsim.hardware import Accelerator, Device, Pim
 from perfsim.hardware.pim import PimStacks
@@ -71,11 +70,9 @@ def xpu_cost(op: OpBase, device: Device, cache: Cache = "cold") -> OpCost:
 
 def pim_rate(stacks: PimStacks, dtype: str) -> tuple[str, float] | None:
     """(dtype used, FLOP/s of all stacks) for work in `dtype`, widening as the xPU does; None if no stack runs it."""
-    current: str | None = resolve_dtype(dtype).name
-    while current is not None:
+    for current in promotions(dtype):
         if current in stacks.peak_per_stack:
             return current, stacks.stacks * stacks.peak_per_stack[current]
-        current = PROMOTIONS.get(current)
     return None
 
 

@@ -13,7 +13,7 @@ from perfsim.cost.opcost import OpCost
 from perfsim.dtypes import resolve_dtype
 from perfsim.errors import PerfsimError
 from perfsim.hardware import Device, MemoryLevel
-from perfsim.ops import LutGemm, MoE, OpBase, Operand
+from perfsim.ops import MoE, OpBase, Operand
 
 Cache = Literal["cold", "warm"]
 
@@ -56,11 +56,12 @@ def compute_rate(device: Device, engine: str, dtype: str) -> tuple[str, float]:
         for current in chain:
             peaks = [p for u in units if (p := u.peak_flops(current, device.clock.peak)) is not None]
             if peaks:
-                return current, max(peaks) * _clock_scale(device)
+                return current, max(peaks) * clock_scale(device)
     raise PerfsimError(f"{device.name} has no compute unit for {dtype} (tried {', '.join(chain)})")
 
 
-def _clock_scale(device: Device) -> float:
+def clock_scale(device: Device) -> float:
+    """Sustained over datasheet compute: compute_efficiency × sustained_clock / peak clock (1 when uncalibrated)."""
     calibration = device.calibration
     scale = calibration.compute_efficiency.value if calibration.compute_efficiency else 1.0
     if calibration.sustained_clock:
@@ -105,8 +106,6 @@ def roofline(op: OpBase, device: Device, cache: Cache = "cold") -> OpCost:
         dtype, rate = compute_rate(device, engine, op.compute_dtype)
         key = f"compute:{dtype}"
         resource[key] = resource.get(key, 0.0) + flops / rate
-    if isinstance(op, LutGemm) and getattr(device, "lut", None) is not None:
-        resource = _table_lookup(op, device)
 
     traffic: dict[str, float] = {}
     for operand in op.operands():
@@ -118,12 +117,3 @@ def roofline(op: OpBase, device: Device, cache: Cache = "cold") -> OpCost:
     overhead = device.calibration.op_overhead.value if device.calibration.op_overhead else 0.0
     return OpCost(op.label, op.flops, op.bytes, resource, traffic, overhead)
 
-
-def _table_lookup(op: LutGemm, device) -> dict[str, float]:
-    """T-MAC on a CPU: lookup instructions (each returns `lookups_per_instruction` entries) times the
-    kernel's SIMD instructions per lookup instruction, at the SIMD issue rate; table builds on the vector units."""
-    lut = device.lut
-    issue_per_s = lut.simd_issue_per_cycle_per_core * device.cores * device.clock.peak * _clock_scale(device)
-    instructions = op.lookups / lut.lookups_per_instruction * op.simd_ops_per_table_lookup
-    dtype, rate = compute_rate(device, "vector", op.dtype)
-    return {"lut": instructions / issue_per_s, f"compute:{dtype}": op.table_build_adds / rate}
