@@ -8,16 +8,20 @@ property and fuzz test with N examples instead (a big exploratory run).
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import math
 import os
+import resource
 import signal
 import traceback
 from dataclasses import dataclass
+from pathlib import Path
 
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
+from hypothesis.errors import UnsatisfiedAssumption
 
 from perfsim.cli import main
 from perfsim.errors import PerfsimError
@@ -27,6 +31,8 @@ from perfsim.models.scenario import Scenario
 
 TIMEOUT_S = float(os.environ.get("PERFSIM_FUZZ_TIMEOUT", "10"))
 """Seconds one example may take before it counts as a hang."""
+MEMORY_HEADROOM = 3 * 2**30
+"""Bytes one command may allocate beyond what the test process already holds."""
 
 
 BIG_RUN = int(os.environ.get("PERFSIM_FUZZ_EXAMPLES") or 0)
@@ -39,6 +45,38 @@ def bounded(default: int) -> settings:
     phases = [Phase.explicit, Phase.reuse, Phase.generate, *([Phase.shrink] if BIG_RUN else [])]
     return settings(max_examples=BIG_RUN or default, deadline=None, derandomize=True, database=None,
                     phases=phases, suppress_health_check=list(HealthCheck))
+
+
+LOG = os.environ.get("PERFSIM_FUZZ_LOG")
+
+
+def collect(test):
+    """With PERFSIM_FUZZ_LOG=FILE (a big exploratory run), write each failing example to FILE as a JSON line and
+    go on, so one run lists every distinct failure instead of stopping at the first. Without it: `test` itself."""
+    if not LOG:
+        return test
+
+    @functools.wraps(test)
+    def run(*args, **kwargs):
+        try:
+            test(*args, **kwargs)
+        except UnsatisfiedAssumption:
+            raise
+        except Exception as err:
+            with open(LOG, "a") as log:
+                log.write(json.dumps({"test": test.__name__, "args": repr(_short(kwargs))[:3000],
+                                      "error": f"{type(err).__name__}: {err}"[:4000]}) + "\n")
+
+    return run
+
+
+def _short(value: object) -> object:
+    """`value` with file contents (bytes) replaced by their length, for the log."""
+    if isinstance(value, bytes):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, dict):
+        return {k: _short(v) for k, v in value.items()}
+    return type(value)(map(_short, value)) if isinstance(value, tuple | list) else value
 
 
 class Hang(BaseException):  # not an Exception: no `except Exception` or `except OSError` in perfsim hides it
@@ -60,6 +98,32 @@ def time_limit(what: object, seconds: float = TIMEOUT_S):
         signal.signal(signal.SIGALRM, previous)
 
 
+def _virtual_size() -> int | None:
+    """This process's virtual memory in bytes (Linux), or None where /proc is not there."""
+    try:
+        text = Path("/proc/self/status").read_text()
+    except OSError:
+        return None
+    return next((int(line.split()[1]) * 1024 for line in text.splitlines() if line.startswith("VmSize:")), None)
+
+
+@contextlib.contextmanager
+def memory_limit(extra: int = MEMORY_HEADROOM):
+    """Allocations past `extra` more bytes raise MemoryError instead of filling the machine (a file read without a
+    limit, /dev/zero)."""
+    size = _virtual_size()
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if size is None:
+        yield
+        return
+    limit = size + extra if hard == resource.RLIM_INFINITY else min(size + extra, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
 @dataclass(frozen=True)
 class CliResult:
     argv: list[str]
@@ -73,7 +137,8 @@ def run_cli(argv: list[str], seconds: float = TIMEOUT_S) -> CliResult:
     or on any exception escaping `main`."""
     out, err = io.StringIO(), io.StringIO()
     try:
-        with time_limit(argv, seconds), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        with time_limit(argv, seconds), memory_limit(), contextlib.redirect_stdout(out), \
+                contextlib.redirect_stderr(err):
             try:
                 code = main(argv)
             except SystemExit as exit_:  # argparse's usage errors

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
-from strategies import HARDWARE, MODELS, OP_KINDS, bounded, check_outcome, op_strings, run_cli
+from strategies import HARDWARE, MODELS, OP_KINDS, bounded, check_outcome, collect, op_strings, run_cli
 
 from perfsim.hardware import SPEC_DIR, load_hardware
 from perfsim.models.loader import WORKLOAD_DIR
@@ -93,7 +93,7 @@ def mutated_yaml(draw, original: dict) -> tuple[bytes, bool, str]:
     if how == "duplicate":  # the first top-level key again at the end: YAML would silently take the last
         first = next(iter(data))
         text += yaml.safe_dump({first: data[first]}, sort_keys=False).encode()
-        refuse = True
+        refuse, where = True, first
     elif how == "bytes":
         at = draw(st.integers(0, len(text)))
         text = text[:at] + draw(st.sampled_from([b"\xff\xfe", b"\x80", b"\xc3\x28", b"\x00"])) + text[at:]
@@ -131,6 +131,7 @@ def mutated_specs(draw, files: dict[str, dict]) -> tuple[str, bytes, bool, str]:
 
 @bounded(150)
 @given(mutated_specs(HARDWARE_FILES))
+@collect
 def test_mutated_hardware_specs(mutation):
     name, content, refuse, what = mutation
     path = write(fresh_dir(), f"{name}.yaml", content)
@@ -143,6 +144,7 @@ def test_mutated_hardware_specs(mutation):
 
 @bounded(100)
 @given(mutated_specs(MODEL_FILES))
+@collect
 def test_mutated_model_specs(mutation):
     name, content, refuse, what = mutation
     path = write(fresh_dir(), f"{name}.yaml", content)
@@ -157,6 +159,7 @@ SCENARIO = {"model": "llama-3-8b", "hardware": "h100-sxm", "phase": "decode", "b
 
 @bounded(80)
 @given(mutated_yaml(SCENARIO))
+@collect
 def test_mutated_scenario_files(mutation):
     content, refuse, what = mutation
     path = write(fresh_dir(), "scenario.yaml", content)
@@ -174,6 +177,7 @@ CASES = {"cases": [
 
 @bounded(80)
 @given(mutated_yaml(CASES))
+@collect
 def test_mutated_case_files(mutation):
     content, refuse, what = mutation
     path = write(fresh_dir(), "cases.yaml", content)
@@ -212,6 +216,7 @@ def traces(draw) -> bytes:
 
 @bounded(80)
 @given(traces(), st.sampled_from(["analytic", "des"]))
+@collect
 def test_request_traces(content, engine):
     path = write(fresh_dir(), "trace.csv", content)
     check_outcome(run_cli(["serve", "--model", "llama-3-8b", "--hardware", "h100-sxm", "--trace", path,
@@ -262,12 +267,14 @@ def op_texts(draw) -> str:
 @given(op_texts(), st.sampled_from([*HARDWARE, "nope", "x.yaml"]),
        flags({k: v for k, v in SCENARIO_FLAGS.items() if k in ("--cores", "--devices", "--cache", "--engine")}, 2),
        st.sampled_from(["json", "table", "csv"]))
+@collect
 def test_estimate_op_command_lines(op, hardware, extra, fmt):
     check_outcome(run_cli(["estimate", "--op", op, "--hardware", hardware, *extra, "--format", fmt]))
 
 
 @bounded(200)
 @given(st.sampled_from(MODELS), st.sampled_from(HARDWARE), flags(SCENARIO_FLAGS), st.sampled_from(["json", "csv"]))
+@collect
 def test_estimate_model_command_lines(model, hardware, extra, fmt):
     check_outcome(run_cli(["estimate", "--model", model, "--hardware", hardware, *extra, "--format", fmt]))
 
@@ -288,6 +295,7 @@ SERVE_FLAGS = {
 
 @bounded(200)
 @given(st.sampled_from(MODELS), st.sampled_from(HARDWARE), flags(SERVE_FLAGS, 5))
+@collect
 def test_serve_command_lines(model, hardware, extra):
     argv = ["serve", "--model", model, "--hardware", hardware, "--requests", "8", *extra, "--format", "json"]
     check_outcome(run_cli(argv))
@@ -297,6 +305,7 @@ def test_serve_command_lines(model, hardware, extra):
 @given(st.lists(op_texts(), min_size=1, max_size=3), st.sampled_from(HARDWARE),
        st.sampled_from(["plot.png", "plot.svg", "plot", "dir/", "plot.xyz"]), st.sampled_from([[], ["--model",
                                                                                                  "llama-3-8b"]]))
+@collect
 def test_roofline_command_lines(ops, hardware, output, model):
     target = fresh_dir() / output
     if output.endswith("/"):
@@ -309,6 +318,7 @@ def test_roofline_command_lines(ops, hardware, output, model):
 @bounded(40)
 @given(st.sampled_from([*HARDWARE, "h100", "/dev/zero", "/nonexistent.yaml", "x" * 300 + ".yaml", "", "."]),
        st.sampled_from(["json", "table", "csv"]), st.sampled_from(["hardware", "model"]))
+@collect
 def test_show_command_lines(name, fmt, what):
     check_outcome(run_cli([what, "show", name, "--format", fmt]))
 
@@ -325,6 +335,7 @@ NOT_FOR_AN_OP = {
 
 @bounded(60)
 @given(st.sampled_from(HARDWARE), st.sampled_from(sorted(NOT_FOR_AN_OP)))
+@collect
 def test_flags_given_with_an_op_apply_or_are_refused(hardware, flag):
     # A flag that cannot apply is an error; one that can, applies (issue 11, defects 13 and 19).
     chip = load_hardware(hardware)

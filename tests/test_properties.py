@@ -21,6 +21,7 @@ from strategies import (
     SYSTEMS,
     Hang,
     bounded,
+    collect,
     lengths,
     op_strings,
     parse_json,
@@ -124,6 +125,7 @@ def busiest_chip_floor(r: Resolved) -> tuple[float, float]:
 
 @bounded(60)
 @given(scenarios())
+@collect
 def test_every_reported_time_is_finite_and_positive(scenario):
     step = estimate(scenario)
     summary = step.summary()
@@ -138,6 +140,7 @@ def test_every_reported_time_is_finite_and_positive(scenario):
 
 @bounded(40)
 @given(scenarios(), st.integers(1, 4))
+@collect
 def test_tokens_per_s_times_step_is_the_tokens(scenario, decode_tokens):
     # prefill: every sequence's prompt; decode: each sequence gains one token per step on average, whatever the
     # draft length k = decode_tokens (issue 11, defect 12: tpot_s = step_s / E and tokens_per_s × tpot_s = batch).
@@ -158,6 +161,7 @@ def _grown(scenario: Scenario, field: str, by: int) -> Scenario:
 
 @bounded(40)
 @given(scenarios(), st.sampled_from(["batch", "context", "prompt_len"]), st.sampled_from([1, 2, 7, 100, 1000]))
+@collect
 def test_step_time_non_decreasing_in_batch_context_and_prompt(scenario, field, by):
     scenario = scenario.model_copy(update={"phase": "decode" if field == "context" else
                                            "prefill" if field == "prompt_len" else scenario.phase})
@@ -188,6 +192,7 @@ def _memory(scenario: Scenario) -> dict:
 
 @bounded(40)
 @given(doubled())
+@collect
 def test_per_device_memory_non_increasing_in_devices_and_nothing_lost_in_sharding(pair):
     scenario, bigger = pair
     one, two = _memory(scenario), _memory(bigger)
@@ -200,6 +205,7 @@ def test_per_device_memory_non_increasing_in_devices_and_nothing_lost_in_shardin
 
 @bounded(60)
 @given(scenarios())
+@collect
 def test_step_time_above_the_busiest_chips_datasheet_floors(scenario):
     step = estimate(scenario)
     r = step.resolved
@@ -214,6 +220,7 @@ def test_step_time_above_the_busiest_chips_datasheet_floors(scenario):
 
 @bounded(30)
 @given(scenarios(), st.sampled_from([1, 1, 2, 4, 8]))
+@collect
 def test_des_never_slower_than_the_analytic_sum(scenario, micro_batches):
     # One stream of ops (pp = 1): the analytic sum is the DES without overlap. pp > 1: the analytic value is
     # Σ_s (T_s + send_s) + (m − 1)·max_s max(T_s, send_s) (issue 11, defect 5), which the DES cannot beat either.
@@ -236,6 +243,7 @@ def op_estimate(op: str, hardware: str, cores: int | None = None) -> dict:
 
 @bounded(150)
 @given(op_strings(), st.sampled_from(HARDWARE))
+@collect
 def test_op_time_above_datasheet_floors(op, hardware):
     record = op_estimate(op, hardware)
     spec = load_hardware(hardware)
@@ -257,6 +265,7 @@ def test_compute_bound_vector_op_above_datasheet_floors(hardware, dtype):
 
 @bounded(60)
 @given(op_strings(), st.sampled_from(CPU_LIKE), st.integers(1, 16))
+@collect
 def test_op_time_on_fewer_cores_above_their_datasheet_floors(op, hardware, cores):
     # `--cores c` leaves c cores' units: a compute-bound op cannot beat c cores' datasheet peak (defect 13).
     chip = load_hardware(hardware)
@@ -322,6 +331,7 @@ def collective_time(kind: str, system: str, group: int | None, size: float, algo
 @bounded(40)
 @given(collectives(), st.sampled_from(["all_reduce", "reduce_scatter", "all_gather", "broadcast", "all_to_all"]),
        st.sampled_from([2, 10, 1000]))
+@collect
 def test_collective_time_non_decreasing_in_bytes(where, kind, factor):
     system, group, size = where
     assert collective_time(kind, system, group, size * factor) >= collective_time(kind, system, group, size) \
@@ -330,6 +340,7 @@ def test_collective_time_non_decreasing_in_bytes(where, kind, factor):
 
 @bounded(40)
 @given(collectives(), st.sampled_from(["ring", "tree"]))
+@collect
 def test_collectives_no_slower_than_all_reduce_of_the_same_bytes(where, algorithm):
     # A ring all-reduce is a reduce-scatter then an all-gather, each of the same S bytes; a broadcast moves S once
     # (issue 11, defect 6: "a broadcast takes no longer than an all-reduce of the same size").
@@ -354,6 +365,7 @@ def serve_argv(draw) -> list[str]:
 
 @bounded(40)
 @given(serve_argv())
+@collect
 def test_serving_percentiles_ordered_throughput_consistent_and_deterministic(argv):
     first = run_cli(argv)
     assume(first.code == 0)
