@@ -225,6 +225,14 @@ def test_request_traces(content, engine):
 
 # --- command lines -------------------------------------------------------------------------------------------------
 
+def where() -> st.SearchStrategy[list[str]]:
+    """--model and --hardware: half the time a pair that fits (so the other flags get exercised), else any."""
+    fits = st.just(["--model", "llama-3-8b", "--hardware", "h100-sxm"])
+    anything = st.builds(lambda m, h: ["--model", m, "--hardware", h], st.sampled_from(MODELS),
+                         st.sampled_from(HARDWARE))
+    return st.one_of(fits, anything)
+
+
 SCENARIO_FLAGS = {
     "--devices": ("1", "2", "8", "0", "-1", "3"), "--cores": ("1", "4", "0", "1000"), "--tp": ("1", "2", "8", "0"),
     "--pp": ("1", "2", "4", "0"), "--dp": ("1", "2", "0"), "--ep": ("1", "2", "8"), "--expert-tp": ("1", "2"),
@@ -249,9 +257,14 @@ def flags(draw, table: dict[str, tuple[str, ...]], most: int = 4) -> list[str]:
 
 @st.composite
 def op_texts(draw) -> str:
-    """Op strings: valid ones, and ones with random kinds, fields and values."""
-    if draw(st.booleans()):
+    """Op strings: valid ones, collectives, and ones with random kinds, fields and values."""
+    which = draw(st.sampled_from(["valid", "collective", "random"]))
+    if which == "valid":
         return draw(op_strings())
+    if which == "collective":
+        group = draw(st.sampled_from(["", " group=1", " group=2", " group=3", " group=8", " group=64"]))
+        return (f"{draw(st.sampled_from(COLLECTIVES))} bytes={draw(st.sampled_from(['1', '4096', '1e9', '0.5']))}"
+                f"{group} algorithm={draw(st.sampled_from(['ring', 'tree']))}")
     kind = draw(st.sampled_from([*OP_KINDS, *COLLECTIVES, "gemmm", ""]))
     fields = draw(st.lists(st.sampled_from(["m", "n", "k", "batch", "dtype", "heads", "kv_heads", "q_len", "kv_len",
                                             "rows", "cols", "elements", "flops_per_element", "bytes", "group",
@@ -273,10 +286,10 @@ def test_estimate_op_command_lines(op, hardware, extra, fmt):
 
 
 @bounded(200)
-@given(st.sampled_from(MODELS), st.sampled_from(HARDWARE), flags(SCENARIO_FLAGS), st.sampled_from(["json", "csv"]))
+@given(where(), flags(SCENARIO_FLAGS), st.sampled_from(["json", "csv"]))
 @collect
-def test_estimate_model_command_lines(model, hardware, extra, fmt):
-    check_outcome(run_cli(["estimate", "--model", model, "--hardware", hardware, *extra, "--format", fmt]))
+def test_estimate_model_command_lines(model_and_hardware, extra, fmt):
+    check_outcome(run_cli(["estimate", *model_and_hardware, *extra, "--format", fmt]))
 
 
 SERVE_FLAGS = {
@@ -294,10 +307,10 @@ SERVE_FLAGS = {
 
 
 @bounded(200)
-@given(st.sampled_from(MODELS), st.sampled_from(HARDWARE), flags(SERVE_FLAGS, 5))
+@given(where(), flags(SERVE_FLAGS, 5))
 @collect
-def test_serve_command_lines(model, hardware, extra):
-    argv = ["serve", "--model", model, "--hardware", hardware, "--requests", "8", *extra, "--format", "json"]
+def test_serve_command_lines(model_and_hardware, extra):
+    argv = ["serve", *model_and_hardware, "--requests", "8", *extra, "--format", "json"]
     check_outcome(run_cli(argv))
 
 
