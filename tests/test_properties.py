@@ -321,7 +321,8 @@ def collectives(draw):
     return system, group, float(draw(lengths(1, 2**34)))
 
 
-def collective_time(kind: str, system: str, group: int | None, size: float, algorithm: str = "ring") -> float:
+def collective_time(kind: str, system: str, group: int | None, size: float, algorithm: str = "auto") -> float:
+    """Seconds of a collective; `auto`: the library's choice (the fastest of each algorithm's own monotone cost)."""
     text = f"{kind} bytes={size:.0f} algorithm={algorithm}" + (f" group={group}" if group else "")
     time_s = cost(parse_op(text), load_hardware(system)).time_s
     assert math.isfinite(time_s) and time_s > 0, (text, system, time_s)
