@@ -33,6 +33,8 @@ from strategies import (
 
 from perfsim.cost import cost
 from perfsim.dtypes import resolve_dtype, resolve_format
+from perfsim.engine.blocks import stages_of
+from perfsim.engine.chains import contended
 from perfsim.hardware import System, load_hardware
 from perfsim.models.scenario import Resolved, Scenario, resolve
 from perfsim.models.step import StepEstimate, estimate_step
@@ -223,13 +225,16 @@ def test_step_time_above_the_busiest_chips_datasheet_floors(scenario):
 @collect
 def test_des_never_slower_than_the_analytic_sum(scenario, micro_batches):
     # One stream of ops (pp = 1): the analytic sum is the DES without overlap. pp > 1: the analytic value is
-    # Σ_s (T_s + send_s) + (m − 1)·max_s max(T_s, send_s) (issue 11, defect 5), which the DES cannot beat either.
+    # Σ_s (T_s + send_s) + (m − 1)·max_s max(T_s, send_s) (issue 11, defect 5), which the DES cannot beat, except
+    # where a stage's sends share a link with its all-reduces: each send then slows them by at most its own time.
     if scenario.pp > 1:
         scenario = scenario.model_copy(update={"micro_batches": micro_batches,
                                                "batch": scenario.batch // scenario.micro_batches * micro_batches})
-    des = estimate(scenario, engine="des").step_s
-    analytic = estimate(scenario, engine="analytic").step_s
-    assert des <= analytic * (1 + REL), f"{scenario!r}: DES {des} s > analytic {analytic} s"
+    step = estimate(scenario, engine="des")
+    des, analytic = step.step_s, estimate(scenario, engine="analytic").step_s
+    stages = stages_of(step.trace, step.costs)
+    slack = scenario.micro_batches * sum(s.send.seconds for s in stages if s.send) if contended(stages) else 0.0
+    assert des <= analytic * (1 + REL) + slack, f"{scenario!r}: DES {des} s > analytic {analytic} s + {slack} s"
 
 
 # --- single ops --------------------------------------------------------------------------------------------------
