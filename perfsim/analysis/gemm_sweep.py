@@ -76,3 +76,26 @@ def plot_gemm_efficiency(frame: pd.DataFrame) -> Figure:
     fig.suptitle("perfsim: GEMM throughput from tiles, waves, split-K and launch cost", fontsize=11)
     fig.tight_layout()
     return fig
+
+
+def hidden_size_sweep(device: str | Device | System, hidden_sizes: list[int], tokens: int = 8192,
+                      dtype: str = "bf16") -> pd.DataFrame:
+    """A transformer's hidden-size choice against the chip's compute units (the AMD/Zyphra MI300X study's GEMM
+    sizing): for each hidden size h the projection GEMM tokens × h × h, its output tiles, the waves they take
+    over the cores, the fraction of the last wave's cores busy, and the predicted TFLOP/s. Sizes whose tiles fill
+    whole waves run faster per FLOP than their neighbours."""
+    from perfsim.cost.derating import rates
+    from perfsim.cost.gemm_tiles import gemm_waves, tile_for
+
+    chip = _chip(device)
+    cores = rates(chip).cores
+    records = []
+    for h in hidden_sizes:
+        op = Gemm(m=tokens, n=h, k=h, dtype=dtype)
+        waves = gemm_waves(tokens, h, h, 1, tile_for(chip, dtype), cores)
+        c = accelerator_cost(op, chip)
+        full_waves = -(-waves.tiles // cores)
+        records.append({"device": chip.name, "hidden": h, "tokens": tokens, "tiles": waves.tiles,
+                        "waves": full_waves, "wave_fill": waves.tiles / (full_waves * cores),
+                        "time_s": c.time_s, "tflop_per_s": op.flops / c.time_s / 1e12, "bound": c.bound})
+    return pd.DataFrame.from_records(records)
