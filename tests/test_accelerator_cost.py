@@ -1,16 +1,17 @@
 """The accelerator cost model against arithmetic done by hand (each derivation written out).
 
-H100 has no compute calibration and no op_overhead, so the default derating applies to its compute
-(0.7 of 989.4 TFLOP/s bf16) and its launch (5 µs); its HBM is calibrated (0.8866), its L2 is not (0.8).
+H100's compute is calibrated (0.7009 of every datasheet peak, CAL-GEMM-H100) and its HBM (0.8866); it has no
+op_overhead and no L2 calibration, so the default launch (5 µs) and memory derating (0.8 of the L2) apply.
 """
 
 import pytest
 
 from perfsim.analysis.gemm_sweep import gemm_efficiency_sweep, plot_gemm_efficiency
+from perfsim.cost import cost
 from perfsim.cost.accelerator import accelerator_cost, derated_roofline, is_calibrated, uncalibrated_fields
 from perfsim.cost.attention_kernels import decode_plan, query_tile_visits
 from perfsim.cost.dequant import dequant_ops
-from perfsim.cost.derating import DEFAULT_COMPUTE_EFFICIENCY, DEFAULT_LAUNCH_S, DEFAULT_MEMORY_EFFICIENCY
+from perfsim.cost.derating import DEFAULT_LAUNCH_S, DEFAULT_MEMORY_EFFICIENCY
 from perfsim.cost.gemm_tiles import gemm_waves, split_candidates, tile_for
 from perfsim.errors import PerfsimError
 from perfsim.hardware import Accelerator, load_hardware
@@ -19,7 +20,8 @@ from perfsim.ops import Attention, Gemm, Norm
 H100 = load_hardware("h100-sxm")
 HBM = 3.35e12 * 0.8866  # calibrated stream bandwidth
 L2 = 12e12 * DEFAULT_MEMORY_EFFICIENCY
-SM_BF16 = 989.4e12 * DEFAULT_COMPUTE_EFFICIENCY / 132  # one SM's sustained tensor rate
+H100_EFF = 0.7009  # calibration.compute_efficiency, CAL-GEMM-H100
+SM_BF16 = 989.4e12 * H100_EFF / 132  # one SM's sustained tensor rate
 LAUNCH = DEFAULT_LAUNCH_S
 
 
@@ -36,7 +38,7 @@ def test_waves_and_padded_work_of_a_gemm_that_does_not_fill_the_last_wave():
     # Split-K candidates: 512 tiles already exceed 132 SMs, so only 1 and 2 are tried; 2 gives 1024 units in
     # 8 waves of ⌈63/2⌉ = 32 steps = 256 step-times, worse than 4 × 63 = 252, so the kernel runs unsplit:
     assert split_candidates(512, 132, 63) == [1, 2]
-    c = accelerator_cost(Gemm(m=4000, n=4000, k=4000, dtype="bf16"), H100)
+    c = cost(Gemm(m=4000, n=4000, k=4000, dtype="bf16"), H100)
     assert c.resource_s["compute:bf16"] == pytest.approx(4 * 2 * 128 * 256 * 4032 / SM_BF16)
     assert c.bound == "compute:bf16"
     assert c.flops == 2 * 4000**3  # useful work; the padding only costs time
@@ -46,7 +48,7 @@ def test_64_cubed_gemm_is_launch_bound():
     # One 128×256 tile (64×64 padded), one K step: 2·128·256·64 FLOP at one SM = 0.8 ns of compute.
     # A, B, C = 3 × 64·64·2 B = 24,576 B from HBM, streamed by 1 of 132 SMs: 24,576 / (HBM / 132) = 1.09 µs.
     # The op takes that plus the 5 µs launch, so it is launch-bound.
-    c = accelerator_cost(Gemm(m=64, n=64, k=64, dtype="bf16"), H100)
+    c = cost(Gemm(m=64, n=64, k=64, dtype="bf16"), H100)
     hbm = 24_576 / (HBM / 132)
     assert c.resource_s["memory:hbm"] == pytest.approx(hbm)
     assert c.time_s == pytest.approx(hbm + LAUNCH)
@@ -69,9 +71,10 @@ def test_attention_prefill_bytes_count_the_kv_tile_rereads():
     assert c.bytes_per_level["l2"] == 2 * 8 * (4608 - 1024) * 128 * 2
     assert c.bytes == 4 * tensor + 2 * 8 * 3584 * 128 * 2
     # 64 units in one wave: the longest unit (8 tiles) sets the time; per tile QKᵀ + PV on the tensor cores,
-    # then 4 fp32 element ops per score (vector: 66.9 TFLOP/s · 0.7 / 2 per s) and one exp (SFU: 16/clk/SM)
+    # then 4 fp32 element ops per score (vector: 66.9 TFLOP/s · 0.7009 / 2 per s) and one exp (SFU: 16/clk/SM,
+    # derated like the vector units)
     tile_s = (4 * 128 * 128 * 128 / SM_BF16
-              + 128 * 128 * 4 / (66.9e12 * 0.7 / 2 / 132) + 128 * 128 / (16 * 1.83e9 * 0.7))
+              + 128 * 128 * 4 / (66.9e12 * H100_EFF / 2 / 132) + 128 * 128 / (16 * 1.83e9 * H100_EFF))
     assert c.resource_s["compute:bf16"] == pytest.approx(8 * tile_s)
 
 
@@ -127,9 +130,9 @@ def test_fp8_runs_on_fp8_units_where_the_chip_has_them():
     on_h100 = accelerator_cost(op, H100)
     assert "compute:fp8_e4m3" in on_h100.resource_s
     # per-tensor scales applied to the 4096² outputs in the epilogue: 2 element ops each on the vector units
-    # (bf16 133.8 TFLOP/s · 0.7 / 2 per s; fp8 has no vector rate, so it promotes to fp16 = 133.8 too)
+    # (bf16 133.8 TFLOP/s · 0.7009 / 2 per s; fp8 has no vector rate, so it promotes to fp16 = 133.8 too)
     occupancy = 512 / (4 * 132)
-    assert on_h100.resource_s["dequant"] == pytest.approx(4096**2 * 2 / (133.8e12 * 0.7 / 2 * occupancy))
+    assert on_h100.resource_s["dequant"] == pytest.approx(4096**2 * 2 / (133.8e12 * H100_EFF / 2 * occupancy))
     on_a100 = accelerator_cost(op, load_hardware("a100-sxm-80gb"))
     assert "compute:fp16" in on_a100.resource_s  # A100 has no fp8 tensor cores: both operands converted
     assert on_a100.resource_s["dequant"] > on_h100.resource_s["dequant"]
@@ -186,7 +189,7 @@ def test_gemm_efficiency_sweep_rows_are_the_cost_models_throughput():
     assert square["tflop_per_s"] == pytest.approx(2 * 4000**3 / expected.time_s / 1e12)
     assert square["fraction_of_peak"] == pytest.approx(square["tflop_per_s"] / 989.4)
     assert (frame.iloc[1]["m"], frame.iloc[1]["n"], frame.iloc[1]["k"]) == (16, 8192, 8192)
-    assert not frame["calibrated"].any()  # H100 has no launch or compute calibration yet
+    assert not frame["calibrated"].any()  # H100 has no launch calibration yet
     assert plot_gemm_efficiency(frame).axes
 
 

@@ -52,33 +52,39 @@ def toy(tmp_path: Path):
 
 
 def test_h100_gemm_energy_from_the_power_model():
-    # 4096³ bf16 GEMM on h100-sxm (no compute calibration): 2 · 4096³ = 137,438,953,472 FLOP at the
-    # 989.4 TFLOP/s tensor peak = 138.911 µs. HBM: A, B, C of 4096² × 2 B = 3 × 32 MiB = 100,663,296 B at
-    # 3.35 TB/s × 0.8866 = 33.89 µs < 138.9 µs, so the tensor cores bind and are busy the whole op:
-    # u = 1, no op overhead. P = idle + 1 × (700 W − idle) = 700 W whatever the idle power;
-    # E = 700 W × 138.911 µs = 0.097238 J.
-    c = cost(GEMM_4096, load_hardware("h100-sxm"))
-    seconds = 2 * 4096**3 / 989.4e12
+    # 4096³ bf16 GEMM on h100-sxm given a (made-up) zero launch cost: 512 tiles of 128×256 in 4 waves on 132 SMs,
+    # each SM 4 × 2·128·256·4096 = 1,073,741,824 FLOP at 989.4 TFLOP/s × 0.7009 (calibrated) / 132 = 204.384 µs.
+    # HBM: A, B, C of 4096² × 2 B = 100,663,296 B at 3.35 TB/s × 0.8866 × 0.97 of the SMs busy = 34.95 µs, so the
+    # tensor cores bind and are busy the whole op: u = 1. P = idle + 1 × (700 W − idle) = 700 W whatever the idle
+    # power; E = 700 W × 204.384 µs = 0.143069 J.
+    h100 = load_hardware("h100-sxm")
+    no_launch = h100.calibration.model_copy(update={"op_overhead": Calibrated[float](value=0.0, source="made up")})
+    c = cost(GEMM_4096, h100.model_copy(update={"calibration": no_launch}))
+    seconds = 4 * 2 * 128 * 256 * 4096 / (989.4e12 * 0.7009 / 132)
     assert c.bound == "compute:bf16" and c.utilization == 1.0
     assert c.time_s == pytest.approx(seconds, rel=1e-12)
     assert c.energy_j == pytest.approx(700 * seconds, rel=1e-12)
-    assert c.energy_j == pytest.approx(0.097238, rel=1e-5)
+    assert c.energy_j == pytest.approx(0.143069, rel=1e-5)
+    # the shipped spec's default 5 µs launch is overhead time, and h100-sxm states no idle power: energy unknown
+    assert cost(GEMM_4096, h100).energy_j is None
     assert c.energy_model == "power"
     assert c.as_dict()["energy_j"] == c.energy_j and c.as_dict()["energy_model"] == "power"
 
 
 def test_power_model_charges_idle_power_over_the_op_overhead():
     # The same GEMM with a (made-up) 5 µs op overhead and 100 W idle: the chip draws its TDP while the
-    # tensor cores are busy (138.911 µs) and idles through the overhead: u = 138.911 / 143.911,
-    # E = 700 × 138.911 µs + 100 × 5 µs = 0.097238 + 0.000500 = 0.097738 J.
+    # tensor cores are busy (204.384 µs, as above) and idles through the overhead: u = 204.384 / 209.384,
+    # E = 700 × 204.384 µs + 100 × 5 µs = 0.143069 + 0.000500 = 0.143569 J.
     h100 = load_hardware("h100-sxm")
     overhead = DeviceCalibration(op_overhead=Calibrated[float](value=5e-6, source="made up"),
+                                 compute_efficiency=h100.calibration.compute_efficiency,
                                  memory_efficiency=h100.calibration.memory_efficiency)
     chip = h100.model_copy(update={"calibration": overhead,
                                    "power": Power(tdp=700, idle=100, source="made up")})
     c = cost(GEMM_4096, chip)
-    assert c.energy_j == pytest.approx(700 * 2 * 4096**3 / 989.4e12 + 100 * 5e-6, rel=1e-12)
-    assert c.energy_j == pytest.approx(0.097738, rel=1e-5)
+    busy = 4 * 2 * 128 * 256 * 4096 / (989.4e12 * 0.7009 / 132)
+    assert c.energy_j == pytest.approx(700 * busy + 100 * 5e-6, rel=1e-12)
+    assert c.energy_j == pytest.approx(0.143569, rel=1e-5)
     # without an idle power the overhead's energy is unknown, not zero
     no_idle = chip.model_copy(update={"power": Power(tdp=700, source="made up")})
     assert cost(GEMM_4096, no_idle).energy_j is None
@@ -93,14 +99,17 @@ def test_unknown_power_gives_no_energy_not_zero():
 
 
 def test_per_op_energies_from_a_spec(toy):
-    # 64³ fp16 GEMM on the toy chip, cold: 2 · 64³ = 524,288 FLOP at 1 TFLOP/s = 0.524288 µs; A, B, C of
-    # 64² × 2 B = 3 × 8,192 = 24,576 B from DRAM at 100 GB/s = 0.24576 µs, so time_s = 0.524288 µs.
-    # E = 524,288 × 1 pJ + 24,576 B × 10 pJ + 2 W × 0.524288 µs
-    #   = 0.524288 µJ + 0.24576 µJ + 1.048576 µJ = 1.818624 µJ.
+    # 64³ fp16 GEMM on the toy chip (uncalibrated, one core, the default 128×128×32 tile), cold: one tile padded to
+    # 128 × 128, K in 2 steps of 32: 2 · 128 · 128 · 64 = 2,097,152 FLOP at 1 TFLOP/s × 0.7 = 2.995931 µs; A, B, C of
+    # 64² × 2 B = 3 × 8,192 = 24,576 B from DRAM at 100 GB/s × 0.8 = 0.3072 µs; plus the default 5 µs launch:
+    # time_s = 7.995931 µs. E counts the useful FLOPs and the bytes moved:
+    # E = 524,288 × 1 pJ + 24,576 B × 10 pJ + 2 W × 7.995931 µs
+    #   = 0.524288 µJ + 0.24576 µJ + 15.991863 µJ = 16.761911 µJ.
     c = cost(Gemm(m=64, n=64, k=64, dtype="fp16"), toy)
-    assert c.time_s == pytest.approx(0.524288e-6, rel=1e-12)
+    assert c.time_s == pytest.approx(2 * 128 * 128 * 64 / 0.7e12 + 5e-6, rel=1e-12)
     assert c.bytes_per_level == {"dram": 24576}
-    assert c.energy_j == pytest.approx(1.818624e-6, rel=1e-12)
+    assert c.energy_j == pytest.approx(524_288e-12 + 24_576 * 10e-12 + 2 * c.time_s, rel=1e-12)
+    assert c.energy_j == pytest.approx(16.761911e-6, rel=1e-6)
     assert c.energy_model == "per-op"
 
 
@@ -204,8 +213,8 @@ def test_energy_spec_rejects_bad_values(tmp_path):
 
 
 def test_serving_energy_is_busy_power_plus_idle_power_between_iterations(tmp_path):
-    """A100 on the power model (400 W while an op runs, no op overhead) with a stated 50 W idle: one chip's energy
-    = 400 W · Σ iteration seconds + 50 W · (makespan − Σ iteration seconds)."""
+    """A100 on the power model (400 W while an op runs, next to no op overhead) with a stated 50 W idle: one
+    chip's energy = 400 W · Σ iteration seconds + 50 W · (makespan − Σ iteration seconds)."""
     import numpy as np
     import yaml
 
@@ -214,6 +223,9 @@ def test_serving_energy_is_busy_power_plus_idle_power_between_iterations(tmp_pat
     spec = yaml.safe_load((Path(__file__).parents[1] / "hardware_specs/a100-sxm-80gb.yaml").read_text())
     spec["name"] = "a100-idle"
     spec["power"]["idle"] = "50 W"
+    # a made-up 1e-15 s launch (the field must be positive) in place of the 5 µs default: the idle share it adds,
+    # 350 W × 1e-15 s per op, is below 1e-11 of the total
+    spec["calibration"]["op_overhead"] = {"value": 1e-15, "source": "made up: next to no launch cost"}
     path = tmp_path / "a100-idle.yaml"
     path.write_text(yaml.safe_dump(spec))
     served = ps.serve("llama-2-7b", str(path), rate=2, requests=30)

@@ -55,13 +55,14 @@ def test_crossover_op_b_is_pim_compute_over_xpu_bandwidth(duplex):
 
 
 def test_gemv_runs_more_than_twice_as_fast_as_on_h100(duplex, h100):
-    # Op/B 1: memory bound everywhere. Q = 2(2^14 + 2^28 + 2^14) bytes; Duplex Q/B_P, H100 Q/(B_X·0.8866).
+    # Op/B 1: memory bound everywhere. Q = 2(2^14 + 2^28 + 2^14) bytes; Duplex Q/B_P, H100 Q/(B_X·0.8866) in its
+    # GEMV kernel (every SM streaming) plus the default 5 µs kernel launch.
     op = parse_op(GEMV)
     q = 2 * (2**28 + 2 * 2**14)
     duplex_cost, h100_cost = pim_cost(op, duplex), cost(op, h100)
     assert duplex_cost.time_s == pytest.approx(q / B_P)  # 40.07 us
-    assert h100_cost.time_s == pytest.approx(q / B_H100)  # 180.78 us
-    assert h100_cost.time_s / duplex_cost.time_s == pytest.approx(B_P / B_H100) == pytest.approx(4.512, rel=1e-3)
+    assert h100_cost.time_s == pytest.approx(q / B_H100 + 5e-6)  # 185.78 us
+    assert h100_cost.time_s / duplex_cost.time_s == pytest.approx(4.636, rel=1e-3)
     assert duplex_cost.bound == "memory:pim" and unit_of(duplex_cost) == "pim"
 
 
@@ -79,7 +80,10 @@ def test_gqa_decode_attention_co_processed_bounded_by_the_shared_banks(duplex, h
     assert xpu_s * pim_s / (xpu_s + pim_s) < banks_s
     assert (p.unit, p.time_s) == ("both", pytest.approx(banks_s))
     assert p.pim_fraction == pytest.approx(banks_s / pim_s)
-    assert cost(op, h100).time_s / p.time_s == pytest.approx((q / B_H100) / banks_s) == pytest.approx(4.51, rel=1e-2)
+    # H100 runs the flash-decoding kernel: 64 seqs × 4 KV heads = 256 units, unsplit (2 splits add no fill), in 2
+    # waves on 132 SMs, so HBM streams at 256 / 264 of its rate and binds (the tiles take ~107 us); plus 5 µs launch
+    h100_s = q / (B_H100 * 256 / 264) + 5e-6
+    assert cost(op, h100).time_s / p.time_s == pytest.approx(h100_s / banks_s) == pytest.approx(4.78, rel=1e-2)
 
 
 def test_moe_experts_split_so_both_units_finish_together(duplex):

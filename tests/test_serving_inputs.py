@@ -122,8 +122,10 @@ def test_durations_take_units(text, seconds):
 
 def test_slo_with_units_equals_slo_in_seconds(cli):
     run = ("--rate", "5", "--requests", "40", "--seed", "3", "--format", "json")
-    plain = json.loads(cli(*BASE, *run, "--slo-ttft", "0.05", "--slo-tpot", "0.012").out)
-    units = json.loads(cli(*BASE, *run, "--slo-ttft", "50ms", "--slo-tpot", "12 ms").out)
+    # SLOs inside this run's spread (kernel-level A100 model: TTFT p50 ≈ 48 ms, TPOT p50 ≈ 21 ms, p90 ≈ 22 ms), so
+    # some requests meet them and some do not
+    plain = json.loads(cli(*BASE, *run, "--slo-ttft", "0.05", "--slo-tpot", "0.022").out)
+    units = json.loads(cli(*BASE, *run, "--slo-ttft", "50ms", "--slo-tpot", "22 ms").out)
     assert units == plain
     assert plain["goodput_requests_per_s"] > 0
 

@@ -29,6 +29,7 @@ IDS |= {
     "OCI-01-b1", "NCCL-H100-NVLS-32K", "NCCL-H100-NVLS-1M", "NCCL-H100-NVLS-4M", "NCCL-H100-NVLS-268M",
     "RCCL-MI300X-8M", "CAL-NVLS-H100-1K", "CAL-NVLS-H100-8G",
 }
+IDS |= {"CAL-GEMM-H100", "CAL-GEMM-A100"}  # GPU compute calibrations (validation/gpu_calibration.yaml)
 REPORT = validation_report()
 
 

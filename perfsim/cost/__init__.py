@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
+from perfsim.cost.accelerator import accelerator_cost, is_calibrated
 from perfsim.cost.collectives import bus_bandwidth, collective_cost
 from perfsim.cost.cpu import cpu_cost
 from perfsim.cost.energy import op_energy
@@ -17,7 +18,7 @@ from perfsim.hardware import Device, System
 from perfsim.ops import Collective, OpBase
 
 KIND_COSTS: dict[str, Callable[[OpBase, Device, Cache], OpCost]] = {
-    "cpu": cpu_cost, "pim": pim_cost, "wafer_mesh": wafer_mesh_cost}
+    "accelerator": accelerator_cost, "cpu": cpu_cost, "pim": pim_cost, "wafer_mesh": wafer_mesh_cost}
 """The device kinds with a cost model of their own; the others are priced by the shared roofline."""
 UNMODELLED = {
     "mcu": "MAC/cycle per dtype with software-emulated floats and the cluster's barrier costs",
@@ -34,6 +35,7 @@ def unmodelled_mechanism(device: Device | System) -> str | None:
 
 def cost(op: OpBase, hardware: Device | System, cache: Cache = "cold") -> OpCost:
     """What `op` costs: collectives on a system's links, any other op on one of its chips; with its energy.
+    An accelerator chip's cost says `calibrated=False` when a default derating stood in for a missing calibration.
 
     Raise PerfsimError if a collective is asked of a single chip.
     """
@@ -44,6 +46,8 @@ def cost(op: OpBase, hardware: Device | System, cache: Cache = "cold") -> OpCost
     else:
         chip = hardware.device if isinstance(hardware, System) else hardware
         c = KIND_COSTS.get(chip.kind, roofline)(op, chip, cache)
+        if chip.kind == "accelerator" and not is_calibrated(chip):
+            c = replace(c, calibrated=False)
     return with_energy(op, c, hardware)
 
 

@@ -15,7 +15,8 @@ class OpCost:
     resource that sets it (or `overhead` when that dominates). `energy_j`: joules one chip
     spends on the op, by `energy_model` ("per-op" or "power", see perfsim.cost.energy);
     None when the spec gives neither. `detail` names what the model chose (a collective's algorithm and
-    protocol, a kernel's tiling), shown beside the numbers.
+    protocol, a kernel's tiling), shown beside the numbers. `calibrated` is False when a default derating stood in
+    for a calibration the spec lacks (perfsim.cost.derating).
     """
 
     op: str
@@ -27,6 +28,7 @@ class OpCost:
     energy_j: float | None = None
     energy_model: str | None = None
     detail: dict[str, str] = field(default_factory=dict)
+    calibrated: bool = True
 
     @property
     def busiest(self) -> tuple[str, float]:
@@ -81,5 +83,6 @@ class OpCost:
             "utilization": self.utilization,
             "energy_j": self.energy_j,
             "energy_model": self.energy_model,
+            "calibrated": self.calibrated,
             **self.detail,
         }

@@ -1,0 +1,56 @@
+"""GPU calibrations through cost(): issue 14's acceptance shapes, and results that say when a default stood in."""
+
+import pytest
+
+from perfsim.cost import cost
+from perfsim.cost.derating import DEFAULT_LAUNCH_S, uncalibrated_fields
+from perfsim.hardware import load_hardware
+from perfsim.ops import Gemm
+
+H100 = load_hardware("h100-sxm")
+A100 = load_hardware("a100-sxm-80gb")
+
+
+def test_4096_cubed_bf16_gemm_on_h100_is_below_90_percent_of_peak():
+    # 512 tiles of 128×256 in ⌈512/132⌉ = 4 waves; each SM does 4 tiles of 2·128·256·4096 FLOP at
+    # 989.4 TFLOP/s × 0.7009 / 132 = 5.2536 TFLOP/s: 204.38 µs, plus the default 5 µs launch = 209.38 µs,
+    # so 2·4096³ / 209.38 µs = 656.4 TFLOP/s = 66 % of the 989.4 datasheet peak
+    c = cost(Gemm(m=4096, n=4096, k=4096, dtype="bf16"), H100)
+    expected_s = 4 * 2 * 128 * 256 * 4096 / (989.4e12 * 0.7009 / 132) + DEFAULT_LAUNCH_S
+    assert c.time_s == pytest.approx(expected_s, rel=1e-9)
+    assert c.flops / c.time_s < 0.9 * 989.4e12
+    assert c.flops / c.time_s == pytest.approx(656.4e12, rel=1e-3)
+
+
+def test_64_cubed_gemm_costs_at_least_one_launch():
+    c = cost(Gemm(m=64, n=64, k=64, dtype="bf16"), H100)
+    assert c.time_s >= DEFAULT_LAUNCH_S and c.bound == "overhead"
+
+
+def test_calibration_points_are_reproduced_by_the_tile_model():
+    # CAL-GEMM-H100: 16384³ fp8, 8192 tiles of 128×256, K (128 steps of 128) split 2 ways: 16384 units in
+    # ⌈16384/132⌉ = 125 waves of 64 steps; compute = 125 · 2·128·256·8192 FLOP / (1978.9 TFLOP/s · 0.7009 / 132)
+    h100 = cost(Gemm(m=16384, n=16384, k=16384, dtype="fp8_e4m3"), H100)
+    assert h100.resource_s["compute:fp8_e4m3"] == pytest.approx(
+        125 * 2 * 128 * 256 * 8192 / (1978.9e12 * 0.7009 / 132), rel=1e-9)
+    assert h100.flops / h100.time_s == pytest.approx(1377.3e12, rel=2e-3)  # the published point, launch included
+    # CAL-GEMM-A100: 16384³ fp16, 8192 tiles of 256×128 in ⌈8192/108⌉ = 76 waves of 256 steps of 64
+    a100 = cost(Gemm(m=16384, n=16384, k=16384, dtype="fp16"), A100)
+    assert a100.resource_s["compute:fp16"] == pytest.approx(
+        76 * 2 * 256 * 128 * 16384 / (312e12 * 0.8237 / 108), rel=1e-9)
+    assert a100.flops / a100.time_s == pytest.approx(256.5e12, rel=2e-3)
+
+
+def test_results_say_whether_a_default_derating_stood_in():
+    # no shipped GPU has a cited launch microbenchmark: each lacks op_overhead (M3 Max also its compute, the
+    # Apple GPUs their LPDDR5 stream efficiency), so their costs carry calibrated = False
+    assert uncalibrated_fields(H100) == ["op_overhead"]
+    assert uncalibrated_fields(load_hardware("m3-max-gpu")) == ["compute_efficiency", "memory_efficiency.lpddr5",
+                                                                "op_overhead"]
+    op = Gemm(m=256, n=256, k=256, dtype="bf16")
+    assert cost(op, H100).as_dict()["calibrated"] is False
+    launch = H100.calibration.model_copy(update={"op_overhead": H100.calibration.compute_efficiency.model_copy(
+        update={"value": 3e-6, "source": "made up"})})
+    measured = cost(op, H100.model_copy(update={"calibration": launch}))
+    assert measured.calibrated and measured.overhead_s == 3e-6
+    assert cost(op, load_hardware("raspberry-pi-5")).calibrated  # other kinds say nothing about GPU deratings
