@@ -8,18 +8,19 @@ per-op   (the chip's spec has an `energy:` block listing every count the op has)
          the cost model counts them (memory levels; for a collective, the bytes each rank sends per
          link). Terms the block does not list are not counted: its source says what it covers.
 power    (else, with a `power:` block) P = idle + u × (TDP − idle) per chip, E = P × time_s, where
-         u = the fraction of the op's time its binding resource is busy (OpCost.utilization; the rest
-         of time_s is the fixed op overhead). So E = TDP × busy_s + idle × overhead_s: a chip driving
-         its bottleneck (tensor cores, HBM or a link) is taken to draw its TDP, the sustained power
-         its board is built for (the linear utilisation model of Fan, Weber & Barroso, ISCA 2007,
-         with utilisation the busy fraction, as nvidia-smi's "GPU utilization" counts it). This is
+         u = 1 while an op runs: a chip driving its bottleneck (tensor cores, HBM or a link) is taken to
+         draw its TDP, the sustained power its board is built for (the linear utilisation model of Fan,
+         Weber & Barroso, ISCA 2007, with utilisation the busy fraction, as nvidia-smi's "GPU
+         utilization" counts it). An op's fixed overhead (a kernel launch, microseconds) counts as busy
+         too: power management reacts over milliseconds, so a chip between back-to-back kernels stays at
+         its active power. So E = TDP × time_s. This is
          an upper bound while busy: measured LLM decode, bound by HBM, draws well below TDP (an H100
          SXM at ≈ 300 W decoding at batch 1, ≈ 600 W at batch 128: ML.ENERGY benchmark v3.0 as quoted
          by vllm-semantic-router's fleet-sim power-model page), since the SMs wait while memory
          streams; no split of TDP between compute and memory is sourced for the shipped chips, so
          none is assumed.
-unknown  (None) with neither, or when a needed number is missing (overhead time without an
-         idle power): never a made-up number.
+unknown  (None) with neither, or when a needed number is missing (waiting time without an idle
+         power): never a made-up number.
 
 A step (all chips): E = Σ_ops runs × chips × E_op + P_wait × (devices × step_s − Σ_ops runs × chips ×
 time_s), the second term the chip-seconds no op fills (pipeline bubbles, stages waiting on each
@@ -79,13 +80,8 @@ def per_op_energy(op: OpBase, c: OpCost, chip: Device) -> float | None:
 
 
 def power_model_energy(c: OpCost, chip: Device) -> float | None:
-    """TDP × busy seconds + idle power × overhead seconds; None without `power:`, or with overhead and no idle."""
-    power = chip.power
-    if power is None:
-        return None
-    if c.overhead_s > 0 and power.idle is None:
-        return None
-    return power.tdp * c.busiest[1] + (power.idle or 0.0) * c.overhead_s
+    """TDP × the op's seconds, its launch overhead included; None without `power:`."""
+    return chip.power.tdp * c.time_s if chip.power is not None else None
 
 
 def waiting_power_w(chip: Device) -> float | None:
