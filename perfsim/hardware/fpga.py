@@ -1,14 +1,15 @@
-"""FPGAs running a fixed accelerator design: a DSP-bound MAC array at a chosen clock."""
+"""FPGAs running a fixed accelerator design: a DSP-bound MAC array at a chosen clock, its buffers and DDR ports."""
 
 from __future__ import annotations
 
 import math
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from perfsim.dtypes import DTypeName
 from perfsim.hardware.common import Count, DeviceBase, Source, Spec
+from perfsim.units import Bytes
 
 
 class FabricResources(Spec):
@@ -21,14 +22,35 @@ class FabricResources(Spec):
     source: Source
 
 
+class AxiPorts(Spec):
+    """The design's memory ports into DDR: `count` ports, each moving `width_bits` per design-clock cycle."""
+
+    count: Count
+    width_bits: Count
+    source: Source
+
+
 class Design(Spec):
-    """The accelerator built on the fabric: a `rows` × `cols` MAC array, its operand widths."""
+    """The accelerator built on the fabric: a `rows` × `cols` MAC array, its units, buffers and ports.
+
+    `dataflow` says how a linear layer M×K×N maps onto the array (perfsim.cost.fpga):
+    `row_vector` — each cycle one row's `rows` inputs meet a `rows` × `cols` weight tile (Edge-MoE's linear unit);
+    `output_stationary` — a systolic array holding a `rows` × `cols` output tile while K streams through.
+    `vector_lanes`: elements per cycle of the elementwise, norm and softmax units, and the dot-product width
+    of the attention unit, which holds `attention_queries` queries while keys (then values) stream past.
+    `weight_buffer`: bytes of one of the two (ping/pong) on-chip weight buffers.
+    """
 
     name: str
     rows: Count
     cols: Count
     weight_dtype: DTypeName
     activation_dtype: DTypeName
+    dataflow: Literal["row_vector", "output_stationary"]
+    vector_lanes: Count
+    attention_queries: Count
+    weight_buffer: Bytes = Field(description="bytes of one of the two ping/pong weight buffers")
+    axi: AxiPorts
     source: Source
 
     @property
