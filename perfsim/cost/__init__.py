@@ -9,6 +9,7 @@ from perfsim.cost.accelerator import accelerator_cost, is_calibrated
 from perfsim.cost.collectives import bus_bandwidth, collective_cost
 from perfsim.cost.cpu import cpu_cost
 from perfsim.cost.energy import op_energy
+from perfsim.cost.fpga import fpga_cost
 from perfsim.cost.opcost import OpCost
 from perfsim.cost.pim import pim_cost
 from perfsim.cost.roofline import Cache, roofline
@@ -18,11 +19,11 @@ from perfsim.hardware import Device, System
 from perfsim.ops import Collective, OpBase
 
 KIND_COSTS: dict[str, Callable[[OpBase, Device, Cache], OpCost]] = {
-    "accelerator": accelerator_cost, "cpu": cpu_cost, "pim": pim_cost, "wafer_mesh": wafer_mesh_cost}
+    "accelerator": accelerator_cost, "cpu": cpu_cost, "fpga": fpga_cost, "pim": pim_cost,
+    "wafer_mesh": wafer_mesh_cost}
 """The device kinds with a cost model of their own; the others are priced by the shared roofline."""
 UNMODELLED = {
     "mcu": "MAC/cycle per dtype with software-emulated floats and the cluster's barrier costs",
-    "fpga": "the DSP-bound MAC array at the design clock with on-chip buffers versus DDR",
 }
 """The mechanism each kind still priced by the plain roofline lacks (its estimates say so on stderr)."""
 

@@ -2,7 +2,7 @@
 
 A frame is the patch embedding and every encoder layer for one image and one task. Dense layers run
 norm → qkv → attention → proj → residual → norm → fc1 → GELU → fc2 → residual; MoE layers (every
-MOE_EVERY-th layer) replace fc1/GELU/fc2 by the task's gate and, expert by expert, the linear pair of each
+moe.every-th layer) replace fc1/GELU/fc2 by the task's gate and, expert by expert, the linear pair of each
 expert the gate selects, then combine the top-k outputs. Task-level sparsity: a task's gate touches only
 `experts_per_task` distinct experts per MoE layer, so only their weights are loaded; the routed patches
 (patches × top_k) are spread evenly over them. Without a given count, the uniform-routing expectation
@@ -27,8 +27,6 @@ from perfsim.models.spec import ModelSpec
 from perfsim.models.trace import ACTIVATION_FLOPS
 from perfsim.ops import Attention, Elementwise, Gemm, MoE, Norm, OpBase
 
-MOE_EVERY = 2
-"""M3ViT's MoE layers are every other layer, the odd ones (sharc-lab/Edge-MoE src/ViT_compute.cpp: `layer % 2`)."""
 PATCHES = 128
 PATCH_PIXELS = 3 * 16 * 16
 """Edge-MoE's input: 256 × 128 RGB pixels in 16 × 16 patches = 128 patches (include/model.hpp)."""
@@ -62,13 +60,8 @@ class EnergyComparison:
     fpga_vs_cpu: float
 
 
-def is_moe_layer(model: ModelSpec, layer: int) -> bool:
-    """M3ViT's rule: MoE on the odd layers (every MOE_EVERY-th), when the model has experts at all."""
-    return model.moe is not None and layer % MOE_EVERY == MOE_EVERY - 1
-
-
 def moe_layers(model: ModelSpec) -> int:
-    return sum(is_moe_layer(model, layer) for layer in range(model.layers))
+    return sum(model.is_moe_layer(layer) for layer in range(model.layers))
 
 
 def default_experts_per_task(model: ModelSpec, tokens: int) -> int:

@@ -26,7 +26,9 @@ FormatName = Annotated[str, Field(description="a dtype or quantisation scheme")]
 class MoESpec(Spec):
     """Routed experts (in `groups`, MoGE-style when > 1) plus always-on shared experts.
 
-    `first_dense_layers` leading layers keep a dense FFN of the model's `ffn` size.
+    `first_dense_layers` leading layers keep a dense FFN of the model's `ffn` size; after them every
+    `every`-th layer is an MoE layer (the last of each group of `every`: M3ViT's odd layers with every = 2),
+    the others dense.
     """
 
     experts: Count
@@ -36,6 +38,7 @@ class MoESpec(Spec):
     shared_experts: Natural = 0
     shared_ffn: Count | None = None
     first_dense_layers: Natural = 0
+    every: Count = 1
 
     @model_validator(mode="after")
     def _routing(self) -> MoESpec:
@@ -107,7 +110,9 @@ class ModelSpec(Spec):
         return self.head_dim or self.hidden // self._at(self.heads, 0)  # validated: heads divides hidden
 
     def is_moe_layer(self, layer: int) -> bool:
-        return self.moe is not None and layer >= self.moe.first_dense_layers
+        moe = self.moe
+        return moe is not None and layer >= moe.first_dense_layers and \
+            (layer - moe.first_dense_layers) % moe.every == moe.every - 1
 
     @cached_property
     def _layer_shapes(self) -> list[tuple[int, int, int, bool]]:
