@@ -113,6 +113,8 @@ def _check_measure(metric: str, workload: Workload | None, serve: ServeBlock | N
     """Raise ValueError if `metric` cannot be measured on `workload` (with `serve`)."""
     if workload is None:
         return
+    if workload.memory_level is not None and (metric != "fits" or workload.scenario is not None):
+        raise ValueError("workload.memory_level applies to metric fits of an op or a sequence of ops")
     if serve is not None:
         if workload.scenario is None:
             raise ValueError("a serve: block needs a scenario workload (the model and its layout)")
@@ -144,6 +146,8 @@ class Workload(Spec):
                                   "the all-reduce of its output")
     scenario: dict[str, Any] | None = None
     cache: Literal["cold", "warm"] = "cold"
+    memory_level: str | None = Field(None, description="for metric fits of ops: the memory level their working set "
+                                     "must fit (default: the chip's main memory), e.g. an MCU's sram")
 
     @model_validator(mode="after")
     def _one(self) -> Workload:

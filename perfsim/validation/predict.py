@@ -15,10 +15,10 @@ from itertools import product
 
 from perfsim.cost import bus_bandwidth, cost
 from perfsim.cost.collectives import links_used
-from perfsim.cost.energy import energy_source, step_energy, waiting_power_w
+from perfsim.cost.energy import step_energy, waiting_power_w
 from perfsim.cost.roofline import level_capacity
 from perfsim.errors import PerfsimError
-from perfsim.hardware import Device, System, load_hardware
+from perfsim.hardware import Device, MemoryLevel, System, load_hardware
 from perfsim.hardware.ranges import at_end, has_ranges
 from perfsim.models.footprint import footprint
 from perfsim.models.scenario import Scenario, resolve
@@ -57,6 +57,8 @@ def check_inputs(case: Case) -> None:
         hardware = load_hardware(measure.hardware)
         for text in measure.workload.op_texts:
             parse_op(text)
+        if measure.workload.memory_level is not None:
+            _level(_chip(hardware), measure.workload.memory_level)
         if measure.workload.scenario is not None:
             resolve(_scenario(measure), hardware)
 
@@ -104,8 +106,13 @@ def measure_value(measure: Measure, hardware: Device | System) -> Value:
     if measure.serve is not None:
         from perfsim.validation.serving import served_value
 
-        return Value(*served_value(scenario, measure.serve, measure.metric))
+        value, bound = served_value(scenario, measure.serve, measure.metric)
+        return Value(_known(value, measure.metric, _chip(hardware)), bound)
     return _step_value(measure, scenario, hardware)
+
+
+def _chip(hardware: Device | System) -> Device:
+    return hardware.device if isinstance(hardware, System) else hardware
 
 
 def _scenario(measure: Measure) -> Scenario:
@@ -132,18 +139,27 @@ def _step_value(measure: Measure, scenario: Scenario, hardware: Device | System)
 def _known(value: object, metric: str, chip: Device) -> float:
     """`value` as a float; Raise PerfsimError when the model left it unknown (energy without the numbers)."""
     if value is None:
-        raise PerfsimError(f"{metric} is unknown on {chip.name}: its energy is {energy_source(chip)}; an op with "
-                           "fixed overhead, or a chip left waiting, needs an idle power")
+        raise PerfsimError(f"{metric} is unknown on {chip.name}: {unknown_energy(chip)}")
     return float(value)  # type: ignore[arg-type]
+
+
+def unknown_energy(chip: Device) -> str:
+    """Why perfsim.cost.energy leaves `chip`'s energy unknown."""
+    if chip.energy is not None:
+        return "its per-op energies do not price every count (a dtype, level or link) and it has no power model"
+    if chip.power is not None:
+        return "its power model has no idle power, which an op's fixed overhead or a waiting chip needs"
+    return "its spec gives neither per-op energies nor power"
 
 
 def _ops_value(measure: Measure, ops: list[OpBase], hardware: Device | System) -> Value:
     """A metric of ops run in order on one chip, or on every chip of a system (module doc)."""
-    metric, chip = measure.metric, hardware.device if isinstance(hardware, System) else hardware
+    metric, chip = measure.metric, _chip(hardware)
     if metric == "fits":  # each op's operands resident at once; the largest op sets the peak
+        level = _level(chip, measure.workload.memory_level)
         peak = max(sum(o.bytes for o in op.operands()) for op in ops)
-        capacity = level_capacity(chip, chip.main)
-        return Value(peak <= capacity, f"memory:{chip.main.name}", peak, capacity)
+        capacity = level_capacity(chip, level)
+        return Value(peak <= capacity, f"memory:{level.name}", peak, capacity)
     costs = [cost(op, hardware, measure.workload.cache) for op in ops]
     seconds = sum(c.time_s for c in costs)
     bound = max(costs, key=lambda c: c.time_s).bound
@@ -173,10 +189,20 @@ def _ops_value(measure: Measure, ops: list[OpBase], hardware: Device | System) -
     raise PerfsimError(f"metric {metric} does not apply to op '{measure.workload.op}'")
 
 
+def _level(chip: Device, name: str | None) -> MemoryLevel:
+    """The memory level `name` of `chip` (default: its main memory); Raise PerfsimError if it has none so named."""
+    if name is None:
+        return chip.main
+    try:
+        return chip.level(name)
+    except KeyError:
+        levels = ", ".join(level.name for level in chip.memory)
+        raise PerfsimError(f"workload.memory_level: {chip.name} has no level '{name}' (levels: {levels})") from None
+
+
 def _ops_energy(ops: list[OpBase], costs: list, hardware: Device | System, seconds: float) -> float | None:
     """Joules of the sequence on all the chips of `hardware`; None when unknown."""
     chips = hardware.chips
     runs = [(c, 1, (op.group or chips) if isinstance(op, Collective) else chips) for op, c in zip(ops, costs,
                                                                                                    strict=True)]
-    chip = hardware.device if isinstance(hardware, System) else hardware
-    return step_energy(runs, chips, seconds, waiting_power_w(chip))
+    return step_energy(runs, chips, seconds, waiting_power_w(_chip(hardware)))

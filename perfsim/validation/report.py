@@ -59,10 +59,8 @@ def scores(rows: list[dict[str, object]]) -> dict[str, object]:
     scored = [r for r in rows if r["role"] == "validation" and r["result"] == "ok"]
     errors = np.array([abs(float(r["rel_error"])) for r in scored])  # type: ignore[arg-type]
     verdicts = bool(scored) and all(r["family"] == "fit" for r in scored)
-    if verdicts:
-        worst = next((r for r in scored if r["rel_error"]), None)
-    else:
-        worst = max(scored, key=_factor, default=None)
+    wrong = (r for r in scored if r["rel_error"])
+    worst = next(wrong, None) if verdicts else max(scored, key=_factor, default=None)
     return {
         "n_cases": len(rows),
         "n_scored": len(scored),

@@ -31,18 +31,15 @@ MAX_BISECTIONS = 30
 """A bound on the bisection steps: ⌈log2(ln(high / low) / ln(1.01))⌉ is 10 for high / low = 1000."""
 
 
-def served_value(scenario: Scenario, block: ServeBlock, metric: str) -> tuple[float, str]:
-    """(`metric` of serving `scenario` as `block` says, what binds it). Raise PerfsimError if it is unknown."""
+def served_value(scenario: Scenario, block: ServeBlock, metric: str) -> tuple[float | None, str]:
+    """(`metric` of serving `scenario` as `block` says, None if the run's energy is unknown; what binds it)."""
     if metric == "max_rate_meeting_slo":
         return max_rate_meeting_slo(scenario, block)
     run = simulate(scenario, block, block.rate)
     if metric in ("ttft_s", "tpot_s", "e2e_s"):
         return percentile(getattr(run.recorder, metric.removesuffix("_s")), block.percentile, metric), "serving"
     value = run.summary[metric]
-    if value is None:
-        raise PerfsimError(f"{metric} of the serving run is unknown: the chips' energy needs numbers their spec "
-                           "lacks (see `perfsim hardware show`)")
-    return float(value), "serving"  # type: ignore[arg-type]
+    return (None if value is None else float(value)), "serving"  # type: ignore[arg-type]
 
 
 def simulate(scenario: Scenario, block: ServeBlock, rate: float | None) -> ServingRun:
