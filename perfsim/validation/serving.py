@@ -5,9 +5,10 @@ interpolation; requests with one output token have no TPOT); throughput and ener
 summary. max_rate_meeting_slo bisects the Poisson rate geometrically over `rate_search` [low, high]:
 low must meet the SLOs (the percentile of TTFT and of TPOT at or under each SLO given) and high must
 miss them; each step keeps the half that brackets the answer, and the search stops when high / low ≤
-1 + RATE_TOLERANCE or after MAX_BISECTIONS steps. The answer is the last rate that met them (within
-RATE_TOLERANCE below the true threshold). One seed draws the same requests at every rate, with
-inter-arrival times scaled by 1 / rate, so the latencies grow with the rate and the bracket is sound.
+1 + RATE_TOLERANCE or after MAX_BISECTIONS steps. The answer is the last rate that met them, within
+RATE_TOLERANCE below the lowest rate found to miss them. One seed draws the same requests at every
+rate, their gaps scaled by 1 / rate, so latencies grow with the rate up to the noise of a finite run
+(more requests, less noise).
 """
 
 from __future__ import annotations
