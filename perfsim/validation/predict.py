@@ -104,7 +104,7 @@ def measure_value(measure: Measure, hardware: Device | System) -> Value:
         return _ops_value(measure, [parse_op(text) for text in workload.op_texts], hardware)
     scenario = _scenario(measure)
     if measure.serve is not None:
-        from perfsim.validation.serving import served_value
+        from perfsim.validation.serving import served_value  # the serving run imports matplotlib: only when used
 
         value, bound = served_value(scenario, measure.serve, measure.metric)
         return Value(_known(value, measure.metric, _chip(hardware)), bound)
