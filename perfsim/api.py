@@ -417,9 +417,10 @@ class ValidationResult:
         return plot_validation(self.report["cases"])
 
 
-def validate(files: Iterable[str | Path] | None = None) -> ValidationResult:
-    """Predict the published cases (default: every case file on the search path) and report each error."""
+def validate(files: Iterable[str | Path] | None = None, hardware_class: str | None = None) -> ValidationResult:
+    """Predict the published cases (default: every case file on the search path) and report each error;
+    `hardware_class` (gpu, npu, cpu, wafer, pim, mcu or fpga) keeps only the cases of that class."""
     from perfsim.validation.report import validation_report
 
     paths = [Path(f) for f in files] if files is not None else None
-    return ValidationResult(validation_report(paths or None))
+    return ValidationResult(validation_report(paths or None, hardware_class))

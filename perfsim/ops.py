@@ -502,6 +502,28 @@ class Norm(OpBase):
         return [Operand("x", size), Operand("gain", params, weight=True), Operand("y", size, reads=0, writes=1)]
 
 
+class Reduce(OpBase):
+    """A sum or max over the last axis of [rows, cols]: one output per row.
+
+    Each row takes cols − 1 adds (or compares), so FLOPs = rows·cols − rows; x is read once and the
+    rows outputs written once.
+    """
+
+    kind: Literal["reduce"] = "reduce"
+    rows: Size
+    cols: Size
+    op: Literal["sum", "max"] = "sum"
+    dtype: FormatName = "bf16"
+
+    @property
+    def flops(self) -> float:
+        return float(self.rows * self.cols - self.rows)
+
+    def operands(self) -> list[Operand]:
+        return [Operand("x", _bytes(self.rows * self.cols, self.dtype)),
+                Operand("y", _bytes(self.rows, self.dtype), reads=0, writes=1)]
+
+
 COLLECTIVES = ("all_reduce", "reduce_scatter", "all_gather", "broadcast", "all_to_all", "send")
 
 
@@ -570,10 +592,10 @@ class Collective(OpBase):
 
 
 OP_CLASSES: dict[str, type[OpBase]] = {
-    kind: cls for cls in (Gemm, Attention, Softmax, MoE, LutGemm, Conv2d, Elementwise, Norm, Collective)
+    kind: cls for cls in (Gemm, Attention, Softmax, MoE, LutGemm, Conv2d, Elementwise, Norm, Reduce, Collective)
     for kind in typing.get_args(cls.model_fields["kind"].annotation)
 }
-Op = Annotated[Gemm | Attention | Softmax | MoE | LutGemm | Conv2d | Elementwise | Norm | Collective,
+Op = Annotated[Gemm | Attention | Softmax | MoE | LutGemm | Conv2d | Elementwise | Norm | Reduce | Collective,
                Field(discriminator="kind")]
 OP_KINDS = tuple(OP_CLASSES)
 

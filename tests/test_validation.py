@@ -2,12 +2,14 @@
 
 import json
 import re
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from perfsim.hardware import SPEC_DIR
 from perfsim.models import WORKLOAD_DIR
+from perfsim.ops import COLLECTIVES, parse_op
 from perfsim.validation.case import CASE_DIR, load_cases
 from perfsim.validation.report import markdown, validation_report
 
@@ -49,7 +51,9 @@ def test_json_contract(cli):
         assert {"id", "predicted", "predicted_low", "predicted_high", "published", "rel_error", "role", "status",
                 "result", "bound"} <= set(row)
         assert row["result"] in ("ok", "unsupported", "error")
-    assert {"median_abs_rel_error", "p90_abs_rel_error", "n_validation", "n_unsupported"} <= set(data["summary"])
+    assert {"median_abs_rel_error", "p90_abs_rel_error", "n_validation", "n_unsupported", "by_class",
+            "by_family"} <= set(data["summary"])
+    assert all({"hardware_class", "family", "peak_bytes", "capacity_bytes"} <= set(row) for row in data["cases"])
 
 
 def test_unsupported_cases_name_their_missing_mechanism():
@@ -94,6 +98,31 @@ def test_no_spec_names_a_validation_case():
         text = path.read_text()
         named = {i for i in validation_ids if re.search(rf"(?<![\w-]){re.escape(i)}(?![\w-])", text)}
         assert not named, f"{path.name} names validation case(s) {named}"
+
+
+MICROBENCHMARKS = {"gemm", "elementwise", *COLLECTIVES}
+"""What a calibration may measure: a GEMM, a stream copy or triad, a collective (a launch latency is the small
+end of one of these)."""
+
+
+def test_calibration_cases_are_few_microbenchmarks():
+    """Calibration cases are single-op microbenchmarks: at most 2 per hardware and op kind (the two ends of one
+    curve) and at most 3 per hardware. Only mi300x-node holds 3 today: the two ends of RCCL's all-reduce curve
+    (xGMI alpha and efficiency) and TransferBench's all-to-all link rate, which checks that efficiency and sets
+    nothing. Every other hardware holds at most 2."""
+    per_hardware: Counter = Counter()
+    per_kind: Counter = Counter()
+    for case in load_cases():
+        if case.role != "calibration":
+            continue
+        assert case.workload is not None and case.workload.op is not None, f"{case.id}: not a single op"
+        kind = parse_op(case.workload.op).kind
+        assert kind in MICROBENCHMARKS, f"{case.id}: {kind} is not a microbenchmark"
+        per_hardware[case.hardware] += 1
+        per_kind[case.hardware, kind] += 1
+    assert max(per_kind.values()) <= 2, per_kind
+    assert {hardware for hardware, n in per_hardware.items() if n > 2} == {"mi300x-node"}
+    assert per_hardware["mi300x-node"] == 3
 
 
 def test_case_ids_named_by_calibrations_are_calibration_cases():

@@ -1,4 +1,4 @@
-"""Reference kernels for GEMM, softmax, attention, MoE, norm and convolution, and their checks.
+"""Reference kernels for GEMM, softmax, attention, MoE, norm, convolution and reduction, and their checks.
 
 Each kernel computes in float64 on small random tensors, counting FLOPs and bytes as it
 goes (bytes at the storage width the op declares). Each check compares the numerics
@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from perfsim.dtypes import resolve_format
-from perfsim.ops import Attention, Conv2d, Gemm, MoE, Norm, OpBase, Softmax, routing_imbalance
+from perfsim.ops import Attention, Conv2d, Gemm, MoE, Norm, OpBase, Reduce, Softmax, routing_imbalance
 from perfsim.reference.counter import Counter
 from perfsim.reference.registry import Outcome, check
 
@@ -434,3 +434,34 @@ def _check_conv() -> Outcome:
         worst = max(worst, float(np.abs(y - _im2col_conv(x, w, op)).max()))
         counts &= counts_agree(op, counter)
     return Outcome(worst, 1e-12, counts, "direct loops vs im2col, dense and depthwise, stride 2, padding 1")
+
+
+# --- reduction --------------------------------------------------------------------------------------------------
+
+
+def reduce(x: np.ndarray, op: Reduce, counter: Counter) -> np.ndarray:
+    """Sum or max of each row of x: cols − 1 adds or compares per row; x read once, one output per row written."""
+    counter.read(x, _width(op.dtype))
+    y = x.sum(axis=-1) if op.op == "sum" else x.max(axis=-1)
+    counter.ops(x.shape[0] * (x.shape[1] - 1))
+    counter.write(y, _width(op.dtype))
+    return y
+
+
+@check("reduce-sum-max", op="reduce", variant="sum_max")
+def _check_reduce() -> Outcome:
+    x = _rng().normal(size=(6, 37))
+    worst, counts = 0.0, True
+    for kind, fold in (("sum", lambda a, b: a + b), ("max", max)):
+        op = Reduce(rows=6, cols=37, op=kind, dtype="fp16")
+        counter = Counter()
+        y = reduce(x, op, counter)
+        loops = np.empty(6)
+        for i in range(6):  # an explicit left fold: the cols − 1 operations the count assumes
+            acc = x[i, 0]
+            for j in range(1, 37):
+                acc = fold(acc, x[i, j])
+            loops[i] = acc
+        worst = max(worst, float(np.abs(y - loops).max()))
+        counts &= counts_agree(op, counter)
+    return Outcome(worst, 1e-12, counts, "numpy sum/max vs an explicit left fold; x once, one output per row")
