@@ -156,11 +156,14 @@ def attention_work(op: Attention, design: Design) -> Work:
 
 
 def vector_work(op: Softmax | Norm | Elementwise, design: Design) -> Work:
-    """An elementwise-like op at `vector_lanes` elements per cycle, once per pass over its input."""
+    """An elementwise-like op at `vector_lanes` elements per cycle, once per pass over its input; never faster than
+    the fabric's datasheet compute, 2 · rows · cols FLOP per cycle (an op of many FLOPs per element, beyond the few
+    a lane's fixed-function pipeline holds)."""
     if isinstance(op, Softmax):
         elements, passes = op.elements, SOFTMAX_PASSES[op.variant][0]
     elif isinstance(op, Norm):
         elements, passes = op.rows * op.cols, 1
     else:
         elements, passes = op.elements, 1
-    return step(tuple(o.traffic for o in op.operands()), unit_cycles=passes * -(-elements // design.vector_lanes))
+    cycles = max(passes * -(-elements // design.vector_lanes), math.ceil(op.flops / (2 * design.macs_per_cycle)))
+    return step(tuple(o.traffic for o in op.operands()), unit_cycles=cycles)
