@@ -10,6 +10,7 @@ conventions, checked by the numpy reference core:
 
 from __future__ import annotations
 
+import functools
 import shlex
 import typing
 from dataclasses import dataclass
@@ -591,13 +592,21 @@ class Collective(OpBase):
         return 1.0 if self.kind in ("broadcast", "send") else (n - 1) / n
 
 
-OP_CLASSES: dict[str, type[OpBase]] = {
-    kind: cls for cls in (Gemm, Attention, Softmax, MoE, LutGemm, Conv2d, Elementwise, Norm, Reduce, Collective)
-    for kind in typing.get_args(cls.model_fields["kind"].annotation)
-}
 Op = Annotated[Gemm | Attention | Softmax | MoE | LutGemm | Conv2d | Elementwise | Norm | Reduce | Collective,
                Field(discriminator="kind")]
-OP_KINDS = tuple(OP_CLASSES)
+
+
+@functools.cache
+def op_registry() -> tuple[dict[str, type[OpBase]], Any]:
+    """Every kind an op string may name — the IR's, the classic-ML kernels' (perfsim.ops_classic) and whole
+    networks' (perfsim.ops_network) — and the discriminated union of them all. Those modules build on OpBase, so
+    they are imported here on first use rather than at the top."""
+    from perfsim.ops_classic import CLASSIC_OPS
+    from perfsim.ops_network import NetworkStep
+
+    classes = (*typing.get_args(typing.get_args(Op)[0]), *CLASSIC_OPS, NetworkStep)
+    kinds = {kind: cls for cls in classes for kind in typing.get_args(cls.model_fields["kind"].annotation)}
+    return kinds, Annotated[typing.Union[classes], Field(discriminator="kind")]  # noqa: UP007
 
 
 def _is_text(annotation: Any) -> bool:
@@ -628,20 +637,21 @@ def _typed(cls: type[OpBase], key: str, text: str) -> Any:
     return value
 
 
-def parse_op(text: str) -> Op:
+def parse_op(text: str) -> OpBase:
     """Parse `KIND key=value ...` (the IR's own field names) into an op; Raise PerfsimError if bad."""
     try:
         words = shlex.split(text)
     except ValueError as err:
         raise PerfsimError(f"op '{text}': {err}") from None
-    if not words or words[0] not in OP_KINDS:
+    classes, union = op_registry()
+    if not words or words[0] not in classes:
         got = words[0] if words else ""
-        raise PerfsimError(f"op '{text}': unknown kind '{got}' (known: {', '.join(OP_KINDS)})")
-    cls = OP_CLASSES[words[0]]
+        raise PerfsimError(f"op '{text}': unknown kind '{got}' (known: {', '.join(classes)})")
+    cls = classes[words[0]]
     fields: dict[str, Any] = {"kind": words[0]}
     for word in words[1:]:
         key, sep, value = word.partition("=")
         if not sep or not key:
             raise PerfsimError(f"op '{text}': '{word}' is not key=value")
         fields[key] = _typed(cls, key, value)
-    return validate(Op, fields, f"op '{text}'")
+    return validate(union, fields, f"op '{text}'")

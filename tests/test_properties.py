@@ -285,7 +285,10 @@ def _check_op_floors(op_text: str, chip, record: dict, cores: int | None) -> Non
     assert time_s >= op.bytes / bandwidth_ceiling(chip) * (1 - REL), f"{op_text} on {chip.name}: below bytes floor"
     if op.kind == "lut_gemm":  # table lookups replace the multiply-adds: no FLOP floor
         return
-    floor = op.flops / flop_ceiling(chip, op.compute_dtype, cores)
+    ceiling = flop_ceiling(chip, op.compute_dtype, cores)
+    if not ceiling:  # no datasheet unit runs the dtype (an FPGA design's fixed-function lanes do): no FLOP floor
+        return
+    floor = op.flops / ceiling
     assert time_s >= floor * (1 - REL), f"{op_text} on {chip.name} (cores {cores}): {time_s} s < FLOP floor {floor} s"
     # Vector work (softmax, norms, elementwise) runs on the vector units whenever they run the dtype or a wider
     # float (issue 11, defect 11: promote within the role before borrowing the matrix units).

@@ -29,7 +29,7 @@ IDS |= {
     "TRT-01-a100-2048", "TRT-02-a100-128", "TRT-02-a100-2048", "TRT-03-h100", "TRT-03-a100", "TRT-04-h100",
     "NIM-01-ttft-500", "NIM-01-ttft-5000", "NIM-01-tpot-500", "NIM-01-tpot-5000", "AMDV-01-b1", "AMDV-01-b4",
     "OCI-01-b1", "NCCL-H100-NVLS-32K", "NCCL-H100-NVLS-1M", "NCCL-H100-NVLS-4M", "NCCL-H100-NVLS-268M",
-    "RCCL-MI300X-8M", "CAL-NVLS-H100-1K", "CAL-NVLS-H100-8G",
+    "RCCL-MI300X-8M", "CAL-NVLS-H100-1K", "CAL-NVLS-H100-8G", "EDGEMOE-01-gpu", "EDGEMOE-02-cpu",
 }
 IDS |= {"CAL-GEMM-H100", "CAL-GEMM-A100"}  # GPU compute calibrations (validation/gpu_calibration.yaml)
 REPORT = validation_report()
@@ -73,11 +73,12 @@ def test_first_pass_error_budget():
 
 
 def test_error_budget_over_every_case():
-    """A regression guard at today's level over all cases, held-out ones included (lower it as models improve)."""
+    """A regression guard at today's level over all cases, held-out ones included (lower it as models improve;
+    the worst case is Edge-MoE's FPGA-over-Xeon energy gain, 0.85× predicted against 4.90× published)."""
     summary = REPORT["summary"]
-    assert summary["n_validation"] >= 45
-    assert summary["median_abs_rel_error"] <= 0.35
-    assert summary["worst_factor_off"] <= 4.0
+    assert summary["n_validation"] >= 49
+    assert summary["median_abs_rel_error"] <= 0.25
+    assert summary["worst_factor_off"] <= 6.0
 
 
 def test_calibration_cases_reproduce_their_calibration_points():

@@ -1,4 +1,4 @@
-"""The cost model: a pure function of (op, hardware) → OpCost. Kind-specific models slot in here."""
+"""The cost model: a pure function of (op, hardware) → OpCost, one model per device kind."""
 
 from __future__ import annotations
 
@@ -10,28 +10,19 @@ from perfsim.cost.collectives import bus_bandwidth, collective_cost
 from perfsim.cost.cpu import cpu_cost
 from perfsim.cost.energy import op_energy
 from perfsim.cost.fpga import fpga_cost
+from perfsim.cost.mcu import mcu_cost
 from perfsim.cost.opcost import OpCost
 from perfsim.cost.pim import pim_cost
-from perfsim.cost.roofline import Cache, roofline
+from perfsim.cost.roofline import Cache
 from perfsim.cost.wafer_mesh import wafer_mesh_cost
 from perfsim.errors import PerfsimError
 from perfsim.hardware import Device, System
 from perfsim.ops import Collective, OpBase
 
 KIND_COSTS: dict[str, Callable[[OpBase, Device, Cache], OpCost]] = {
-    "accelerator": accelerator_cost, "cpu": cpu_cost, "fpga": fpga_cost, "pim": pim_cost,
+    "accelerator": accelerator_cost, "cpu": cpu_cost, "fpga": fpga_cost, "mcu": mcu_cost, "pim": pim_cost,
     "wafer_mesh": wafer_mesh_cost}
-"""The device kinds with a cost model of their own; the others are priced by the shared roofline."""
-UNMODELLED = {
-    "mcu": "MAC/cycle per dtype with software-emulated floats and the cluster's barrier costs",
-}
-"""The mechanism each kind still priced by the plain roofline lacks (its estimates say so on stderr)."""
-
-
-def unmodelled_mechanism(device: Device | System) -> str | None:
-    """The mechanism `device`'s estimates lack while its kind is priced by the plain roofline; None if modelled."""
-    chip = device.device if isinstance(device, System) else device
-    return UNMODELLED.get(chip.kind)
+"""Each device kind's own cost model (all built on the shared roofline helpers in perfsim.cost.roofline)."""
 
 
 def cost(op: OpBase, hardware: Device | System, cache: Cache = "cold") -> OpCost:
@@ -46,7 +37,7 @@ def cost(op: OpBase, hardware: Device | System, cache: Cache = "cold") -> OpCost
         c = collective_cost(op, hardware)
     else:
         chip = hardware.device if isinstance(hardware, System) else hardware
-        c = KIND_COSTS.get(chip.kind, roofline)(op, chip, cache)
+        c = KIND_COSTS[chip.kind](op, chip, cache)
         if chip.kind == "accelerator" and not is_calibrated(chip):
             c = replace(c, calibrated=False)
     return with_energy(op, c, hardware)
@@ -58,4 +49,4 @@ def with_energy(op: OpBase, c: OpCost, hardware: Device | System) -> OpCost:
     return replace(c, energy_j=energy_j, energy_model=model)
 
 
-__all__ = ["Cache", "OpCost", "bus_bandwidth", "cost", "unmodelled_mechanism", "with_energy"]
+__all__ = ["Cache", "OpCost", "bus_bandwidth", "cost", "with_energy"]

@@ -3,7 +3,7 @@
 import importlib
 
 MODULES = ("perfsim.reference.kernels", "perfsim.reference.lut", "perfsim.reference.collectives",
-           "perfsim.reference.formats", "perfsim.reference.mesh")
+           "perfsim.reference.classic", "perfsim.reference.formats", "perfsim.reference.mesh")
 
 
 def load_all() -> None:

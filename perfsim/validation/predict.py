@@ -148,7 +148,7 @@ def unknown_energy(chip: Device) -> str:
     if chip.energy is not None:
         return "its per-op energies do not price every count (a dtype, level or link) and it has no power model"
     if chip.power is not None:
-        return "its power model has no idle power, which an op's fixed overhead or a waiting chip needs"
+        return "its power model has no idle power, which a waiting chip needs"
     return "its spec gives neither per-op energies nor power"
 
 
