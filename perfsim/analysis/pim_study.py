@@ -2,9 +2,10 @@
 
 `placed_ops` prices a step's ops with the pim cost model directly. The step and serving functions go
 through the step estimate (`perfsim.models.step.estimate_step`), whose `cost` sends pim chips to
-`perfsim.cost.pim.pim_cost` and accelerators to the accelerator model, so both sides pay launches and derating. Energy is the dynamic energy of `pim_energy_j`: a pim
-chip with its own figures, any other chip with the figures of one pim spec (default duplex-logic-pim), whose
-external-path energy is that of the same HBM3 read by a GPU.
+`perfsim.cost.pim.pim_cost` and accelerators to the accelerator model, so both sides pay launches and
+derating. Energy is the dynamic energy of `pim_energy_j`: a pim chip with its own figures, any other chip
+with the figures of one pim spec (default duplex-logic-pim), whose external-path energy is that of the same
+HBM3 read by a GPU.
 """
 
 from __future__ import annotations

@@ -10,8 +10,9 @@ Two units share the chip's HBM stacks:
   every operand at B_p; vector-only ops (norms, elementwise, table lookups) stay on the xPU. A dtype the
   PIM lacks is computed in the next wider one it has (as on the xPU), else the op stays on the xPU.
 
-Every op is one kernel dispatched from the host whichever unit runs it, so it pays the chip's launch o once
-(perfsim.cost.derating.launch_s; the xPU's split-KV attention, two kernels, pays two).
+Every op is launched from the host whichever unit runs it: on the PIM it pays one kernel launch
+(perfsim.cost.derating.launch_s), on the xPU what its kernels pay; o below is that fixed overhead (the xPU's
+split-KV attention pays two launches, its combine being a second kernel).
 
 Placement: an op of F FLOPs and Q bytes runs where it finishes first. T_x = xpu_cost(op).time_s;
 T_p = o + max(F/R_p, Q/B_p). Below both ridges both are memory bound and the PIM wins (B_p > B_x); with the
@@ -32,7 +33,7 @@ its ridge R_p/B_p); when the internal path binds, f is raised to the largest sha
 that time, f = min(1, (T − o)/p) (PIM bytes cost less energy).
 
 Resources of the OpCost (where the op ran):
-  compute:<dtype>  the xPU's units, as the roofline names them    memory:hbm  external PHY: xPU bytes / B_x
+  compute:<dtype>  the xPU's units, as the accelerator model names  memory:hbm  external PHY: xPU bytes / B_x
   pim:<dtype>      the PIM's compute                               memory:pim  internal path: all bytes / B_p
 `bytes_per_level` counts each byte once where it went: `hbm` (read by the xPU, its kernels' re-reads and
 split partials included) or `pim` (read by the PIM). `calibrated` is False while the spec lacks a calibration
