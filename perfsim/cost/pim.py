@@ -33,7 +33,7 @@ its ridge R_p/B_p); when the internal path binds, f is raised to the largest sha
 that time, f = min(1, (T − o)/p) (PIM bytes cost less energy).
 
 Resources of the OpCost (where the op ran):
-  compute:<dtype>  the xPU's units, as the accelerator model names  memory:hbm  external PHY: xPU bytes / B_x
+  compute:<dtype>  the xPU's units (accelerator model)            memory:hbm  external PHY: xPU bytes / B_x
   pim:<dtype>      the PIM's compute                               memory:pim  internal path: all bytes / B_p
 `bytes_per_level` counts each byte once where it went: `hbm` (read by the xPU, its kernels' re-reads and
 split partials included) or `pim` (read by the PIM). `calibrated` is False while the spec lacks a calibration
