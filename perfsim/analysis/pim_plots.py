@@ -1,10 +1,11 @@
 """Pictures of a pim chip: its two rooflines with a step's ops placed on them, and the gain over a GPU vs batch.
 
-The xPU's roof is min(R_x, I·B_x) (external bandwidth), the PIM's min(R_p, I·B_p) (internal bandwidth); an op
-sits at its Op/B I and the FLOP/s it attains where perfsim placed it. Below the crossover I = R_p/B_x the PIM
-finishes first. The dashed roof is co-processing (MoE experts, attention): per byte the xPU alone takes
-t_x = max(I/R_x, 1/B_x), the PIM t_p = max(I/R_p, 1/B_p), together max(t_x·t_p/(t_x + t_p), 1/B_p), since
-every byte crosses the internal path (perfsim.cost.pim).
+The xPU's roof is min(R_x, I·B_x) at its sustained rates as the accelerator model prices it (the spec's
+calibration, else the default derating; external bandwidth), the PIM's min(R_p, I·B_p) (internal bandwidth); an
+op sits at its Op/B I and the FLOP/s it attains where perfsim placed it, launch included. Below the crossover
+I = R_p/B_x the PIM finishes first. The dashed roof is co-processing (MoE experts, attention): per byte the xPU
+alone takes t_x = max(I/R_x, 1/B_x), the PIM t_p = max(I/R_p, 1/B_p), together max(t_x·t_p/(t_x + t_p), 1/B_p),
+since every byte crosses the internal path (perfsim.cost.pim).
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from perfsim.analysis.palette import device_colours
+from perfsim.cost import derating
 from perfsim.cost.pim import crossover_intensity, pim_bandwidth, pim_rate
-from perfsim.cost.roofline import compute_rate, level_bandwidth
 from perfsim.errors import PerfsimError
 from perfsim.hardware import Pim
 from perfsim.output import human
@@ -32,11 +33,11 @@ UNIT_STYLE = {"xpu": ("o", "#1f77b4", "xPU"), "pim": ("s", "#ff7f0e", "PIM"), "b
 
 
 def _roofs(device: Pim, dtype: str) -> tuple[tuple[float, float], tuple[float, float]]:
-    """((R_x, B_x), (R_p, B_p)) in FLOP/s and bytes/s for `dtype`."""
+    """((R_x, B_x), (R_p, B_p)) in FLOP/s and bytes/s for `dtype`; the xPU's sustained."""
     rate = pim_rate(device.pim, dtype)
     if rate is None:
         raise PerfsimError(f"{device.name}: its PIM has no unit for {dtype}")
-    return ((compute_rate(device, "matrix", dtype)[1], level_bandwidth(device, device.main)),
+    return ((derating.chip_rate(device, "matrix", dtype)[1], derating.bandwidth(device, device.main)),
             (rate[1], pim_bandwidth(device.pim)))
 
 

@@ -1,10 +1,11 @@
 """Duplex-style PIM against a GPU: where each op of a step runs, decode throughput and energy vs batch, serving.
 
 `placed_ops` prices a step's ops with the pim cost model directly. The step and serving functions go
-through the step estimate (`perfsim.models.step.estimate_step`), so they show the PIM once the cost model
-dispatches pim chips to `perfsim.cost.pim.pim_cost`. Energy is the dynamic energy of `pim_energy_j`: a pim
-chip with its own figures, any other chip with the figures of one pim spec (default duplex-logic-pim), whose
-external-path energy is that of the same HBM3 read by a GPU.
+through the step estimate (`perfsim.models.step.estimate_step`), whose `cost` sends pim chips to
+`perfsim.cost.pim.pim_cost` and accelerators to the accelerator model, so both sides pay launches and
+derating. Energy is the dynamic energy of `pim_energy_j`: a pim chip with its own figures, any other chip
+with the figures of one pim spec (default duplex-logic-pim), whose external-path energy is that of the same
+HBM3 read by a GPU.
 """
 
 from __future__ import annotations

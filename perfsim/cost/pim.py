@@ -1,34 +1,43 @@
 """The `pim` kind (Duplex, arXiv 2409.01141): an xPU and PIM units in its HBM stacks, each op placed by Op/B.
 
 Two units share the chip's HBM stacks:
-- the xPU, priced by `xpu_cost` (the shared roofline today; the accelerator model when it lands) at compute
-  rate R_x over the external bandwidth B_x (the main memory level);
+- the xPU, priced by `xpu_cost` as the accelerator model prices a GPU (perfsim.cost.accelerator: tiles and
+  waves, the spec's calibration or the stated default derating): sustained compute R_x over the sustained
+  external bandwidth B_x of the main memory level (duplex-logic-pim, uncalibrated: 0.7 × 989.4 TFLOP/s and
+  0.8 × 3.35 TB/s = 2.68 TB/s);
 - the PIM: S stacks, each with internal bandwidth b and compute r per dtype, so B_p = S·b and R_p = S·r.
   It runs the ops of the matrix engine (GEMMs, MoE experts, attention, softmax included) at R_p, reading
   every operand at B_p; vector-only ops (norms, elementwise, table lookups) stay on the xPU. A dtype the
   PIM lacks is computed in the next wider one it has (as on the xPU), else the op stays on the xPU.
 
+Every op is launched from the host whichever unit runs it: on the PIM it pays one kernel launch
+(perfsim.cost.derating.launch_s), on the xPU what its kernels pay; o below is that fixed overhead (the xPU's
+split-KV attention pays two launches, its combine being a second kernel).
+
 Placement: an op of F FLOPs and Q bytes runs where it finishes first. T_x = xpu_cost(op).time_s;
-T_p = max(F/R_p, Q/B_p). Below both ridges both are memory bound and the PIM wins (B_p > B_x); with the
+T_p = o + max(F/R_p, Q/B_p). Below both ridges both are memory bound and the PIM wins (B_p > B_x); with the
 PIM compute bound and the xPU memory bound, the PIM wins while F/R_p < Q/B_x, i.e. below the crossover
-Op/B = R_p/B_x (duplex-logic-pim: 5 × 21.3 TFLOP/s / 3.35 TB/s = 31.8 FLOP/B).
+Op/B = R_p/B_x (duplex-logic-pim: 5 × 21.3 TFLOP/s / 2.68 TB/s = 39.7 FLOP/B). A kernel keeping only a
+fraction u of the xPU's cores busy streams at u·B_x, which raises its crossover to R_p/(u·B_x).
 
 Co-processing (MoE experts and attention, as Duplex does): a share f of the op's work (experts, sequences;
 a fluid split, not whole experts) runs on the PIM while 1 − f runs on the xPU. Alone the xPU side is busy
-b = T_x − o (o its fixed overhead), the PIM side T_p; both finish together at f* = b/(b + T_p), giving
-T = o + b·T_p/(b + T_p).
+b = T_x − o, the PIM side p = T_p − o; both finish together at f* = b/(b + p), giving T = o + b·p/(b + p).
+The xPU side's resources scale by 1 − f (fluid: its tile and wave structure is that of the whole op).
 
 Contention for the shared HBM: every byte either unit reads leaves the DRAM banks through the TSVs into the
 stack's base (logic) die, the path whose bandwidth is B_p; the xPU's bytes then cross the HBM PHY (B_x).
 So an op's Q bytes hold the internal path for Q/B_p whoever reads them, and a co-processed op takes
-T = o + max(b·T_p/(b + T_p), Q/B_p). Co-processing pays only when the PIM is compute bound (Op/B above
+T = o + max(b·p/(b + p), Q/B_p). Co-processing pays only when the PIM is compute bound (Op/B above
 its ridge R_p/B_p); when the internal path binds, f is raised to the largest share the PIM finishes in
-that time, f = min(1, T/T_p) (PIM bytes cost less energy).
+that time, f = min(1, (T − o)/p) (PIM bytes cost less energy).
 
 Resources of the OpCost (where the op ran):
-  compute:<dtype>  the xPU's units, as the roofline names them    memory:hbm  external PHY: xPU bytes / B_x
+  compute:<dtype>  the xPU's units (accelerator model)            memory:hbm  external PHY: xPU bytes / B_x
   pim:<dtype>      the PIM's compute                               memory:pim  internal path: all bytes / B_p
-`bytes_per_level` counts each byte once where it went: `hbm` (read by the xPU) or `pim` (read by the PIM).
+`bytes_per_level` counts each byte once where it went: `hbm` (read by the xPU, its kernels' re-reads and
+split partials included) or `pim` (read by the PIM). `calibrated` is False while the spec lacks a calibration
+the xPU's default derating stands in for (perfsim.cost.derating.is_calibrated).
 """
 
 from __future__ import annotations
@@ -36,8 +45,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from perfsim.cost.accelerator import accelerator_cost
+from perfsim.cost.derating import bandwidth, is_calibrated, launch_s
 from perfsim.cost.opcost import OpCost
-from perfsim.cost.roofline import Cache, level_bandwidth, promotions, roofline
+from perfsim.cost.roofline import Cache, promotions
 from perfsim.errors import PerfsimError
 from perfsim.hardware import Accelerator, Device, Pim
 from perfsim.hardware.pim import PimStacks
@@ -64,8 +75,8 @@ class Placement:
 
 
 def xpu_cost(op: OpBase, device: Device, cache: Cache = "cold") -> OpCost:
-    """The op on the xPU alone: the one place that prices the xPU, so it can switch to the accelerator model."""
-    return roofline(op, device, cache)
+    """The op on the xPU alone, priced as the accelerator model prices a GPU (the one place that prices the xPU)."""
+    return accelerator_cost(op, device, cache)
 
 
 def pim_rate(stacks: PimStacks, dtype: str) -> tuple[str, float] | None:
@@ -82,14 +93,16 @@ def pim_bandwidth(stacks: PimStacks) -> float:
 
 
 def crossover_intensity(device: Pim, dtype: str = "fp16") -> float:
-    """Op/B above which the xPU finishes an op first: R_p / B_x (valid below the xPU's ridge point).
+    """Op/B above which the xPU finishes an op first: R_p / B_x, B_x the xPU's sustained main-memory bandwidth
+    (perfsim.cost.derating.bandwidth). Valid below the xPU's ridge for a kernel keeping every core streaming;
+    one keeping a fraction u of them busy crosses over at R_p / (u·B_x).
 
     Raise PerfsimError if the PIM has no unit for `dtype`.
     """
     rate = pim_rate(device.pim, dtype)
     if rate is None:
         raise PerfsimError(f"{device.name}: its PIM has no unit for {dtype}")
-    return rate[1] / level_bandwidth(device, device.main)
+    return rate[1] / bandwidth(device, device.main)
 
 
 def _pim_flops(op: OpBase) -> float:
@@ -108,13 +121,14 @@ def _plan(op: OpBase, device: Pim, cache: Cache) -> tuple[Placement, OpCost]:
     dtype, flops_per_s = rate
     pim_compute_s = _pim_flops(op) / flops_per_s
     internal_s = op.bytes / pim_bandwidth(device.pim)
-    pim_s = max(pim_compute_s, internal_s)
+    pim_busy = max(pim_compute_s, internal_s)
+    pim_s = launch_s(device) + pim_busy
     best: tuple[Unit, float, float] = ("pim", 1.0, pim_s) if pim_s <= xpu.time_s else ("xpu", 0.0, xpu.time_s)
-    if isinstance(op, CO_PROCESSED):
+    if isinstance(op, CO_PROCESSED) and pim_busy:
         busy = xpu.busiest[1]
-        together = xpu.overhead_s + max(busy * pim_s / (busy + pim_s), internal_s) if busy + pim_s else 0.0
+        together = xpu.overhead_s + max(busy * pim_busy / (busy + pim_busy), internal_s)
         if together < best[2] * (1 - GAIN):
-            best = ("both", min(1.0, (together - xpu.overhead_s) / pim_s), together)
+            best = ("both", min(1.0, (together - xpu.overhead_s) / pim_busy), together)
     unit, fraction, _ = best
     cost = _split(op, device, xpu, fraction, (f"pim:{dtype}", pim_compute_s))
     return Placement(unit, fraction, xpu.time_s, pim_s, cost.time_s), cost
@@ -131,7 +145,8 @@ def _split(op: OpBase, device: Pim, xpu: OpCost, fraction: float, pim_compute: t
         moved["pim"] = op.bytes * fraction
     from_stacks = moved.get(device.main.name, 0.0) + moved.get("pim", 0.0)
     resource["memory:pim"] = from_stacks / pim_bandwidth(device.pim)
-    return OpCost(op.label, op.flops, op.bytes, resource, moved, xpu.overhead_s if keep else 0.0)
+    overhead = xpu.overhead_s if keep else launch_s(device)
+    return OpCost(op.label, op.flops, op.bytes, resource, moved, overhead, calibrated=is_calibrated(device))
 
 
 def pim_cost(op: OpBase, device: Pim, cache: Cache = "cold") -> OpCost:
