@@ -141,11 +141,13 @@ def test_collective_on_the_power_model_draws_tdp_while_its_link_is_busy():
 
 
 def test_duplex_uses_its_simulators_dram_and_mac_energies():
-    # 4096³ fp16 GEMM on duplex-logic-pim: 2 · 4096³ FLOP × 0.23 pJ = 31.611 mJ; 100,663,296 B of HBM
-    # × 27.84 pJ/B (0.891 nJ per 32 B) = 2.8025 mJ; no static power listed: E = 34.413 mJ.
+    # 4096³ fp16 GEMM on duplex-logic-pim's xPU (the accelerator model, no L2 level in the spec): 8 waves of 11×12
+    # tile blocks read A 2.75 times and B 3 times from HBM, and write C once: 6.75 × 4096² × 2 B = 226,492,416 B
+    # × 27.84 pJ/B (0.891 nJ per 32 B) = 6.306 mJ; 2 · 4096³ FLOP × 0.23 pJ = 31.611 mJ; no static power listed:
+    # E = 37.917 mJ.
     c = cost(Gemm(m=4096, n=4096, k=4096, dtype="fp16"), load_hardware("duplex-logic-pim"))
-    assert c.energy_j == pytest.approx(2 * 4096**3 * 0.23e-12 + 3 * 4096**2 * 2 * 27.84e-12, rel=1e-12)
-    assert c.energy_j == pytest.approx(0.034413, rel=1e-4)
+    assert c.energy_j == pytest.approx(2 * 4096**3 * 0.23e-12 + 6.75 * 4096**2 * 2 * 27.84e-12, rel=1e-12)
+    assert c.energy_j == pytest.approx(0.037917, rel=1e-4)
     assert c.energy_model == "per-op"
 
 
