@@ -9,9 +9,9 @@ piece attends on its own, ℓ · (p + (ℓ + 1) / 2) query-key pairs per sequenc
 The analytic step adds up its ops, and every op belongs to one part of the pass that alone sets its
 cost: the head (final norm, LM head: one row per sequence) to the pass's sequences S, a piece's
 attention to that piece, and the body (every other op: embedding, norms, GEMMs, experts, collectives,
-sends) to the pass's tokens T. The
-parts are memoised exactly by T, by S and by piece; a pass with any part not yet known is estimated
-whole once (`estimate_step` over its pieces), which gives all its parts. So an analytic pass is exactly
+sends) to the pass's tokens T. The parts are memoised exactly by T, by S and by piece; a pass with
+any part not yet known is estimated whole once (`estimate_step` over its pieces), which gives all its
+parts. So an analytic pass is exactly
 (to float rounding) the step estimate over the same pieces, whatever shape the cost has between two
 token counts — with GEMMs cut into tiles run in waves it is a staircase in T, which no interpolation
 follows. The one approximation is the cached tokens, which round up to a multiple of 128 (never past
