@@ -9,14 +9,15 @@ piece attends on its own, ℓ · (p + (ℓ + 1) / 2) query-key pairs per sequenc
 The analytic step adds up its ops, and every op belongs to one part of the pass that alone sets its
 cost: the head (final norm, LM head: one row per sequence) to the pass's sequences S, a piece's
 attention to that piece, and the body (every other op: embedding, norms, GEMMs, experts, collectives,
-sends) to the pass's tokens T. The parts are memoised exactly by T, by S and by piece; a pass with
-any part not yet known is estimated whole once (`estimate_step` over its pieces), which gives all its
-parts. So an analytic pass is exactly (to float rounding) the step estimate over the same pieces,
-whatever shape the cost has between two token counts — with GEMMs cut into tiles run in waves it is a
-staircase in T, which no interpolation follows. The one approximation is the cached tokens, which round up to a multiple of 128 (never past
-the model's max_context): a piece attends over at most 127 more cached tokens per sequence than it
-holds. The memo has one entry per distinct T, S and piece a run meets, so its estimates grow with the
-shapes of its iterations (token counts up to the iteration budget), not with its requests.
+sends) to the pass's tokens T. The parts are memoised exactly by T, by S and by piece; a pass with any
+part not yet known is estimated whole once (`estimate_step` over its pieces), which gives all its parts.
+So an analytic pass is exactly (to float rounding) the step estimate over the same pieces, whatever
+shape the cost has between two token counts — with GEMMs cut into tiles run in waves it is a staircase
+in T, which no interpolation follows. The one approximation is the cached tokens, which round up to a
+multiple of 128 (never past the model's max_context): a piece attends over at most 127 more cached
+tokens per sequence than it holds. The memo has one entry per distinct T, S and piece a run meets, so
+its estimates grow with the shapes of its iterations (token counts up to the iteration budget), not with
+its requests.
 
 The DES does not add up: with `engine="des"` a pass is simulated whole, memoised by its pieces of one
 shape merged, their sequences and new tokens rounded up to the grid points (every integer up to 16, then
@@ -26,6 +27,7 @@ With dp replicas the busiest one sets the pace: it holds ⌈n / dp⌉ of the n d
 the prompt chunks are dealt largest first, each to the replica with the fewest prompt tokens so
 far (a sequence's chunk cannot be split across replicas).
 """
+
 from __future__ import annotations
 
 import heapq
