@@ -1,4 +1,4 @@
-"""Step costs for the serving loop (one forward pass per iteration, memoised on a grid), and the KV-cache
+"""Step costs for the serving loop (one forward pass per iteration, its parts memoised exactly), and the KV-cache
 capacity left after weights.
 
 An iteration is one forward pass over all its tokens: decode sequences (one new token each over
@@ -6,14 +6,22 @@ its cache; k + 1 when verifying k draft tokens) and prompt chunks (ℓ new token
 of the prompt already cached). The GEMMs see every token once (the weights are read once); each
 piece attends on its own, ℓ · (p + (ℓ + 1) / 2) query-key pairs per sequence and head.
 
-The analytic step adds up its ops, so a pass is the ops that see tokens (the body: T tokens), the
-head (one row per sequence: S) and each piece's attention, each memoised apart on a grid — every
-integer up to 16, then eight points per octave — and interpolated linearly between grid points in
-T, S, and a piece's sequences and new tokens: exact where the cost is affine (attention in its
-sequences; the body and head once compute- or memory-bound throughout), a fraction of a percent
-high where it is convex (attention in a piece's new tokens is quadratic). Cached tokens round up
-to a multiple of 128, never past the model's max_context. The DES does not add up: with
-`engine="des"` a pass is simulated whole, memoised by its pieces rounded up to grid points.
+The analytic step adds up its ops, and every op belongs to one part of the pass that alone sets its
+cost: the head (final norm, LM head: one row per sequence) to the pass's sequences S, a piece's
+attention to that piece, and the body (every other op: embedding, norms, GEMMs, experts, collectives,
+sends) to the pass's tokens T. The parts are memoised exactly by T, by S and by piece; a pass with any
+part not yet known is estimated whole once (`estimate_step` over its pieces), which gives all its parts.
+So an analytic pass is exactly (to float rounding) the step estimate over the same pieces, whatever
+shape the cost has between two token counts — with GEMMs cut into tiles run in waves it is a staircase
+in T, which no interpolation follows. The one approximation is the cached tokens, which round up to a
+multiple of 128 (never past the model's max_context): a piece attends over at most 127 more cached
+tokens per sequence than it holds. The memo has one entry per distinct T, S and piece a run meets, so
+its estimates grow with the shapes of its iterations (token counts up to the iteration budget), not with
+its requests.
+
+The DES does not add up: with `engine="des"` a pass is simulated whole, memoised by its pieces of one
+shape merged, their sequences and new tokens rounded up to the grid points (every integer up to 16, then
+eight per octave: at most 1/8 more).
 
 With dp replicas the busiest one sets the pace: it holds ⌈n / dp⌉ of the n decode sequences, and
 the prompt chunks are dealt largest first, each to the replica with the fewest prompt tokens so
@@ -25,7 +33,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
@@ -53,17 +61,6 @@ def grid(x: float) -> tuple[int, int]:
     step = 1 if x <= EXACT_UP_TO else 2 ** math.floor(math.log2(x)) // POINTS_PER_OCTAVE
     lo = int(x // step) * step
     return (lo, lo) if lo == x else (lo, lo + step)
-
-
-def _interpolate(f: Callable[..., np.ndarray], *point: float) -> np.ndarray:
-    """f at `point`, linear in each coordinate between the grid points around it."""
-    terms: list[tuple[tuple[int, ...], float]] = [((), 1.0)]
-    for x in point:
-        lo, hi = grid(x)
-        w = (x - lo) / (hi - lo) if hi > lo else 0.0
-        terms = [((*key, lo), weight * (1 - w)) for key, weight in terms] + (
-            [((*key, hi), weight * w) for key, weight in terms] if w else [])
-    return sum(weight * f(*key) for key, weight in terms)  # type: ignore[return-value]
 
 
 def busiest_share(chunks: Iterable[tuple[int, int]], replicas: int) -> list[tuple[int, int]]:
@@ -129,53 +126,50 @@ class ForwardPass:
                                                                     "context": 0}))
         self.engine = engine
         self.evaluations = 0
-        self._parts: dict[Piece, dict[str, np.ndarray]] = {}
-        self._values: dict[tuple[str, int, int, int], np.ndarray] = {}
+        self._body: dict[int, np.ndarray] = {}  # by the pass's tokens T
+        self._head: dict[int, np.ndarray] = {}  # by the pass's sequences S
+        self._attention: dict[Piece, np.ndarray] = {}
         self._whole: dict[tuple[Piece, ...], np.ndarray] = {}
 
     def cost(self, pieces: Iterable[tuple[int, int, float]]) -> np.ndarray:
         """One pass over pieces (sequences, new tokens each, cached tokens each)."""
-        pieces = [(seqs, new, self._cached(cached, new)) for seqs, new, cached in pieces]
+        mix = [Piece(seqs, new, self._cached(cached, new)) for seqs, new, cached in pieces]
         if self.engine == "des":
-            return self._simulated(pieces)
-        total: np.ndarray = np.zeros(3)
-        tokens = seqs = 0
-        for piece in pieces:
-            total += self._interpolated("attention", *piece)
-            tokens += piece[0] * piece[1]
-            seqs += piece[0]
-        return total + self._interpolated("body", 1, tokens, 0) + self._interpolated("head", seqs, 1, 0)
-
-    def _interpolated(self, part: str, seqs: int, new: int, cached: int) -> np.ndarray:
-        """`part` of a pass over Piece(seqs, new, cached), from the grid points around it."""
-        key = (part, seqs, new, cached)
-        value = self._values.get(key)
-        if value is None:
-            value = self._values[key] = _interpolate(lambda s, n: self._part(Piece(s, n, cached))[part], seqs, new)
-        return value
+            return self._simulated(mix)
+        tokens, seqs = sum(p.tokens for p in mix), sum(p.seqs for p in mix)
+        if tokens not in self._body or seqs not in self._head or any(p not in self._attention for p in mix):
+            self._evaluate(mix, tokens, seqs)
+        return self._body[tokens] + self._head[seqs] + sum((self._attention[p] for p in mix), np.zeros(3))
 
     def _cached(self, tokens: float, new: int) -> int:
         """Cached tokens rounded up to a bucket within max_context (never below the exact count)."""
         exact = math.ceil(tokens)
         return min(_round_up(exact, LENGTH_BUCKET), max(exact, self.template.model.max_context - new))
 
-    def _part(self, piece: Piece) -> dict[str, np.ndarray]:
-        """The body, the head and the attention in a pass over `piece` alone."""
-        if piece not in self._parts:
-            step = estimate_step(replace(self.template, mix=(piece,)), check_memory=False)
-            parts = {name: np.zeros(3) for name in ("body", "head", "attention")}
-            for c, t in zip(step.costs, step.trace.ops, strict=True):
-                part = "attention" if isinstance(t.op, Attention) else "head" if t.op.label in HEAD_OPS else "body"
-                parts[part] += _totals(c.time_s * t.repeat, [(c, t.repeat, len(t.chips))])
-            self._parts[piece] = parts
-            self.evaluations += 1
-        return self._parts[piece]
+    def _evaluate(self, mix: list[Piece], tokens: int, seqs: int) -> None:
+        """Estimate the pass over `mix` (`tokens` in `seqs` sequences) and keep its parts: the body at its tokens,
+        the head at its sequences and each piece's attention (a piece k times in the mix runs k equal ops)."""
+        step = estimate_step(replace(self.template, mix=tuple(mix)), check_memory=False)
+        body, head, attention = np.zeros(3), np.zeros(3), {p: np.zeros(3) for p in mix}
+        for c, t in zip(step.costs, step.trace.ops, strict=True):
+            totals = _totals(c.time_s * t.repeat, [(c, t.repeat, len(t.chips))])
+            if isinstance(t.op, Attention):
+                attention[Piece(t.op.batch, t.op.q_len, t.op.kv_len - t.op.q_len)] += totals
+            elif t.op.label in HEAD_OPS:
+                head += totals
+            else:
+                body += totals
+        self._body.setdefault(tokens, body)
+        self._head.setdefault(seqs, head)
+        for piece, count in Counter(mix).items():
+            self._attention.setdefault(piece, attention[piece] / count)
+        self.evaluations += 1
 
-    def _simulated(self, pieces: list[tuple[int, int, int]]) -> np.ndarray:
+    def _simulated(self, pieces: list[Piece]) -> np.ndarray:
         """The whole pass simulated, pieces of one shape merged, sequences and new tokens rounded up to grid points."""
         merged: Counter[tuple[int, int]] = Counter()
-        for seqs, new, cached in pieces:
-            merged[grid(new)[1], cached] += seqs
+        for piece in pieces:
+            merged[grid(piece.new)[1], piece.cached] += piece.seqs
         mix = tuple(sorted(Piece(grid(seqs)[1], new, cached) for (new, cached), seqs in merged.items()))
         if mix not in self._whole:
             step = estimate_step(replace(self.template, mix=mix), engine="des", check_memory=False)

@@ -1,4 +1,5 @@
-"""Budgets: 2,000 requests at rate 20 on one A100 and 10,000 on 8 H100s (tp 8), each under 10 s."""
+"""Budgets: 2,000 requests at rate 20 on one A100 and 10,000 on 8 H100s (tp 8), each under 10 s; and 2,000 requests of
+varied lengths on one A100, where every distinct token count is a step estimate of its own (the memo's bound)."""
 
 import json
 
@@ -26,3 +27,10 @@ def test_serve_10000_requests_8_chips(benchmark):
                                               "--rate", "20", "--requests", "10000", "--seed", "1"), rounds=1,
                                 iterations=1)
     assert result["requests"] == 10000
+
+
+def test_serve_2000_requests_of_varied_lengths_one_a100(benchmark):
+    result = benchmark.pedantic(_serve, args=("--model", "llama-2-7b", "--hardware", "a100-sxm-80gb", "--rate", "2",
+                                              "--requests", "2000", "--prompt-len", "uniform:64:3000", "--output-len",
+                                              "uniform:16:512", "--seed", "1"), rounds=1, iterations=1)
+    assert result["requests"] == 2000
