@@ -542,8 +542,8 @@ def verify() -> VerifyResult:
 
 
 def hardware_list() -> list[dict[str, Any]]:
-    """One row per hardware spec on the search path (see perfsim.datadirs): name, kind, chips, main memory, and
-    `origin` (`shipped`, or the directory it comes from)."""
+    """One row per hardware spec on the search path (see perfsim.datadirs): name, kind, chips, the chip's main
+    memory, `origin` (`shipped`, or the directory it comes from), chip, vendor and description."""
     from perfsim.datadirs import origin, spec_files
     from perfsim.hardware import System
 
@@ -551,9 +551,9 @@ def hardware_list() -> list[dict[str, Any]]:
     for name, path in spec_files("hardware").items():
         spec = hardware(path)
         chip = spec.device if isinstance(spec, System) else spec
-        rows.append({"name": name, "kind": chip.kind, "system": isinstance(spec, System), "chips": spec.chips,
-                     "chip": chip.name, "vendor": chip.vendor, "memory_bytes": chip.main.capacity,
+        rows.append({"name": name, "kind": chip.kind, "chips": spec.chips, "memory_bytes": chip.main.capacity,
                      "memory_bandwidth_bytes_per_s": chip.main.bandwidth, "origin": origin(path, "hardware"),
+                     "chip": chip.name, "system": isinstance(spec, System), "vendor": chip.vendor,
                      "description": spec.description})
     return rows
 
@@ -574,8 +574,12 @@ def model_list() -> list[dict[str, Any]]:
     """One row per model spec on the search path: model_row()'s headline numbers and `origin`."""
     from perfsim.datadirs import origin, spec_files
 
-    return [{**model_row(model(path)), "origin": origin(path, "model")}
-            for path in spec_files("model").values()]
+    rows = []
+    for path in spec_files("model").values():
+        row = model_row(model(path))
+        description = row.pop("description")
+        rows.append({**row, "origin": origin(path, "model"), "description": description})
+    return rows
 
 
 def model_row(spec: str | Path | ModelSpec) -> dict[str, Any]:

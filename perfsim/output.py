@@ -190,9 +190,10 @@ def listing(rows: Sequence[tuple[str, str]], width: int | None = None) -> str:
 
 
 def table(records: list[dict[str, Any]], width: int | None = None) -> str:
-    """Records as aligned columns (numbers right, text left) in at most `width` characters: text elided to
-    MIN_TEXT first, then a one-row table listed field by field, else the columns that do not fit left out
-    and named on a last line."""
+    """Records as aligned columns (numbers right, text left) in at most `width` characters: a one-row table
+    too wide becomes a field/value listing; otherwise long text (but in the first column) is elided, to no
+    fewer than MIN_TEXT characters, and the columns that still do not fit are left out and named on a last
+    line."""
     columns = _columns(records)
     if not columns:
         return ""
@@ -200,16 +201,20 @@ def table(records: list[dict[str, Any]], width: int | None = None) -> str:
     numeric = [all(not text or _NUMBER.fullmatch(text) for text in (row[i] for row in cells))
                for i in range(len(columns))]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    shown = len(columns)
     if width is not None and _total(widths) > width:
         if len(records) == 1:
             return listing(list(zip(columns, cells[0], strict=True)), width)
-        widths = _elide(columns, widths, numeric, width)
-    shown = len(columns) if width is None else _fitting(widths, width)
+        # text but the first (key) column may be elided down to a floor; the columns that fit so are shown
+        floors = [w if numeric[i] or i == 0 else min(w, max(MIN_TEXT, len(columns[i]))) for i, w in enumerate(widths)]
+        shown = _fitting(floors, width)
+        widths = _elide(widths[:shown], floors[:shown], width)
     lines = [_line(columns[:shown], widths, numeric)] + [_line(row[:shown], widths, numeric) for row in cells]
     if shown < len(columns):
         rest = columns[shown:]
-        lines.append(f"({len(rest)} more column{'s' * (len(rest) > 1)}: {', '.join(rest)}; --wide or --format csv "
-                     f"shows {'them' if len(rest) > 1 else 'it'})")
+        note = (f"({len(rest)} more column{'s' * (len(rest) > 1)}: {', '.join(rest)}; --wide or --format csv "
+                f"shows {'them' if len(rest) > 1 else 'it'})")
+        lines += textwrap.wrap(note, width)
     return "\n".join(lines)
 
 
@@ -217,13 +222,13 @@ def _total(widths: Sequence[int]) -> int:
     return sum(widths) + 2 * (len(widths) - 1)
 
 
-def _elide(columns: list[str], widths: list[int], numeric: list[bool], width: int) -> list[int]:
-    """Narrow the widest text columns, one character at a time, until the table fits or each is MIN_TEXT."""
+def _elide(widths: list[int], floors: list[int], width: int) -> list[int]:
+    """Narrow the column with the most to spare, one character at a time, until the table fits in `width` or
+    every column is at its floor."""
     widths = list(widths)
-    floor = [w if numeric[i] else max(min(w, MIN_TEXT), len(columns[i])) for i, w in enumerate(widths)]
     while _total(widths) > width:
-        i = max(range(len(widths)), key=lambda j: widths[j] - floor[j])
-        if widths[i] <= floor[i]:
+        i = max(range(len(widths)), key=lambda j: widths[j] - floors[j])
+        if widths[i] <= floors[i]:
             break
         widths[i] -= 1
     return widths

@@ -29,7 +29,7 @@ def _estimate(args: argparse.Namespace) -> str:
     elif args.format == "csv":
         text = shown(step.records(step_columns=True), args)
     else:
-        head = {k: v for k, v in api.flat_record(step.summary).items() if not k.startswith(STEP_HEAD_LEFT_OUT)}
+        head = api.flat_record({k: v for k, v in step.summary.items() if k not in STEP_HEAD_LEFT_OUT})
         text = f"{shown([head], args)}\n\n{shown(step.records(), args)}"
     return wrote(text, args, written) if written else text
 
