@@ -639,12 +639,6 @@ class ValidationResult:
         """One row per case: id, hardware, metric, predicted, published, rel_error, result, bound, ..."""
         return _frame(self.report["cases"])
 
-    def plot(self) -> Figure:
-        """Predicted/published per case on a log axis, calibration apart, unsupported listed."""
-        from perfsim.analysis.validation_plot import plot_validation
-
-        return plot_validation(self.report["cases"])
-
     def write(self, directory: str | Path) -> list[Path]:
         """Write DIR/report.json, report.csv, report.md and predicted_vs_published.png; return the paths.
 
@@ -664,6 +658,12 @@ class ValidationResult:
         except OSError as err:
             raise PerfsimError(f"cannot write to {directory}: {err.strerror}") from None
         return paths
+
+    def plot(self) -> Figure:
+        """Predicted/published per case on a log axis, calibration apart, unsupported listed."""
+        from perfsim.analysis.validation_plot import plot_validation
+
+        return plot_validation(self.report["cases"])
 
 
 def validate(files: Iterable[str | Path] | None = None) -> ValidationResult:
