@@ -44,7 +44,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         with datadirs.searching(args.spec_dir):
-            print(args.run(args))
+            text = args.run(args)
+        for line in getattr(args, "messages", []):  # warnings and files written, only once the command succeeded
+            print(line, file=sys.stderr)
+        print(text)
         sys.stdout.flush()
     except BrokenPipeError:
         # the reader left (`perfsim ... | head`): point stdout at devnull so the flush at exit is quiet too,

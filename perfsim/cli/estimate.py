@@ -22,7 +22,7 @@ def _estimate(args: argparse.Namespace) -> str:
     step = api.step(scenario=scenario_from_args(args), cache=args.cache, engine=args.engine)
     if args.timeline and step.estimate.schedule is None:
         raise PerfsimError("--timeline needs --engine des")
-    warn(step.notes)
+    warn(args, step.notes)
     written = step.write_timeline(args.timeline) if args.timeline else []
     if args.format == "json":
         text = shown(step.summary, args)
@@ -53,7 +53,7 @@ def _estimate_op(args: argparse.Namespace) -> str:
         raise PerfsimError("--hardware is required")
     op_only(args)
     result = api.estimate(api.op(args.op), args.hardware, cache=args.cache, cores=args.cores)
-    warn(result.notes)
+    warn(args, result.notes)
     if args.format == "json":
         return shown(result.summary, args)
     return shown([api.flat_record(result.summary)], args)
@@ -69,7 +69,7 @@ def _roofline(args: argparse.Namespace) -> str:
     compare = [name for name in (args.compare or "").split(",") if name]
     result = api.roofline(scenario.hardware if scenario else args.hardware, ops=args.op or [], compare=compare,
                           cache=args.cache, scenario=scenario, cores=args.cores)
-    warn(result.notes)
+    warn(args, result.notes)
     written = result.save(args.output)
     text = shown(result.points, args) if result.points else "" if args.format == "table" else "[]"
     return wrote(text, args, [written])

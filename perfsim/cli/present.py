@@ -1,9 +1,12 @@
-"""What every command shares at the edge: its result rendered as --format asks, warnings and written files."""
+"""What every command shares at the edge: its result rendered as --format asks, warnings and written files.
+
+Lines for stderr (warnings, and the files written when stdout carries JSON or CSV) are kept in
+`args.messages` and printed by main() once the command has succeeded, so that a user mistake stays one line.
+"""
 
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -15,10 +18,13 @@ def shown(data: dict | list[dict], args: argparse.Namespace) -> str:
     return render(data, args.format, table_width(getattr(args, "wide", False)))
 
 
-def warn(notes: Iterable[str]) -> None:
-    """Each note as one `perfsim: warning:` line on stderr."""
-    for note in notes:
-        print(f"perfsim: warning: {note}", file=sys.stderr)
+def warn(args: argparse.Namespace, notes: Iterable[str]) -> None:
+    """Each note as one `perfsim: warning:` line on stderr, once the command succeeds."""
+    _stderr(args, [f"perfsim: warning: {note}" for note in notes])
+
+
+def _stderr(args: argparse.Namespace, lines: list[str]) -> None:
+    args.messages = [*getattr(args, "messages", []), *lines]
 
 
 def wrote(text: str, args: argparse.Namespace, paths: list[Path]) -> str:
@@ -27,7 +33,7 @@ def wrote(text: str, args: argparse.Namespace, paths: list[Path]) -> str:
     line = f"wrote {_names(paths)}"
     if args.format == "table":
         return f"{text}\n{line}" if text else line
-    print(f"perfsim: {line}", file=sys.stderr)
+    _stderr(args, [f"perfsim: {line}"])
     return text
 
 

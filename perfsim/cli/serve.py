@@ -30,7 +30,7 @@ def _serve(args: argparse.Namespace) -> str:
                     block_size=args.block_size, engine=args.engine or "analytic", draft_model=args.draft_model,
                     draft_len=args.draft_len, prefill_devices=args.prefill_devices, output=args.output,
                     progress=True)
-    warn(run.notes)
+    warn(args, run.notes)
     text = shown(run.summary if args.format == "json" else [api.flat_record(run.summary)], args)
     if args.output is None:
         return text
