@@ -158,6 +158,13 @@ def test_an_unmodelled_kind_warns_once_on_stderr(cli):
     assert cli("estimate", "--hardware", "raspberry-pi-5", "--op", "gemm m=8 n=64 k=64").err == ""  # a CPU model
 
 
+def test_a_failed_command_prints_its_error_alone(cli, tmp_path):
+    result = cli("roofline", "--hardware", "gap8", "--op", "gemm m=8 n=64 k=64 dtype=int8", "-o", str(tmp_path))
+    assert result.code == 2
+    assert result.err.splitlines() == [f"perfsim: error: -o {tmp_path}: is a directory; give a file name, e.g. "
+                                       f"{tmp_path / 'roofline.png'}"]
+
+
 def test_an_uncalibrated_accelerator_is_named_once_its_model_applies_the_derating(monkeypatch):
     from perfsim.hardware.common import DeviceCalibration
 
