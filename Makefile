@@ -4,9 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 
 $(BIN)/perfsim: pyproject.toml
+	@echo "perfsim: creating the virtual environment $(VENV) (once; make reuses it)"
 	$(PYTHON) -m venv $(VENV)
+	@echo "perfsim: upgrading pip"
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	@echo "perfsim: installing perfsim and its dependencies (numpy, pandas, matplotlib, pydantic, simpy, pyyaml) and" \
+		"the dev tools (pytest, hypothesis, ruff, mkdocs); about a minute on a fresh machine"
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@echo "perfsim: ready: $(BIN)/perfsim"
 	touch $@
 
 .PHONY: demo test lint docs bench wheel-check

@@ -9,10 +9,19 @@
     ps.roofline("h100-sxm", ops=[...], compare=["mi300x"])    RooflineResult
     ps.validate()                                             ValidationResult
 
+and, in perfsim.api (what the other CLI commands print):
+
+    api.verify()                                              VerifyResult
+    api.hardware_list(), api.model_list()                     one row per spec on the search path
+    api.hardware_info("h100-sxm"), api.model_info("llama-3-70b")   one spec's fields, as `show` prints them
+    api.schema("hardware")                                    a spec format's JSON schema
+    api.notes("gap8")                                         what to know about estimates on a device
+
 Hardware is a shipped name, a path to a YAML file, or a spec object (`ps.hardware(...)`,
 possibly changed with `model_copy`). Every result has `.summary` (a dict, as `--format json`
 prints it), `.to_frame()` (a tidy pandas DataFrame, numeric columns named with their units)
-and `.plot()` where a picture fits (a matplotlib Figure). The CLI is a thin layer over these.
+and `.plot()` where a picture fits (a matplotlib Figure); `.notes` are the lines worth knowing about
+the numbers (the CLI prints them on stderr as warnings). The CLI is a thin layer over these.
 User mistakes raise `PerfsimError` (a ValueError) with a one-line message.
 """
 
@@ -66,6 +75,34 @@ def op(text: str) -> OpBase:
     return parse_op(text)
 
 
+def notes(hardware_ref: str | Path | Device | System) -> list[str]:
+    """What a reader of estimates on this hardware should know, one line each: a kind still priced by the
+    plain roofline names the mechanism it lacks; an uncalibrated accelerator names the calibration fields
+    it lacks and the default derating that stands in (once the accelerator model applies it)."""
+    from perfsim.cost import KIND_COSTS, unmodelled_mechanism
+    from perfsim.hardware import System
+
+    spec = hardware(hardware_ref)
+    chip = spec.device if isinstance(spec, System) else spec
+    lines = []
+    missing = unmodelled_mechanism(spec)
+    if missing is not None:
+        article = "an" if chip.kind in ("accelerator", "mcu", "fpga") else "a"  # as spoken: an MCU, a CPU
+        lines.append(f"{chip.name} is {article} {chip.kind} priced by the plain roofline, without {missing}")
+    if chip.kind == "accelerator" and "accelerator" in KIND_COSTS:
+        from perfsim.cost import derating
+
+        fields = derating.uncalibrated_fields(chip)  # type: ignore[arg-type]
+        defaults = {"compute_efficiency": f"compute {derating.DEFAULT_COMPUTE_EFFICIENCY:g}",
+                    "memory_efficiency": f"memory {derating.DEFAULT_MEMORY_EFFICIENCY:g}",
+                    "op_overhead": f"launch {derating.DEFAULT_LAUNCH_S * 1e6:g} µs"}
+        if fields:
+            used = ", ".join(defaults[field.split(".")[0]] for field in fields)
+            lines.append(f"{chip.name} is uncalibrated (no {', '.join(f'calibration.{f}' for f in fields)}); "
+                         f"default derating: {used}")
+    return lines
+
+
 def _frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     import pandas as pd
 
@@ -74,19 +111,23 @@ def _frame(records: list[dict[str, Any]]) -> pd.DataFrame:
 
 def flat_record(record: Mapping[str, Any]) -> dict[str, Any]:
     """One level, nested dicts as columns with their unit last: memory_s.hbm → memory_hbm_s,
-    bytes_per_level.hbm → hbm_bytes, ttft_s.p50 → ttft_p50_s. Lists of records are dropped."""
+    bytes_per_level.hbm → hbm_bytes, ttft_s.p50 → ttft_p50_s; under a key without a unit the names
+    follow it: memory.kv_bytes → memory_kv_bytes, parallelism.tp → parallelism_tp. Lists are dropped."""
     row: dict[str, Any] = {}
     for key, value in record.items():
         if isinstance(value, list):
             continue
         if not isinstance(value, dict):
             row[key] = value
-        elif key == "bytes_per_level":
-            row.update({f"{name}_bytes": v for name, v in value.items()})
-        else:
+            continue
+        items = {name.replace(":", "_"): v for name, v in value.items() if not isinstance(v, dict | list)}
+        if key == "bytes_per_level":
+            row.update({f"{name}_bytes": v for name, v in items.items()})
+        elif "_" in key:
             stem, _, unit = key.rpartition("_")
-            row.update({f"{stem}_{name.replace(':', '_')}_{unit}": v for name, v in value.items()
-                        if not isinstance(v, dict | list)})
+            row.update({f"{stem}_{name}_{unit}": v for name, v in items.items()})
+        else:
+            row.update({f"{key}_{name}": v for name, v in items.items()})
     return row
 
 
@@ -118,6 +159,13 @@ class OpResult:
             record["bus_bandwidth_bytes_per_s"] = bus_bandwidth(self.op, self.hardware, self.cost.time_s)
         return record
 
+    @property
+    def notes(self) -> list[str]:
+        """What to know about this number (see notes()); none for a collective, priced on the links."""
+        from perfsim.ops import Collective
+
+        return [] if isinstance(self.op, Collective) else notes(self.hardware)
+
     def to_frame(self) -> pd.DataFrame:
         """One row: time, bound, counts and the seconds of every resource."""
         return _frame([flat_record(self.summary)])
@@ -145,9 +193,47 @@ class StepResult:
     def bound(self) -> str:
         return self.estimate.bound
 
-    def to_frame(self) -> pd.DataFrame:
-        """One row per op name: its time over the step, FLOPs, bytes and binding resource."""
-        return _frame(self.estimate.breakdown())
+    @property
+    def notes(self) -> list[str]:
+        """What to know about these numbers (see notes())."""
+        resolved = self.estimate.resolved
+        return notes(resolved.system or resolved.chip)
+
+    def records(self, step_columns: bool = False) -> list[dict[str, Any]]:
+        """One record per op name: its time over the step (`time_s`), FLOPs, bytes, count, binding resource and,
+        with engine="des", its time on the critical path (`critical_path_s`).
+
+        With `step_columns`, each record starts with the step's own fields (model, hardware, parallelism,
+        step_s, ttft_s, tpot_s, tokens_per_s, energy_j, memory, ...; its binding resource as `step_bound`),
+        the same on every row: one tidy table that many steps concatenate into (`--format csv` of a step).
+        """
+        summary = self.summary
+        critical = summary.get("critical_path_s") or {}
+        ops = [{**row, "critical_path_s": critical[row["op"]]} if row["op"] in critical else row
+               for row in self.estimate.breakdown()]
+        if not step_columns:
+            return ops
+        step = {("step_bound" if key == "bound" else key): value for key, value in flat_record(summary).items()
+                if not key.startswith("critical_path_")}
+        return [{**step, **row} for row in ops]
+
+    def to_frame(self, step_columns: bool = False) -> pd.DataFrame:
+        """records() as a DataFrame: one row per op name (with the step's fields on each if `step_columns`)."""
+        return _frame(self.records(step_columns))
+
+    def write_timeline(self, directory: str | Path) -> list[Path]:
+        """Write DIR/trace.json (Chrome trace), DIR/gantt.png and DIR/timeline.csv (engine="des"); return the paths.
+
+        Raise PerfsimError if the directory cannot be written.
+        """
+        from perfsim.engine.export import write_timeline
+
+        directory = Path(directory)
+        try:
+            write_timeline(self.timeline(), directory, self.title)
+        except OSError as err:
+            raise PerfsimError(f"cannot write to {directory}: {err.strerror}") from None
+        return [directory / name for name in ("trace.json", "gantt.png", "timeline.csv")]
 
     def timeline(self) -> pd.DataFrame:
         """The discrete-event schedule (engine="des"): one row per op execution and chip."""
@@ -170,37 +256,37 @@ class StepResult:
         return roofline(self.estimate.resolved.chip, step=self).figure
 
 
-def _scenario(what: Scenario | Mapping[str, Any] | str | Path, spec: str | Path | Device | System | None,
-              fields: Mapping[str, Any]) -> Scenario:
-    """A Scenario from an object, a mapping or a scenario file, with `fields` and the hardware (its name or
-    path) over it."""
+def scenario_of(what: Scenario | Mapping[str, Any] | str | Path, spec: str | Path | Device | System | None = None,
+                fields: Mapping[str, Any] | None = None) -> Scenario:
+    """A Scenario from an object, a mapping or a scenario YAML file, with `fields` (None values ignored) and the
+    hardware `spec` (its name or path) over it. Raise PerfsimError naming the file and field for a bad one."""
     from perfsim.models.scenario import Scenario
     from perfsim.specfile import read_yaml, validate
 
+    label = "scenario"
     if isinstance(what, Scenario):
         data = what.model_dump(exclude_unset=True)
     elif isinstance(what, Mapping):
         data = dict(what)
     else:
-        data = read_yaml(Path(what))
-    data.update({k: v for k, v in fields.items() if v is not None})
+        data, label = read_yaml(Path(what)), str(what)
+    data.update({k: v for k, v in (fields or {}).items() if v is not None})
     if spec is not None:
         data["hardware"] = str(spec) if isinstance(spec, str | Path) else spec.name
     for required in ("model", "hardware"):
         if required not in data:
-            raise PerfsimError(f"scenario: {required}: missing required field")
-    return validate(Scenario, data, "scenario")
+            raise PerfsimError(f"{label}: {required}: missing required field")
+    return validate(Scenario, data, label)
 
 
 def _chip_spec(spec: Device | System, cores: int | None) -> Device | System:
+    """`spec`, or its chip limited to `cores` cores when given (a CPU or MCU)."""
     if cores is None:
         return spec
     from perfsim.hardware import System
     from perfsim.models.scenario import with_cores
 
-    if isinstance(spec, System):
-        raise PerfsimError(f"cores applies to one CPU or MCU chip; {spec.name} is a system")
-    return with_cores(spec, cores)
+    return with_cores(spec.device if isinstance(spec, System) else spec, cores)
 
 
 def estimate(what: OpBase | str | Scenario | Mapping[str, Any] | Path,
@@ -219,11 +305,14 @@ def estimate(what: OpBase | str | Scenario | Mapping[str, Any] | Path,
         if hardware_ref is None:
             raise PerfsimError("an op estimate needs hardware")
         from perfsim.cost import cost
+        from perfsim.ops import Collective
 
+        if cores is not None and isinstance(what, Collective):
+            raise PerfsimError("--cores does not apply to a collective: it runs on the system's links")
         spec = _chip_spec(hardware(hardware_ref), cores)
         return OpResult(what, spec, cost(what, spec, cache))
     spec = hardware(hardware_ref) if hardware_ref is not None else None
-    return step(scenario=_scenario(what, spec, {**fields, "cores": cores}), hardware_ref=spec, cache=cache,
+    return step(scenario=scenario_of(what, spec, {**fields, "cores": cores}), hardware_ref=spec, cache=cache,
                 engine=engine)
 
 
@@ -240,7 +329,7 @@ def step(model_ref: str | None = None, hardware_ref: str | Path | Device | Syste
 
     spec = hardware(hardware_ref) if hardware_ref is not None else None
     if scenario is None:
-        scenario = _scenario({"model": model_ref} if model_ref else {}, spec, fields)
+        scenario = scenario_of({"model": model_ref} if model_ref else {}, spec, fields)
     resolved = resolve(scenario, spec)
     chosen = engine or ("des" if resolved.par.devices > 1 else "analytic")
     if chosen not in ("analytic", "des"):
@@ -253,6 +342,8 @@ class ServeResult:
     """A serving simulation: `summary` as `serve --format json` prints it; per-request latencies behind it."""
 
     run: ServingRun
+    notes: tuple[str, ...] = ()
+    """What to know about these numbers (see notes())."""
 
     @property
     def summary(self) -> dict[str, Any]:
@@ -325,7 +416,7 @@ def serve(model_ref: str | None = None, hardware_ref: str | Path | Device | Syst
     if spec is not None and not isinstance(hardware_ref, str | Path) and hardware(spec.name) != spec:
         raise PerfsimError(f"serve takes hardware by name or path; {spec.name} was changed in memory "
                            "(write it to a YAML file and pass its path)")
-    base = _scenario(scenario if scenario is not None else {"model": model_ref} if model_ref else {},
+    base = scenario_of(scenario if scenario is not None else {"model": model_ref} if model_ref else {},
                      hardware_ref, fields)
     arrivals: Iterator[Request]
     total: int | None = None
@@ -347,15 +438,16 @@ def serve(model_ref: str | None = None, hardware_ref: str | Path | Device | Syst
     run = simulate_serving(base, arrivals, config, engine, slo_ttft_s, slo_tpot_s,  # type: ignore[arg-type]
                            Path(output) if output is not None else None, total if progress else None,
                            speculation, prefill_devices)
-    return ServeResult(run)
+    return ServeResult(run, tuple(notes(base.hardware)))
 
 
 @dataclass(frozen=True)
 class RooflineResult:
-    """A roofline Figure and the points on it."""
+    """A roofline Figure, the points on it and the notes on its devices."""
 
     figure: Figure
     points: list[dict[str, Any]]
+    notes: tuple[str, ...] = ()
 
     @property
     def summary(self) -> list[dict[str, Any]]:
@@ -368,32 +460,169 @@ class RooflineResult:
     def plot(self) -> Figure:
         return self.figure
 
+    def save(self, path: str | Path) -> Path:
+        """Write the figure to `path` (its suffix picks the format; none: .png added); return the path written.
+
+        Raise PerfsimError for a directory, an unknown format or a path that cannot be written.
+        """
+        path = Path(path)
+        if path.is_dir():
+            raise PerfsimError(f"-o {path}: is a directory; give a file name, e.g. {path / 'roofline.png'}")
+        path = path if path.suffix else path.with_name(f"{path.name}.png")
+        try:
+            self.figure.savefig(path)
+        except OSError as err:
+            raise PerfsimError(f"cannot write {path}: {err.strerror}") from None
+        except ValueError as err:
+            raise PerfsimError(f"cannot write {path}: {err}") from None
+        return path
+
 
 def roofline(hardware_ref: str | Path | Device | System, ops: Iterable[OpBase | str] = (),
              compare: Iterable[str | Path | Device | System] = (), step: StepResult | None = None,
-             cache: Cache = "cold") -> RooflineResult:
-    """A roofline of `hardware_ref` (and the `compare` devices) with `ops` on each, and every distinct op of
-    `step` on its own chip. Collectives have no arithmetic intensity and are refused."""
+             cache: Cache = "cold", *, scenario: Scenario | Mapping[str, Any] | Path | None = None,
+             cores: int | None = None) -> RooflineResult:
+    """A roofline of `hardware_ref` (and the `compare` devices) with `ops` on each, every distinct op of
+    `step` on its own chip, and every distinct op of the model step `scenario` describes run on each device.
+    `cores` limits the chips `ops` run on (CPUs and MCUs). Collectives have no arithmetic intensity and are
+    refused."""
     from perfsim.analysis.roofline_plot import PlottedOp, plot_roofline
     from perfsim.cost import cost
     from perfsim.hardware import System
     from perfsim.ops import Collective
 
     specs = [hardware(ref) for ref in (hardware_ref, *compare)]
-    chips = [spec.device if isinstance(spec, System) else spec for spec in specs]
+    chips = [_chip_spec(spec.device if isinstance(spec, System) else spec, cores) for spec in specs]
     parsed = [op(o) if isinstance(o, str) else o for o in ops]
     if any(isinstance(o, Collective) for o in parsed):
         raise PerfsimError("a roofline shows ops on one chip; collectives have no arithmetic intensity to plot")
-    points = [PlottedOp(o.label, cost(o, chip, cache), chip.name) for chip in chips for o in parsed]
-    if step is not None:
-        estimate_ = step.estimate
-        unique = {t.op.label: c for t, c in zip(estimate_.trace.ops, estimate_.costs, strict=True)
+    steps = [step] if step is not None else []
+    if scenario is not None:
+        base = scenario_of(scenario, specs[0], {})
+        steps += [estimate(base, spec, cache=cache, engine="analytic") for spec in specs]  # type: ignore[misc]
+    points = []
+    for one in steps:
+        unique = {t.op.label: c for t, c in zip(one.estimate.trace.ops, one.estimate.costs, strict=True)
                   if not isinstance(t.op, Collective)}
-        points += [PlottedOp(label, c, estimate_.resolved.chip.name) for label, c in unique.items()]
+        points += [PlottedOp(label, c, one.estimate.resolved.chip.name) for label, c in unique.items()]
+    points += [PlottedOp(o.label, cost(o, chip, cache), chip.name) for chip in chips for o in parsed]
     rows = [{"device": p.device, "op": p.label, "intensity_flop_per_byte": p.cost.intensity,
              "attained_flop_per_s": p.cost.flops / p.cost.time_s, "time_s": p.cost.time_s, "bound": p.cost.bound}
             for p in points]
-    return RooflineResult(plot_roofline(chips, points), rows)
+    shown = dict.fromkeys(line for chip in chips for line in notes(chip))
+    return RooflineResult(plot_roofline(chips, points), rows, tuple(shown))
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """The numpy reference checks of every op variant and number format: one row per check."""
+
+    rows: list[dict[str, Any]]
+
+    @property
+    def passed(self) -> bool:
+        return all(row["passed"] for row in self.rows)
+
+    @property
+    def summary(self) -> dict[str, int]:
+        failed = sum(not row["passed"] for row in self.rows)
+        return {"passed": len(self.rows) - failed, "failed": failed}
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per check: check, op, variant, passed, max_abs_error, counts_match, detail, ..."""
+        return _frame(self.rows)
+
+
+def verify() -> VerifyResult:
+    """Run the numpy reference checks: numerics of every op variant and number format, and the cost model's
+    FLOP and byte counts against the kernels'."""
+    from perfsim.reference.registry import run_checks
+
+    return VerifyResult(run_checks())
+
+
+def hardware_list() -> list[dict[str, Any]]:
+    """One row per hardware spec on the search path (see perfsim.datadirs): name, kind, chips, the chip's main
+    memory, `origin` (`shipped`, or the directory it comes from), chip, vendor and description."""
+    from perfsim.datadirs import origin, spec_files
+    from perfsim.hardware import System
+
+    rows = []
+    for name, path in spec_files("hardware").items():
+        spec = hardware(path)
+        chip = spec.device if isinstance(spec, System) else spec
+        rows.append({"name": name, "kind": chip.kind, "chips": spec.chips, "memory_bytes": chip.main.capacity,
+                     "memory_bandwidth_bytes_per_s": chip.main.bandwidth, "origin": origin(path, "hardware"),
+                     "chip": chip.name, "system": isinstance(spec, System), "vendor": chip.vendor,
+                     "description": spec.description})
+    return rows
+
+
+def hardware_info(ref: str | Path | Device | System) -> dict[str, Any]:
+    """Every field of a hardware spec (SI numbers), with `chips`, the chip's `peak_flop_per_s` per dtype and the
+    `ranges` of fields given as a range."""
+    from perfsim.hardware import System
+    from perfsim.hardware.describe import spans
+
+    spec = hardware(ref)
+    chip = spec.device if isinstance(spec, System) else spec
+    return {**spec.model_dump(mode="json", exclude_none=True), "chips": spec.chips,
+            "peak_flop_per_s": {dtype: chip.peak_flops(dtype) for dtype in chip.dtypes}, "ranges": spans(spec)}
+
+
+def model_list() -> list[dict[str, Any]]:
+    """One row per model spec on the search path: model_row()'s headline numbers and `origin`."""
+    from perfsim.datadirs import origin, spec_files
+
+    rows = []
+    for path in spec_files("model").values():
+        row = model_row(model(path))
+        description = row.pop("description")
+        rows.append({**row, "origin": origin(path, "model"), "description": description})
+    return rows
+
+
+def model_row(spec: str | Path | ModelSpec) -> dict[str, Any]:
+    """Headline numbers: parameters (total, active) and FLOPs per token (2 per multiplied weight, no attention)."""
+    from perfsim.models import active_params, total_params
+    from perfsim.models.params import flops_per_token
+
+    m = model(spec) if isinstance(spec, str | Path) else spec
+    return {"name": m.name, "architecture": m.architecture, "mixture_of_experts": m.moe is not None,
+            "layers": m.layers, "hidden": m.hidden, "params": total_params(m), "active_params": active_params(m),
+            "flops_per_token": flops_per_token(m), "weight_dtype": m.weight_dtype, "description": m.description}
+
+
+def model_info(spec: str | Path | ModelSpec) -> dict[str, Any]:
+    """model_row() and the architecture: heads, kv_heads, head_dim, ffn, vocab, max_context, tied embeddings,
+    norm, and the experts (experts, top_k, groups, expert_ffn, shared experts) of a mixture of experts.
+    A per-layer field (OpenELM) is its list of values."""
+    m = model(spec) if isinstance(spec, str | Path) else spec
+    info = {**model_row(m), "heads": m.heads, "kv_heads": m.kv_heads if m.kv_heads is not None else m.heads,
+            "head_dim": m.dim_per_head, "ffn": m.ffn, "ffn_kind": m.ffn_kind, "vocab": m.vocab,
+            "max_context": m.max_context, "tied_embeddings": m.tied_embeddings, "norm": m.norm,
+            "embedding_dtype": m.embedding_dtype}
+    if m.moe is not None:
+        info.update({f"moe_{name}": value for name, value in m.moe.model_dump(exclude_none=True).items()
+                     if name != "source"})
+    return {**info, "source": m.source}
+
+
+def schema(what: str) -> dict[str, Any]:
+    """The JSON schema of a spec format: hardware, op, model, scenario or case."""
+    from pydantic import TypeAdapter
+
+    from perfsim.hardware import Hardware
+    from perfsim.models import ModelSpec
+    from perfsim.models.scenario import Scenario
+    from perfsim.ops import Op
+    from perfsim.validation.case import CaseFile
+
+    formats: dict[str, Any] = {"hardware": Hardware, "op": Op, "model": ModelSpec, "scenario": Scenario,
+                               "case": CaseFile}
+    if what not in formats:
+        raise PerfsimError(f"schema: '{what}' is not one of {', '.join(formats)}")
+    return TypeAdapter(formats[what]).json_schema()
 
 
 @dataclass(frozen=True)
@@ -409,6 +638,26 @@ class ValidationResult:
     def to_frame(self) -> pd.DataFrame:
         """One row per case: id, hardware, metric, predicted, published, rel_error, result, bound, ..."""
         return _frame(self.report["cases"])
+
+    def write(self, directory: str | Path) -> list[Path]:
+        """Write DIR/report.json, report.csv, report.md and predicted_vs_published.png; return the paths.
+
+        Raise PerfsimError if the directory cannot be written.
+        """
+        from perfsim.output import to_csv, to_json
+        from perfsim.validation.report import markdown
+
+        directory = Path(directory)
+        paths = [directory / name for name in ("report.json", "report.csv", "report.md", "predicted_vs_published.png")]
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            paths[0].write_text(to_json(self.report) + "\n")
+            paths[1].write_text(to_csv(self.report["cases"]) + "\n")
+            paths[2].write_text(markdown(self.report))
+            self.plot().savefig(paths[3])
+        except OSError as err:
+            raise PerfsimError(f"cannot write to {directory}: {err.strerror}") from None
+        return paths
 
     def plot(self) -> Figure:
         """Predicted/published per case on a log axis, calibration apart, unsupported listed."""

@@ -61,3 +61,52 @@ def test_serve_frame_has_one_row_per_request():
     assert served.plot().axes
     with pytest.raises(PerfsimError, match="--slo-ttft"):
         ps.serve("llama-2-7b", "a100-sxm-80gb", requests=5, slo_ttft="-1s")
+
+
+def test_flat_record_puts_units_last_and_names_after_a_unitless_key():
+    from perfsim.api import flat_record
+
+    record = {"memory_s": {"hbm": 1.0}, "bytes_per_level": {"l2": 2}, "ttft_s": {"p50": 3.0},
+              "memory": {"kv_bytes": 4}, "resource_s": {"compute:bf16": 5.0}, "breakdown": [{"op": "x"}]}
+    assert flat_record(record) == {"memory_hbm_s": 1.0, "l2_bytes": 2, "ttft_p50_s": 3.0, "memory_kv_bytes": 4,
+                                   "resource_compute_bf16_s": 5.0}
+
+
+def test_a_model_step_on_a_roofline_for_each_device():
+    roof = ps.roofline("h100-sxm", compare=["mi300x"], scenario={"model": "llama-2-7b", "batch": 8})
+    devices = {row["device"] for row in roof.points}
+    assert devices == {"h100-sxm", "mi300x"}
+    # the same distinct ops on both chips: qkv, attention, ffn_up, lm_head, ... (collectives left out)
+    per_device = {d: {row["op"] for row in roof.points if row["device"] == d} for d in devices}
+    assert per_device["h100-sxm"] == per_device["mi300x"] >= {"qkv", "attention", "ffn_up", "lm_head"}
+
+
+def test_cores_limits_an_op_but_not_a_collective():
+    # Pi 5 NEON: 16 fp32 FLOP/cycle/core at 2.4 GHz; 2·512³ FLOP on 1 core = 268,435,456 / 38.4e9 s
+    one = ps.estimate("gemm m=512 n=512 k=512 dtype=fp32", "raspberry-pi-5", cores=1)
+    assert one.cost.compute_s == pytest.approx(2 * 512**3 / (16 * 2.4e9))
+    with pytest.raises(PerfsimError, match="does not apply to a collective"):
+        ps.estimate("all_reduce bytes=1024", "mi300x-node", cores=2)
+
+
+def test_spec_listings_and_schema():
+    from perfsim import api
+
+    rows = {row["name"]: row for row in api.hardware_list()}
+    assert rows["dgx-h100"]["chips"] == 8 and rows["dgx-h100"]["origin"] == "shipped"
+    assert {row["name"] for row in api.model_list()} >= {"llama-3-70b", "mixtral-8x7b"}
+    llama = api.model_info("llama-3-70b")
+    # Llama 3 70B: 64 query heads, 8 KV heads of 8192 / 64 = 128, vocab 128256, untied embeddings
+    assert (llama["heads"], llama["kv_heads"], llama["head_dim"], llama["vocab"]) == (64, 8, 128, 128256)
+    assert api.schema("op")["discriminator"]
+    with pytest.raises(PerfsimError, match="'nope' is not one of hardware, op, model, scenario, case"):
+        api.schema("nope")
+
+
+def test_validation_files_are_written(tmp_path):
+    from perfsim.validation.case import CASE_DIR
+
+    written = ps.validate([CASE_DIR / "amd_mi300x.yaml"]).write(tmp_path / "out")
+    assert [p.name for p in written] == ["report.json", "report.csv", "report.md", "predicted_vs_published.png"]
+    assert all(p.is_file() for p in written)
+    assert json.loads(written[0].read_text())["summary"]["n_error"] == 0

@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from perfsim import datadirs
 from perfsim.cli import checks, estimate, serve, specs
 from perfsim.errors import PerfsimError
 from perfsim.output import FORMATS
@@ -18,6 +19,9 @@ DESCRIPTION = ("Predict how ML workloads perform on GPUs, NPUs, wafer-scale mesh
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="perfsim", description=DESCRIPTION)
+    parser.add_argument("--spec-dir", action="append", default=[], metavar="DIR",
+                        help="also look for hardware, model and case YAML files in DIR, before PERFSIM_PATH and the "
+                             "shipped specs (repeatable)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(sub: argparse._SubParsersAction, name: str, run: Command, help_text: str,
@@ -25,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=help_text, description=help_text)
         if formats:
             command.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
+            command.add_argument("--wide", action="store_true",
+                                 help="tables: every column in full, however wide (default: fit the terminal)")
         command.set_defaults(run=run)
         return command
 
@@ -37,7 +43,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit code (0 ok, 1 a check failed or the reader closed the pipe, 2 bad input)."""
     args = build_parser().parse_args(argv)
     try:
-        print(args.run(args))
+        with datadirs.searching(args.spec_dir):
+            text = args.run(args)
+        for line in getattr(args, "messages", []):  # warnings and files written, only once the command succeeded
+            print(line, file=sys.stderr)
+        print(text)
         sys.stdout.flush()
     except BrokenPipeError:
         # the reader left (`perfsim ... | head`): point stdout at devnull so the flush at exit is quiet too,

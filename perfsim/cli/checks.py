@@ -1,65 +1,54 @@
-"""`perfsim verify` and `perfsim validate`: the reference core and the published measurements."""
+"""`perfsim verify` and `perfsim validate`: the reference core and the published measurements (over perfsim.api)."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
 
-from perfsim.errors import PerfsimError
-from perfsim.output import render
+from perfsim import api
+from perfsim.cli.present import shown, wrote
+from perfsim.output import cell
+
+VERIFY_COLUMNS = ("check", "op", "variant", "passed", "max_abs_error", "counts_match")
+VALIDATE_COLUMNS = ("id", "kind", "role", "metric", "predicted", "published", "rel_error", "result", "bound")
 
 
 def _verify(args: argparse.Namespace) -> str:
-    from perfsim.reference.registry import run_checks
-
-    rows = run_checks()
-    args.exit_code = 0 if all(row["passed"] for row in rows) else 1
-    if args.format == "table":
-        shown = [{k: row[k] for k in ("check", "op", "variant", "passed", "max_abs_error", "counts_match")}
-                 for row in rows]
-        failed = sum(not row["passed"] for row in rows)
-        return f"{render(shown, 'table')}\n{len(rows) - failed} passed, {failed} failed"
-    return render(rows, args.format)
+    result = api.verify()
+    args.exit_code = 0 if result.passed else 1
+    if args.format != "table":
+        return shown(result.rows, args)
+    rows = [{k: row[k] for k in VERIFY_COLUMNS} for row in result.rows]
+    return f"{shown(rows, args)}\n{result.summary['passed']} passed, {result.summary['failed']} failed"
 
 
 def _validate(args: argparse.Namespace) -> str:
-    from pathlib import Path
+    from perfsim.validation.report import pct
 
-    from perfsim.validation.report import pct, validation_report
-
-    report = validation_report([Path(f) for f in args.files] or None)
-    rows = report["cases"]
-    if args.output:
-        _write_validation(report, Path(args.output))
+    result = api.validate(args.files or None)
+    written = result.write(args.output) if args.output else []
     if args.format == "json":
-        return render(report, "json")
-    columns = ("id", "kind", "role", "metric", "predicted", "published", "rel_error", "result", "bound")
-    shown = [{k: row[k] for k in columns} for row in rows]
-    if args.format == "csv":
-        return render(rows, "csv")
-    summary = report["summary"]
-    lines = [render(shown, "table"), "",
-             f"validation cases with a result: {summary['n_validation']}; unsupported: {summary['n_unsupported']}; "
-             f"errors: {summary['n_error']}",
-             f"median |rel_error| {pct(summary['median_abs_rel_error'])}, "
-             f"p90 {pct(summary['p90_abs_rel_error'])}; worst {summary['worst_case']} "
-             f"({summary['worst_factor_off']:.2f}x off)" if summary["worst_case"] else "no validation case scored"]
-    return "\n".join(lines)
+        text = shown(result.report, args)
+    elif args.format == "csv":
+        text = shown(result.report["cases"], args)
+    else:
+        s = result.summary
+        rows = [_shown_case(row) for row in result.report["cases"]]
+        worst = (f"median |rel_error| {pct(s['median_abs_rel_error'])}, p90 {pct(s['p90_abs_rel_error'])}; worst "
+                 f"{s['worst_case']} ({s['worst_factor_off']:.2f}x off)" if s["worst_case"] else
+                 "no validation case scored")
+        text = "\n".join([shown(rows, args), "", f"validation cases with a result: {s['n_validation']}; "
+                          f"unsupported: {s['n_unsupported']}; errors: {s['n_error']}", worst])
+    return wrote(text, args, written) if written else text
 
 
-def _write_validation(report: dict, directory) -> None:
-    """DIR/report.json, DIR/report.csv, DIR/report.md and DIR/predicted_vs_published.png."""
-    from perfsim.analysis.validation_plot import plot_validation
-    from perfsim.validation.report import markdown
-
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / "report.json").write_text(render(report, "json") + "\n")
-        (directory / "report.csv").write_text(render(report["cases"], "csv") + "\n")
-        (directory / "report.md").write_text(markdown(report))
-        plot_validation(report["cases"]).savefig(directory / "predicted_vs_published.png")
-    except OSError as err:
-        raise PerfsimError(f"cannot write to {directory}: {err.strerror}") from None
+def _shown_case(row: dict) -> dict:
+    """A case's table row: predicted and published in the unit of its metric, the error in percent."""
+    values = {k: row[k] for k in VALIDATE_COLUMNS}
+    for key in ("predicted", "published"):
+        values[key] = cell(row["metric"], row[key])
+    values["rel_error"] = "" if row["rel_error"] is None else f"{row['rel_error']:+.1%}"
+    return values
 
 
 def register(commands: argparse._SubParsersAction, add: Callable[..., argparse.ArgumentParser]) -> None:

@@ -9,20 +9,25 @@ from perfsim.errors import PerfsimError
 SERVE_EXCLUDES = ("phase", "batch", "prompt_len", "context", "micro_batches")
 
 
+def scenario_fields() -> list[str]:
+    """The Scenario fields, each a flag of estimate and roofline (serve: but SERVE_EXCLUDES)."""
+    from perfsim.models.scenario import Scenario
+
+    return list(Scenario.model_fields)
+
+
 def scenario_from_args(args: argparse.Namespace, exclude: tuple[str, ...] = ()):
     """A Scenario from --scenario FILE overlaid with the flags given on the command line (but `exclude`)."""
     from pathlib import Path
 
-    from perfsim.models.scenario import Scenario
-    from perfsim.specfile import read_yaml, validate
+    from perfsim.api import scenario_of
 
-    data = read_yaml(Path(args.scenario)) if args.scenario else {}
-    data.update({name: getattr(args, name) for name in Scenario.model_fields
-                 if name not in exclude and getattr(args, name, None) is not None})
+    fields = {name: getattr(args, name) for name in scenario_fields()
+              if name not in exclude and getattr(args, name, None) is not None}
     for required in ("model", "hardware"):
-        if required not in data:
+        if required not in fields and not args.scenario:
             raise PerfsimError(f"--{required} is required (or give it in --scenario FILE)")
-    return validate(Scenario, data, args.scenario or "scenario")
+    return scenario_of(Path(args.scenario) if args.scenario else {}, fields=fields)
 
 
 def add_scenario_flags(command: argparse.ArgumentParser, exclude: tuple[str, ...] = ()) -> None:
@@ -51,17 +56,3 @@ def add_scenario_flags(command: argparse.ArgumentParser, exclude: tuple[str, ...
             command.add_argument(flag, dest=name, type=number, default=None, help=help_text,
                                  metavar=name.upper() if name not in ("model", "hardware") else "NAME|PATH")
 
-
-def flat_record(record: dict) -> list[dict]:
-    """One row whose nested dicts become columns with their unit last: memory_s.hbm → memory_hbm_s,
-    bytes_per_level.hbm → hbm_bytes, ttft_s.p50 → ttft_p50_s."""
-    row = {}
-    for key, value in record.items():
-        if not isinstance(value, dict):
-            row[key] = value
-        elif key == "bytes_per_level":
-            row.update({f"{name}_bytes": v for name, v in value.items()})
-        else:
-            stem, _, unit = key.rpartition("_")
-            row.update({f"{stem}_{name.replace(':', '_')}_{unit}": v for name, v in value.items()})
-    return [row]

@@ -5,15 +5,17 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from perfsim.cli.scenario_flags import SERVE_EXCLUDES, add_scenario_flags, flat_record, scenario_from_args
+from perfsim.cli.present import shown, warn, wrote
+from perfsim.cli.scenario_flags import SERVE_EXCLUDES, add_scenario_flags, scenario_from_args
 from perfsim.errors import PerfsimError
-from perfsim.output import render
 
 # Poisson arrival flags and their defaults; None in argparse, so a flag given with --trace is seen
 POISSON_DEFAULTS = {"rate": 1.0, "requests": 100, "prompt_len": "512", "output_len": "128", "seed": 0}
 
 
 def _serve(args: argparse.Namespace) -> str:
+    from pathlib import Path
+
     from perfsim import api
 
     given = [name for name in POISSON_DEFAULTS if getattr(args, name) is not None]
@@ -28,11 +30,11 @@ def _serve(args: argparse.Namespace) -> str:
                     block_size=args.block_size, engine=args.engine or "analytic", draft_model=args.draft_model,
                     draft_len=args.draft_len, prefill_devices=args.prefill_devices, output=args.output,
                     progress=True)
-    if args.format == "json":
-        return render(run.summary, "json")
-    text = render([flat_record(run.summary)], args.format)
-    return f"{text}\nwrote {args.output}/requests.csv and {args.output}/serving.png" \
-        if args.output is not None and args.format == "table" else text
+    warn(args, run.notes)
+    text = shown(run.summary if args.format == "json" else [api.flat_record(run.summary)], args)
+    if args.output is None:
+        return text
+    return wrote(text, args, [Path(args.output) / "requests.csv", Path(args.output) / "serving.png"])
 
 
 def register(commands: argparse._SubParsersAction, add: Callable[..., argparse.ArgumentParser]) -> None:

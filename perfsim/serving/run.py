@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
@@ -18,6 +16,7 @@ from perfsim.dtypes import resolve_format
 from perfsim.errors import PerfsimError
 from perfsim.models.scenario import Scenario, one_per_replica
 from perfsim.models.step import Engine
+from perfsim.progress import Progress, on_terminal
 from perfsim.serving.arrivals import Request
 from perfsim.serving.costs import Speculation, StepCosts, kv_capacity_tokens
 from perfsim.serving.report import Recorder, serving_figure, summary
@@ -59,8 +58,7 @@ def simulate_serving(base: Scenario, requests: Iterator[Request], config: Schedu
     with ExitStack() as stack:
         table, picture = _open_outputs(stack, output) if output is not None else (None, None)
         recorder = Recorder(slo_ttft_s, slo_tpot_s, table)
-        on_finish = _with_progress(recorder, total) if total and sys.stdout.isatty() and sys.stderr.isatty() \
-            else recorder
+        on_finish = _with_progress(recorder, total) if total and on_terminal() else recorder
         result = serve(requests, costs, capacity, config, on_finish, disaggregation)
         hardware = resolved.system.name if resolved.system else resolved.chip.name
         run = ServingRun({**summary(result, recorder, devices, waiting_power_w(resolved.chip)), "devices": devices,
@@ -123,19 +121,11 @@ def _within_context(requests: Iterator[Request], model: str, max_context: int) -
 
 
 def _with_progress(recorder: Recorder, total: int, delay_s: float = 1.0):
-    """`recorder`, drawing a bar on stderr once the run has taken `delay_s` (then at most 10 times a second)."""
-    start = shown = time.monotonic()
+    """`recorder`, drawing a progress bar of the `total` requests on stderr once the run has taken `delay_s`."""
+    progress = Progress(total, "requests", delay_s)
 
     def on_finish(request: Request, first_token_s: float, end_s: float) -> None:
-        nonlocal shown
         recorder(request, first_token_s, end_s)
-        done, now = len(recorder.e2e), time.monotonic()
-        if now - start >= delay_s and (now - shown >= 0.1 or done == total):
-            shown = now
-            filled = 30 * done // total
-            sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} requests")
-            if done == total:
-                sys.stderr.write("\n")
-            sys.stderr.flush()
+        progress.update(len(recorder.e2e))
 
     return on_finish
