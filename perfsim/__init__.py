@@ -1,8 +1,8 @@
 """perfsim: predict how ML workloads perform on GPUs, NPUs, wafer-scale meshes, PIM, CPUs, MCUs and FPGAs.
 
 `import perfsim as ps` gives the Python API (see perfsim.api): ps.hardware, ps.model, ps.op,
-ps.estimate, ps.step, ps.serve, ps.roofline, ps.validate. It is loaded on first use, so the
-command line starts without it.
+ps.estimate, ps.step, ps.serve, ps.roofline, ps.validate, ps.verify, ps.notes and the spec listings.
+It is loaded on first use, so the command line starts without it.
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-__all__ = ["PerfsimError", "estimate", "hardware", "model", "op", "roofline", "serve", "step", "validate"]
+__all__ = ["PerfsimError", "estimate", "hardware", "hardware_info", "hardware_list", "model", "model_info",
+           "model_list", "notes", "op", "roofline", "schema", "serve", "step", "validate", "verify"]
 
 
 def __getattr__(name: str) -> Any:

@@ -76,20 +76,14 @@ def op(text: str) -> OpBase:
 
 
 def notes(hardware_ref: str | Path | Device | System) -> list[str]:
-    """What a reader of estimates on this hardware should know, one line each: a kind still priced by the
-    plain roofline names the mechanism it lacks; an uncalibrated accelerator names the calibration fields
-    it lacks and the default derating that stands in (once the accelerator model applies it)."""
-    from perfsim.cost import KIND_COSTS, unmodelled_mechanism
+    """What a reader of estimates on this hardware should know, one line each: an uncalibrated accelerator
+    names the calibration fields it lacks and the default derating that stands in for them."""
     from perfsim.hardware import System
 
     spec = hardware(hardware_ref)
     chip = spec.device if isinstance(spec, System) else spec
     lines = []
-    missing = unmodelled_mechanism(spec)
-    if missing is not None:
-        article = "an" if chip.kind in ("accelerator", "mcu", "fpga") else "a"  # as spoken: an MCU, a CPU
-        lines.append(f"{chip.name} is {article} {chip.kind} priced by the plain roofline, without {missing}")
-    if chip.kind == "accelerator" and "accelerator" in KIND_COSTS:
+    if chip.kind == "accelerator":
         from perfsim.cost import derating
 
         fields = derating.uncalibrated_fields(chip)  # type: ignore[arg-type]
@@ -666,10 +660,21 @@ class ValidationResult:
         return plot_validation(self.report["cases"])
 
 
-def validate(files: Iterable[str | Path] | None = None, hardware_class: str | None = None) -> ValidationResult:
+def validate(files: Iterable[str | Path] | None = None, hardware_class: str | None = None,
+             progress: bool = False) -> ValidationResult:
     """Predict the published cases (default: every case file on the search path) and report each error;
-    `hardware_class` (gpu, npu, cpu, wafer, pim, mcu or fpga) keeps only the cases of that class."""
+    `hardware_class` (gpu, npu, cpu, wafer, pim, mcu or fpga) keeps only the cases of that class; `progress`
+    draws a bar on a terminal."""
+    from perfsim.progress import Progress, on_terminal
     from perfsim.validation.report import validation_report
 
     paths = [Path(f) for f in files] if files is not None else None
-    return ValidationResult(validation_report(paths or None, hardware_class))
+    bar: Progress | None = None
+
+    def on_case(done: int, total: int) -> None:
+        nonlocal bar
+        bar = bar or Progress(total, "cases")
+        bar.update(done)
+
+    return ValidationResult(validation_report(paths or None, hardware_class,
+                                              on_case if progress and on_terminal() else None))

@@ -324,3 +324,13 @@ def test_the_cases_page_shows_each_example_file_as_it_is():
     for path in files:
         assert f"```yaml\n{path.read_text()}```" in page, path.name
         assert f"$ perfsim validate docs/examples/cases/{path.name}" in page
+
+
+def test_validate_class_filter_on_the_command_line(cli):
+    result = cli("validate", "--class", "wafer", "--format", "json")
+    assert result.code == 0, result.err
+    data = json.loads(result.out)
+    assert {row["hardware_class"] for row in data["cases"]} == {"wafer"} and set(data["summary"]["by_class"]) == {
+        "wafer"}
+    wrong = cli("validate", "--class", "wafr")
+    assert wrong.code == 2 and wrong.err.startswith("perfsim: error: hardware class 'wafr'")

@@ -25,7 +25,7 @@ def _verify(args: argparse.Namespace) -> str:
 def _validate(args: argparse.Namespace) -> str:
     from perfsim.validation.report import pct
 
-    result = api.validate(args.files or None)
+    result = api.validate(args.files or None, args.hardware_class, progress=True)
     written = result.write(args.output) if args.output else []
     if args.format == "json":
         text = shown(result.report, args)
@@ -56,5 +56,7 @@ def register(commands: argparse._SubParsersAction, add: Callable[..., argparse.A
     validate = add(commands, "validate", _validate, "predict published measurements and report the error per case")
     validate.add_argument("files", nargs="*", metavar="FILE.yaml", help="case files (default: the shipped cases)")
     validate.add_argument("-o", "--output", metavar="DIR", help="also write report.json, report.csv and a plot")
+    validate.add_argument("--class", dest="hardware_class", metavar="CLASS",
+                          help="only the cases of one hardware class: gpu, npu, cpu, wafer, pim, mcu, fpga")
 
     add(commands, "verify", _verify, "run the numpy reference checks of every op variant and number format")

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import simpy
 
 from perfsim.engine.fluid import FluidPool
 from perfsim.engine.tasks import Task
 from perfsim.errors import PerfsimError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MAX_TIMELINE_ROWS = 2_000_000
 TIMELINE_COLUMNS = ["task", "op", "chip", "stream", "resource", "micro_batch", "start_s", "end_s", "bound"]
@@ -55,6 +58,8 @@ class Schedule:
                                                               self.start_s[t.id] + shift, self.end_s[t.id] + shift,
                                                               t.bound), strict=True):
                         columns[name].append(value)
+        import pandas as pd  # only when a timeline is asked for: a step estimate need not import pandas
+
         frame = pd.DataFrame(columns, columns=TIMELINE_COLUMNS)
         return frame.sort_values(["start_s", "task", "chip"], kind="stable", ignore_index=True)
 

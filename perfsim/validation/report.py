@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter as Tally
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -117,12 +118,19 @@ def _factor(row: dict[str, object]) -> float:
     return max(ratio, 1 / ratio) if ratio > 0 else math.inf
 
 
-def validation_report(paths: list[Path] | None = None, hardware_class: str | None = None) -> dict[str, object]:
+def validation_report(paths: list[Path] | None = None, hardware_class: str | None = None,
+                      on_case: Callable[[int, int], None] | None = None) -> dict[str, object]:
     """Every case of `paths` (default: the shipped files) predicted, or only those of `hardware_class` (gpu, npu,
-    cpu, wafer, pim, mcu, fpga). Raise PerfsimError on a bad case file or an unknown class."""
+    cpu, wafer, pim, mcu, fpga); `on_case(done, total)` after each. Raise PerfsimError on a bad case file or an
+    unknown class."""
     wanted = check_class(hardware_class) if hardware_class is not None else None
-    cases = load_cases(paths, check_inputs)
-    rows = [case_row(case) for case in cases if wanted is None or class_of(case.reported_hardware) == wanted]
+    cases = [case for case in load_cases(paths, check_inputs)
+             if wanted is None or class_of(case.reported_hardware) == wanted]
+    rows = []
+    for case in cases:
+        rows.append(case_row(case))
+        if on_case is not None:
+            on_case(len(rows), len(cases))
     return {"cases": rows, "summary": summarise(rows)}
 
 
