@@ -33,7 +33,7 @@ class Spec(BaseModel):
     """Base of all spec models: frozen, a misspelled field is an error (never a default), and a float field
     takes no inf or nan."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True, allow_inf_nan=False)
 
 
 class Calibrated(Spec, Generic[Q]):
