@@ -1,4 +1,4 @@
-"""Build hook: ship the top-level spec folders inside the package, as perfsim/_data/<folder>/*.yaml.
+"""Build hook: ship the top-level spec folders inside the package, as perfsim/_data/<folder>/**/*.yaml.
 
 The folders stay the single source of truth; perfsim.datadirs reads the copy through importlib.resources
 when installed from a wheel, and the folders themselves from a checkout or an editable install.
@@ -24,9 +24,10 @@ class BuildPyWithSpecs(build_py):
         for folder in DATA_FOLDERS:
             target = Path(self.build_lib, "perfsim", "_data", folder)
             shutil.rmtree(target, ignore_errors=True)  # no stale copy of a deleted spec from an earlier build
-            self.mkpath(str(target))
-            for source in sorted(Path(folder).glob("*.yaml")):
-                self.copy_file(str(source), str(target / source.name))
+            for source in sorted(Path(folder).rglob("*.yaml")):  # subfolders too (workloads/networks/)
+                destination = target / source.relative_to(folder)
+                self.mkpath(str(destination.parent))
+                self.copy_file(str(source), str(destination))
 
 
 setup(cmdclass={"build_py": BuildPyWithSpecs})
