@@ -4,7 +4,9 @@ A trace lists a stage's ops layer-major: runs of identical layers appear once wi
 Consecutive trace ops of one stage with the same repeat form a block, run `repeat` times in a
 row (layer 1's ops, then layer 2's, ...). The pipeline send is the collective that opens a
 stage after the first. Chips of a stage run identical shares in lockstep, so the first chip
-of the stage stands for all of them.
+of the stage stands for all of them. On a pim chip an op placed on the PIM alone
+(perfsim.cost.pim.unit_of) runs on the chip's "pim" stream and holds its PIM, not the xPU's
+matrix engine, so it can overlap xPU work of another micro-batch.
 
 `walk` runs one micro-batch through a stage's blocks, op after op, each op's first run in the
 chain waiting for its stream's previous op (another micro-batch's). Runs 2…r of a block are
@@ -19,11 +21,12 @@ from itertools import groupby
 from typing import Literal
 
 from perfsim.cost import OpCost
+from perfsim.cost.pim import unit_of
 from perfsim.models.trace import Trace
 from perfsim.ops import Collective
 
-Stream = Literal["compute", "comm", "p2p"]
-STREAMS: tuple[Stream, ...] = ("compute", "comm", "p2p")
+Stream = Literal["compute", "comm", "p2p", "pim"]
+STREAMS: tuple[Stream, ...] = ("compute", "comm", "p2p", "pim")
 
 
 @dataclass(frozen=True)
@@ -75,11 +78,13 @@ class Stage:
 
 def demands_of(cost: OpCost, chip: int, engine: str | None) -> dict[str, float]:
     """An op's resource seconds keyed per chip: compute and table lookups go to its engine, overlapping there as
-    in the cost model (the longer of the two), so an op alone takes its cost's time."""
+    in the cost model (the longer of the two), so an op alone takes its cost's time; PIM compute (any dtype) goes
+    to the chip's PIM, `chipN:pim`, the engine of a PIM-placed op."""
     demands: dict[str, float] = {}
     for resource, seconds in cost.resource_s.items():
         kind = resource.split(":", 1)[0]
-        key = f"chip{chip}:{engine}" if kind in ("compute", "lut") else f"chip{chip}:{resource}"
+        unit = engine if kind in ("compute", "lut") else "pim" if kind == "pim" else resource
+        key = f"chip{chip}:{unit}"
         demands[key] = max(demands.get(key, 0.0), seconds)
     return demands
 
@@ -99,11 +104,16 @@ def stages_of(trace: Trace, costs: list[OpCost]) -> list[Stage]:
 
 
 def _slot(top, c: OpCost, stream: Stream | None = None) -> Slot:
-    comm = isinstance(top.op, Collective)
-    engine = None if comm else top.op.engine
+    """The op on its stage's first chip: a collective on `stream` (default "comm") holding no engine, an op on the
+    PIM alone on the "pim" stream holding the PIM, any other op on the "compute" stream holding its engine."""
     chip = top.chips[0]
-    return Slot(top.op.label, chip, stream or ("comm" if comm else "compute"), engine, demands_of(c, chip, engine),
-                c.overhead_s, c.bound)
+    if isinstance(top.op, Collective):
+        stream, engine = stream or "comm", None
+    elif unit_of(c) == "pim":
+        stream, engine = "pim", "pim"
+    else:
+        stream, engine = "compute", top.op.engine
+    return Slot(top.op.label, chip, stream, engine, demands_of(c, chip, engine), c.overhead_s, c.bound)
 
 
 Emit = Callable[[Slot, float, float, int, float, Stream | None, int | None], None]

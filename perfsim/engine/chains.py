@@ -1,13 +1,15 @@
 """A model step on the engine: exact closed-form chains where no two ops can slow each other, simpy where they can.
 
 Each micro-batch runs every stage's ops one after another; a chip's compute ops, its
-collectives and the pipeline sends into it each keep issue order on their own stream. Ops
-overlap only across micro-batches (one micro-batch's trailing all-reduce under the next
-one's first ops, a send under a stage's work), and they contend only if they share a
-resource. When no two streams of a chip share one — always with one micro-batch, whose
-step is a single chain — every op takes its solo time and the schedule is the max-plus
-recurrence `walk` computes: one call per op of a block's first run, one per op for all its
-other runs, whatever the layer count. Otherwise the ops run op by op on simpy.
+collectives, the pipeline sends into it and its PIM-placed ops each keep issue order on
+their own stream. Ops overlap only across micro-batches (one micro-batch's trailing
+all-reduce under the next one's first ops, a send under a stage's work, a PIM op under
+the next micro-batch's xPU ops), and they contend only if they share a resource (on a pim
+chip every op's bytes cross the stacks' internal path, memory:pim). When no two streams of
+a chip share one — always with one micro-batch, whose step is a single chain — every op
+takes its solo time and the schedule is the max-plus recurrence `walk` computes: one call
+per op of a block's first run, one per op for all its other runs, whatever the layer count.
+Otherwise the ops run op by op on simpy.
 """
 
 from __future__ import annotations

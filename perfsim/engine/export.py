@@ -8,8 +8,9 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
-STREAMS = ("compute", "comm", "p2p")
-BOUND_COLOURS = {"compute": "#1f77b4", "memory": "#2ca02c", "link": "#d62728", "lut": "#9467bd",
+from perfsim.engine.blocks import STREAMS
+
+BOUND_COLOURS = {"compute": "#1f77b4", "pim": "#ff7f0e", "memory": "#2ca02c", "link": "#d62728", "lut": "#9467bd",
                  "overhead": "#7f7f7f"}
 TIME_UNITS = ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs"))
 LABEL_POINTS = 6  # font size of op names on bars; a character is about 0.6 of it wide

@@ -1,6 +1,6 @@
 """Running tasks on simpy: engines as queues, memory and links processor-shared, streams in issue order.
 
-Each chip has a FIFO queue per compute engine (matrix, vector); its memory levels and
+Each chip has a FIFO queue per compute engine (matrix, vector; pim on a pim chip); its memory levels and
 links are processor-shared (perfsim.engine.fluid). A task starts when its dependencies
 and the task issued before it on the same chip and stream are done, then holds its
 engine, pays its fixed overhead, and runs as a flow. No global state: the environment
