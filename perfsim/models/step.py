@@ -72,10 +72,13 @@ class StepEstimate:
         return self.resolved.scenario.batch * self.tokens_per_sequence
 
     def by_resource(self) -> dict[str, float]:
-        """Seconds each op's binding resource accounts for over the step."""
+        """Seconds each op's binding resource accounts for over the step, and the framework's per-step host and
+        graph-launch seconds as `framework` (where a preset adds any)."""
         seconds: dict[str, float] = defaultdict(float)
         for c, t in zip(self.costs, self.trace.ops, strict=True):
             seconds[c.bound] += c.time_s * t.repeat
+        if self.framework_overhead_s:
+            seconds["framework"] = self.framework_overhead_s
         return dict(seconds)
 
     @property
