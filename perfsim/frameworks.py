@@ -2,12 +2,12 @@
 
 A step estimated with `Scenario.framework = name` changes in two ways (perfsim.models.step):
 
-    step_s = Σ ops (as costed) + host_s + (graph_launch_s if the phase is graph-captured)
+    step_s = Σ ops (as costed) + host_s + (graph_launch_s if the step is graph-captured)
 
-and, where the phase is graph-captured, every kernel on an accelerator pays `graph_node_s` in place of its
-launch (the spec's op_overhead or the 5 µs default; an op of n kernels pays n · graph_node_s): the host submits
-one graph per step, and the GPU still runs its nodes one after another. Collectives keep their own latency.
-`framework = None` (the default) adds nothing.
+and, where the step is graph-captured (a phase the preset captures, on an accelerator), every kernel pays
+`graph_node_s` in place of its launch (the spec's op_overhead or the 5 µs default; an op of n kernels pays
+n · graph_node_s): the host submits one graph per step, and the GPU still runs its nodes one after another.
+Collectives keep their own latency. `framework = None` (the default) adds nothing.
 
 Each number below carries its source. Where none was found the preset says so and adds nothing for it
 (stated, not measured): such a preset only names the framework's launch mode.
@@ -39,12 +39,13 @@ class Framework:
     graph_launch_s: float = GRAPH_LAUNCH_S
     graph_node_s: float = GRAPH_NODE_S
 
-    def captures(self, phase: str) -> bool:
-        return phase in self.graph_phases
+    def captures(self, phase: str, kind: str) -> bool:
+        """True when a `phase` step on a chip of `kind` runs as a CUDA graph (graphs replay accelerator kernels)."""
+        return phase in self.graph_phases and kind == "accelerator"
 
-    def step_overhead_s(self, phase: str) -> float:
-        """Seconds added once per step: the exposed host work, plus one graph launch where `phase` is captured."""
-        return self.host_s + (self.graph_launch_s if self.captures(phase) else 0.0)
+    def step_overhead_s(self, phase: str, kind: str) -> float:
+        """Seconds added once per step: the exposed host work, plus one graph launch where the step is captured."""
+        return self.host_s + (self.graph_launch_s if self.captures(phase, kind) else 0.0)
 
 
 PRESETS: dict[str, Framework] = {f.name: f for f in (

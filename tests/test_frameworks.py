@@ -92,3 +92,22 @@ def test_64_cubed_gemm_is_launch_bound_at_the_chip_launch(chip):
     assert c.overhead_s == launch_s(device)
     assert c.bound == "overhead"
     assert launch_s(device) <= c.time_s < 2 * launch_s(device)
+
+
+def test_the_des_engine_adds_the_same_framework_seconds():
+    # one chip, one micro-batch: the simulated makespan is the ops in a chain, so both engines agree
+    for framework in (None, "cuda-graph", "vllm"):
+        scenario = Scenario(model="openelm-270m", hardware="h100-sxm", batch=1, context=512, framework=framework)
+        assert estimate_step(scenario, engine="des").step_s == pytest.approx(estimate_step(scenario).step_s)
+
+
+def test_graph_capture_applies_to_accelerator_kernels_only():
+    # a CPU has no kernel launches to capture: llama.cpp's decode graph (and its graph launch) and its 0 s host time
+    # change nothing
+    def cpu(framework):
+        return estimate_step(Scenario(model="openelm-270m", hardware="m2-pro-cpu", batch=1, context=512,
+                                      framework=framework))
+
+    plain, llama = cpu(None), cpu("llama.cpp")
+    assert [c.overhead_s for c in llama.costs] == [c.overhead_s for c in plain.costs]
+    assert llama.step_s == plain.step_s

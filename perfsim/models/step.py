@@ -8,7 +8,7 @@ Decode: each sequence gains E tokens per step — 1, or with speculative verific
 decode_tokens tokens (draft + 1) each draft token accepted with probability α, E = (1 − α^k) /
 (1 − α) in expectation (Leviathan et al., 2023) — and tpot_s = step_s / E.
 A framework preset (perfsim.frameworks) adds its per-step overhead: step_s = (analytic or des) + host_s (+
-graph_launch_s where the phase is graph-captured), and in a captured phase each accelerator op's launches become
+graph_launch_s where the step is graph-captured), and in a captured step each accelerator op's launches become
 graph nodes before the ops are added up or simulated: overhead_s → overhead_s / launch_s · graph_node_s (an op of
 n kernels, overhead n · launch_s, pays n · graph_node_s).
 """
@@ -52,7 +52,7 @@ class StepEstimate:
     def framework_overhead_s(self) -> float:
         """Seconds the scenario's framework preset adds once per step (0 without one)."""
         s = self.resolved.scenario
-        return preset(s.framework).step_overhead_s(s.phase) if s.framework else 0.0
+        return preset(s.framework).step_overhead_s(s.phase, self.resolved.chip.kind) if s.framework else 0.0
 
     @property
     def step_s(self) -> float:
@@ -174,7 +174,7 @@ def estimate_step(scenario: Scenario | Resolved, cache: Cache = "cold", hardware
 def graph_launched(framework: Framework, r: Resolved, ops: list[TraceOp], costs: list[OpCost]) -> list[OpCost]:
     """`costs` with each accelerator op's kernel launches (overhead_s = kernels · launch_s) replaced by as many
     graph nodes where `framework` captures the scenario's phase (collectives keep their latency); else unchanged."""
-    if not framework.captures(r.scenario.phase) or r.chip.kind != "accelerator":
+    if not framework.captures(r.scenario.phase, r.chip.kind):
         return costs
     node_per_launch = framework.graph_node_s / launch_s(r.chip)
     return [c if isinstance(t.op, Collective) else replace(c, overhead_s=c.overhead_s * node_per_launch)
