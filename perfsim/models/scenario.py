@@ -67,6 +67,9 @@ class Scenario(Spec):
                                                          "runs on (default: the fastest that fits)")
     kv_placement: Literal["shift", "concat"] | None = Field(
         None, description="wafer-scale mesh: KV-cache management, WaferLLM's shift (default) or concatenation")
+    framework: str | None = Field(None, description="serving-framework preset adding its per-step host overhead and "
+                                  "CUDA-graph launches (perfsim.frameworks): eager, cuda-graph, vllm, tensorrt-llm, "
+                                  "mindie, llama.cpp (default: none)")
 
 
 @dataclass(frozen=True)

@@ -7,23 +7,30 @@ overlap; step_s is its makespan. Prefill: ttft_s = step_s and tokens/s counts pr
 Decode: each sequence gains E tokens per step — 1, or with speculative verification of k =
 decode_tokens tokens (draft + 1) each draft token accepted with probability α, E = (1 − α^k) /
 (1 − α) in expectation (Leviathan et al., 2023) — and tpot_s = step_s / E.
+A framework preset (perfsim.frameworks) adds its per-step overhead: step_s = (analytic or des) + host_s (+
+graph_launch_s where the step is graph-captured), and in a captured step each accelerator op's launches become
+graph nodes before the ops are added up or simulated: overhead_s → overhead_s / launch_s · graph_node_s (an op of
+n kernels, overhead n · launch_s, pays n · graph_node_s).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from perfsim.cost import Cache, OpCost, cost, with_energy
+from perfsim.cost.derating import launch_s
 from perfsim.cost.energy import average_power_w, joules_per_token, step_energy, waiting_power_w
 from perfsim.engine.blocks import pipeline_s, stages_of
 from perfsim.engine.chains import schedule_step
 from perfsim.engine.simulate import Schedule
+from perfsim.frameworks import Framework, preset
 from perfsim.hardware import Device, System
 from perfsim.models.footprint import Footprint, check_fits, footprint
 from perfsim.models.scenario import Resolved, Scenario, resolve
-from perfsim.models.trace import Trace, build_trace
+from perfsim.models.trace import Trace, TraceOp, build_trace
+from perfsim.ops import Collective
 
 Engine = Literal["analytic", "des"]
 
@@ -42,8 +49,14 @@ class StepEstimate:
         return pipeline_s(stages_of(self.trace, self.costs), self.resolved.scenario.micro_batches)
 
     @property
+    def framework_overhead_s(self) -> float:
+        """Seconds the scenario's framework preset adds once per step (0 without one)."""
+        s = self.resolved.scenario
+        return preset(s.framework).step_overhead_s(s.phase, self.resolved.chip.kind) if s.framework else 0.0
+
+    @property
     def step_s(self) -> float:
-        return self.schedule.makespan_s if self.schedule else self.analytic_s
+        return (self.schedule.makespan_s if self.schedule else self.analytic_s) + self.framework_overhead_s
 
     @property
     def tokens_per_sequence(self) -> float:
@@ -59,10 +72,13 @@ class StepEstimate:
         return self.resolved.scenario.batch * self.tokens_per_sequence
 
     def by_resource(self) -> dict[str, float]:
-        """Seconds each op's binding resource accounts for over the step."""
+        """Seconds each op's binding resource accounts for over the step, and the framework's per-step host and
+        graph-launch seconds as `framework` (where a preset adds any)."""
         seconds: dict[str, float] = defaultdict(float)
         for c, t in zip(self.costs, self.trace.ops, strict=True):
             seconds[c.bound] += c.time_s * t.repeat
+        if self.framework_overhead_s:
+            seconds["framework"] = self.framework_overhead_s
         return dict(seconds)
 
     @property
@@ -102,6 +118,8 @@ class StepEstimate:
             "devices": r.par.devices,
             "parallelism": {k: getattr(r.par, k) for k in ("tp", "pp", "dp", "ep", "expert_tp")},
             "engine": "des" if self.schedule else "analytic",
+            "framework": s.framework,
+            "framework_overhead_s": self.framework_overhead_s,
             "phase": s.phase,
             "batch": s.batch,
             "step_s": step,
@@ -135,6 +153,7 @@ def estimate_step(scenario: Scenario | Resolved, cache: Cache = "cold", hardware
     `hardware` overrides the spec the scenario names (e.g. a spec at one end of its ranges).
     """
     r = scenario if isinstance(scenario, Resolved) else resolve(scenario, hardware)
+    framework = preset(r.scenario.framework) if r.scenario.framework else None
     memory = footprint(r)
     if check_memory:
         check_fits(r, memory)
@@ -146,5 +165,17 @@ def estimate_step(scenario: Scenario | Resolved, cache: Cache = "cold", hardware
         costs = [with_energy(t.op, c, r.chip) for t, c in zip(trace.ops, step_costs(r, plan, trace), strict=True)]
     else:
         costs = [cost(t.op, r.system or r.chip, cache) for t in trace.ops]
+    if framework:
+        costs = graph_launched(framework, r, trace.ops, costs)
     schedule = schedule_step(trace, costs, r.scenario.micro_batches) if engine == "des" else None
     return StepEstimate(r, trace, costs, memory, schedule)
+
+
+def graph_launched(framework: Framework, r: Resolved, ops: list[TraceOp], costs: list[OpCost]) -> list[OpCost]:
+    """`costs` with each accelerator op's kernel launches (overhead_s = kernels · launch_s) replaced by as many
+    graph nodes where `framework` captures the scenario's phase (collectives keep their latency); else unchanged."""
+    if not framework.captures(r.scenario.phase, r.chip.kind):
+        return costs
+    node_per_launch = framework.graph_node_s / launch_s(r.chip)
+    return [c if isinstance(t.op, Collective) else replace(c, overhead_s=c.overhead_s * node_per_launch)
+            for t, c in zip(ops, costs, strict=True)]

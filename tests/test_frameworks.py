@@ -1,0 +1,113 @@
+"""Framework presets: per-step host overhead and CUDA-graph launches in the step estimate (perfsim.frameworks)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from perfsim.cost import cost
+from perfsim.cost.derating import launch_s
+from perfsim.errors import PerfsimError
+from perfsim.frameworks import GRAPH_LAUNCH_S, GRAPH_NODE_S, PRESETS, preset
+from perfsim.hardware import load_hardware
+from perfsim.models.scenario import Scenario
+from perfsim.models.step import estimate_step
+from perfsim.ops import Gemm
+
+# OpenELM-270M, one sequence decoding over 512 cached tokens on one H100: 16 layers × 8 ops (attn_norm, qkv,
+# attention, o_proj, ffn_norm, ffn_up, ffn_act, ffn_down) + embedding, final_norm, lm_head = 131 ops, one
+# kernel each (batch-1 attention over 512 keys needs no split-KV combine kernel).
+KERNELS = 16 * 8 + 3
+LAUNCH = launch_s(load_hardware("h100-sxm"))  # the spec's op_overhead, or the 5 µs default while it has none
+WEIGHTS_S = 271_527_168 * 2 / (3.35e12 * 0.8866)  # bf16 weights over the calibrated HBM triad: ≈ 183 µs
+
+
+def step(framework: str | None):
+    return estimate_step(Scenario(model="openelm-270m", hardware="h100-sxm", batch=1, context=512,
+                                  framework=framework))
+
+
+def test_batch1_decode_is_launch_bound_eager_and_memory_bound_as_a_cuda_graph():
+    plain = step(None)
+    # eager: 131 launches · 5 µs = 655 µs of launches against ≈ 183 µs of weight streaming: launch-bound
+    assert sum(c.overhead_s for c in plain.costs) == pytest.approx(KERNELS * LAUNCH)
+    assert KERNELS * LAUNCH > 3 * WEIGHTS_S
+    assert plain.bound == "overhead"
+    assert step("eager").step_s == plain.step_s  # eager adds nothing beyond the launches already costed
+    # captured: each launch becomes a 1.3 µs graph node, plus one 15 µs graph launch per step:
+    # step = plain − 131 · (5 − 1.3) µs + 15 µs (the ops run one after another, each time = busiest + overhead)
+    graph = step("cuda-graph")
+    assert graph.step_s == pytest.approx(plain.step_s - KERNELS * (LAUNCH - GRAPH_NODE_S) + GRAPH_LAUNCH_S)
+    # 131 · 1.3 µs = 170 µs of nodes is now below the ≥ 183 µs of weight streaming: the GEMMs bind on HBM
+    assert KERNELS * GRAPH_NODE_S < WEIGHTS_S
+    assert graph.bound == "memory:hbm"
+    summary = graph.summary()
+    assert (summary["framework"], summary["framework_overhead_s"]) == ("cuda-graph", GRAPH_LAUNCH_S)
+    assert summary["tpot_s"] == graph.step_s
+
+
+def test_vllm_adds_its_host_gap_to_a_graph_captured_decode_step():
+    # vLLM V0 single-step: decode captured as a graph (as above) + 4 ms of CPU work per step (vllm#6854)
+    vllm, graph = step("vllm"), step("cuda-graph")
+    assert vllm.framework_overhead_s == pytest.approx(4e-3 + GRAPH_LAUNCH_S)
+    assert vllm.step_s == pytest.approx(graph.step_s + 4e-3)
+    assert vllm.bound == "framework"  # 4 ms of host work against ≈ 0.45 ms of GPU work
+
+
+def test_vllm_prefill_is_not_graph_captured():
+    # vLLM captures decode only: a prefill keeps its launches and pays the 4 ms host gap alone
+    def prefill(framework):
+        return estimate_step(Scenario(model="openelm-270m", hardware="h100-sxm", phase="prefill", prompt_len=128,
+                                      framework=framework))
+
+    plain, vllm = prefill(None), prefill("vllm")
+    assert [c.overhead_s for c in vllm.costs] == [c.overhead_s for c in plain.costs]
+    assert vllm.step_s == pytest.approx(plain.step_s + 4e-3)
+
+
+def test_an_unknown_preset_is_a_one_line_error_naming_the_presets(cli):
+    with pytest.raises(PerfsimError, match=re.escape("framework: unknown preset 'sglang'; presets: eager, "
+                                                     "cuda-graph, vllm, tensorrt-llm, mindie, llama.cpp")):
+        step("sglang")
+    result = cli("estimate", "--model", "openelm-270m", "--hardware", "h100-sxm", "--context", "512",
+                 "--framework", "sglang")
+    assert result.code == 2
+    assert result.err.strip().splitlines()[-1].startswith("perfsim: error: framework: unknown preset 'sglang'")
+
+
+def test_every_preset_is_named_in_the_flag_help_and_cites_a_source():
+    help_text = Scenario.model_fields["framework"].description
+    for name, framework in PRESETS.items():
+        assert name in help_text
+        assert preset(name) is framework and len(framework.source) > 40
+
+
+@pytest.mark.parametrize("chip", ["h100-sxm", "a100-sxm-80gb", "mi300x"])
+def test_64_cubed_gemm_is_launch_bound_at_the_chip_launch(chip):
+    # 2·64³ = 0.52 MFLOP and 3 · 64·64·2 B = 24 KiB: well under a microsecond on any of these chips, so the
+    # kernel costs its launch (the spec's op_overhead, else the 5 µs default) plus that, and is launch-bound.
+    device = load_hardware(chip)
+    c = cost(Gemm(m=64, n=64, k=64, dtype="bf16"), device)
+    assert c.overhead_s == launch_s(device)
+    assert c.bound == "overhead"
+    assert launch_s(device) <= c.time_s < 2 * launch_s(device)
+
+
+def test_the_des_engine_adds_the_same_framework_seconds():
+    # one chip, one micro-batch: the simulated makespan is the ops in a chain, so both engines agree
+    for framework in (None, "cuda-graph", "vllm"):
+        scenario = Scenario(model="openelm-270m", hardware="h100-sxm", batch=1, context=512, framework=framework)
+        assert estimate_step(scenario, engine="des").step_s == pytest.approx(estimate_step(scenario).step_s)
+
+
+def test_graph_capture_applies_to_accelerator_kernels_only():
+    # a CPU has no kernel launches to capture: llama.cpp's decode graph (and its graph launch) and its 0 s host time
+    # change nothing
+    def cpu(framework):
+        return estimate_step(Scenario(model="openelm-270m", hardware="m2-pro-cpu", batch=1, context=512,
+                                      framework=framework))
+
+    plain, llama = cpu(None), cpu("llama.cpp")
+    assert [c.overhead_s for c in llama.costs] == [c.overhead_s for c in plain.costs]
+    assert llama.step_s == plain.step_s
