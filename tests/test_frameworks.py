@@ -111,3 +111,18 @@ def test_graph_capture_applies_to_accelerator_kernels_only():
     plain, llama = cpu(None), cpu("llama.cpp")
     assert [c.overhead_s for c in llama.costs] == [c.overhead_s for c in plain.costs]
     assert llama.step_s == plain.step_s
+
+
+def test_serving_pays_the_framework_time_once_per_iteration():
+    # a pass's seconds = the step estimate of its pieces, whose step_s includes the preset's per-step host time
+    from perfsim.models.scenario import Scenario
+    from perfsim.models.step import estimate_step
+    from perfsim.serving.costs import StepCosts
+
+    base = Scenario(model="llama-2-7b", hardware="a100-sxm-80gb", framework="vllm")
+    exact = estimate_step(base.model_copy(update={"phase": "decode", "batch": 4, "context": 1024}), check_memory=False)
+    assert StepCosts(base).decode(4, 1024.0) == pytest.approx(exact.step_s, rel=1e-9)
+    # vLLM and cuda-graph both replay a decode pass as a graph (same node costs, same 15 µs graph launch); vLLM adds
+    # its 4 ms of host time per step
+    graph = StepCosts(base.model_copy(update={"framework": "cuda-graph"})).decode(4, 1024.0)
+    assert StepCosts(base).decode(4, 1024.0) - graph == pytest.approx(4e-3, rel=1e-9)

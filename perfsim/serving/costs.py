@@ -41,6 +41,7 @@ import numpy as np
 
 from perfsim.cost import OpCost
 from perfsim.errors import PerfsimError
+from perfsim.frameworks import preset
 from perfsim.models.footprint import Footprint, footprint
 from perfsim.models.scenario import Piece, Resolved, Scenario, one_per_replica
 from perfsim.models.step import Engine, estimate_step
@@ -121,9 +122,10 @@ class ForwardPass:
     """[seconds, joules, busy chip-seconds] of one forward pass of `scenario`'s model over pieces: the
     seconds of one DP replica's share; joules and chip-seconds of every replica doing that share."""
 
-    def __init__(self, scenario: Scenario, engine: Engine) -> None:
-        self.template = one_per_replica(scenario.model_copy(update={"phase": "prefill", "prompt_len": 1,
-                                                                    "context": 0}))
+    def __init__(self, scenario: Scenario, engine: Engine, phase: str = "prefill") -> None:
+        """`phase` is the step kind a framework preset sees (vLLM replays pure-decode passes as CUDA graphs)."""
+        self.template = one_per_replica(scenario.model_copy(update={"phase": phase, "prompt_len": 1,
+                                                                    "context": 0 if phase == "prefill" else 1}))
         self.engine = engine
         self.evaluations = 0
         self._body: dict[int, np.ndarray] = {}  # by the pass's tokens T
@@ -159,6 +161,7 @@ class ForwardPass:
                 head += totals
             else:
                 body += totals
+        body[0] += step.framework_overhead_s  # the framework's per-step host time (and graph launch), once a pass
         self._body.setdefault(tokens, body)
         self._head.setdefault(seqs, head)
         for piece, count in Counter(mix).items():
@@ -194,8 +197,13 @@ class StepCosts:
 
     def __post_init__(self) -> None:
         self._passes = [ForwardPass(self.base, self.engine)]
-        if self.speculation:
-            self._passes.append(ForwardPass(self.speculation.draft, self.engine))
+        self._decode_pass = self._passes[0]
+        if self.base.framework is not None and preset(self.base.framework).graph_phases:
+            self._decode_pass = ForwardPass(self.base, self.engine, "decode")  # a pure-decode pass may be a graph
+            self._passes.append(self._decode_pass)
+        self._draft = ForwardPass(self.speculation.draft, self.engine) if self.speculation else None
+        if self._draft is not None:
+            self._passes.append(self._draft)
         self._dp = self._passes[0].template.par.dp
 
     @property
@@ -212,10 +220,10 @@ class StepCosts:
         total: np.ndarray = np.zeros(3)
         if seqs:
             pieces.append((seqs, spec.length + 1 if spec else 1, context))
-            if spec:
-                total += spec.length * self._passes[1].cost([(seqs, 1, context)])
+            if spec and self._draft is not None:
+                total += spec.length * self._draft.cost([(seqs, 1, context)])
         if pieces:
-            total += self._passes[0].cost(pieces)
+            total += (self._passes[0] if share else self._decode_pass).cost(pieces)
         return IterationCost(*map(float, total))
 
     def decode(self, batch: int, context: float) -> float:
