@@ -22,7 +22,6 @@ import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Literal
 
@@ -71,10 +70,8 @@ def user_dirs() -> list[Path]:
 @cache
 def shipped_dir(kind: Kind) -> Path:
     """The folder of shipped `kind` specs: perfsim/_data/ in an installed wheel, else the checkout's folder."""
-    packaged = resources.files("perfsim") / "_data" / FOLDERS[kind]
-    if isinstance(packaged, Path) and packaged.is_dir():
-        return packaged
-    return Path(__file__).resolve().parents[1] / FOLDERS[kind]
+    packaged = Path(__file__).parent / "_data" / FOLDERS[kind]  # importlib.resources' path, without its imports
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[1] / FOLDERS[kind]
 
 
 def search_dirs(kind: Kind) -> list[Path]:

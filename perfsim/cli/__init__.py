@@ -6,18 +6,24 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from importlib import import_module
 
 from perfsim import datadirs
-from perfsim.cli import checks, estimate, serve, specs
 from perfsim.errors import PerfsimError
 from perfsim.output import FORMATS
 
 Command = Callable[[argparse.Namespace], str]
+COMMAND_MODULES: dict[str, str] = {
+    "hardware": "specs", "schema": "specs", "model": "specs", "estimate": "estimate", "roofline": "estimate",
+    "serve": "serve", "validate": "checks", "verify": "checks"}
+"""The module of perfsim.cli that registers each command, in the order `perfsim --help` lists them."""
 DESCRIPTION = ("Predict how ML workloads perform on GPUs, NPUs, wafer-scale meshes, processing-in-memory, CPUs, "
                "MCUs and FPGAs, without running them there.")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command_name: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command; with `command_name` (a key of COMMAND_MODULES) only the module that registers it
+    is imported and registered, so that a run pays only for the command it runs."""
     parser = argparse.ArgumentParser(prog="perfsim", description=DESCRIPTION)
     parser.add_argument("--spec-dir", action="append", default=[], metavar="DIR",
                         help="also look for hardware, model and case YAML files in DIR, before PERFSIM_PATH and the "
@@ -34,14 +40,32 @@ def build_parser() -> argparse.ArgumentParser:
         command.set_defaults(run=run)
         return command
 
-    for module in (specs, estimate, serve, checks):
-        module.register(commands, add)
+    wanted = [COMMAND_MODULES[command_name]] if command_name in COMMAND_MODULES else COMMAND_MODULES.values()
+    for name in dict.fromkeys(wanted):
+        import_module(f"perfsim.cli.{name}").register(commands, add)
     return parser
+
+
+def invoked_command(argv: Sequence[str]) -> str | None:
+    """The command `argv` names: its first word after any --spec-dir options; None where another option (--help)
+    comes first, so that the full parser answers it."""
+    words = iter(argv)
+    for word in words:
+        option = word.split("=", 1)[0]
+        if len(option) > 2 and "--spec-dir".startswith(option):  # argparse takes any unambiguous prefix
+            if "=" not in word:
+                next(words, None)
+        elif word.startswith("-"):
+            return None
+        else:
+            return word
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit code (0 ok, 1 a check failed or the reader closed the pipe, 2 bad input)."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(invoked_command(argv)).parse_args(argv)
     try:
         with datadirs.searching(args.spec_dir):
             text = args.run(args)

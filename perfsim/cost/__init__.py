@@ -4,25 +4,33 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from importlib import import_module
 
-from perfsim.cost.accelerator import accelerator_cost, is_calibrated
 from perfsim.cost.collectives import bus_bandwidth, collective_cost
-from perfsim.cost.cpu import cpu_cost
 from perfsim.cost.energy import op_energy
-from perfsim.cost.fpga import fpga_cost
-from perfsim.cost.mcu import mcu_cost
 from perfsim.cost.opcost import OpCost
-from perfsim.cost.pim import pim_cost
 from perfsim.cost.roofline import Cache
-from perfsim.cost.wafer_mesh import wafer_mesh_cost
 from perfsim.errors import PerfsimError
 from perfsim.hardware import Device, System
 from perfsim.ops import Collective, OpBase
 
-KIND_COSTS: dict[str, Callable[[OpBase, Device, Cache], OpCost]] = {
-    "accelerator": accelerator_cost, "cpu": cpu_cost, "fpga": fpga_cost, "mcu": mcu_cost, "pim": pim_cost,
-    "wafer_mesh": wafer_mesh_cost}
-"""Each device kind's own cost model (all built on the shared roofline helpers in perfsim.cost.roofline)."""
+KIND_MODELS: dict[str, str] = {
+    "accelerator": "perfsim.cost.accelerator:accelerator_cost", "cpu": "perfsim.cost.cpu:cpu_cost",
+    "fpga": "perfsim.cost.fpga:fpga_cost", "mcu": "perfsim.cost.mcu:mcu_cost", "pim": "perfsim.cost.pim:pim_cost",
+    "wafer_mesh": "perfsim.cost.wafer_mesh:wafer_mesh_cost"}
+"""Each device kind's own cost model as `module:function` (all built on the shared roofline helpers in
+perfsim.cost.roofline), imported on first use so that a run pays only for the kinds it prices."""
+
+KIND_COSTS: dict[str, Callable[[OpBase, Device, Cache], OpCost]] = {}
+"""The cost models imported so far, by device kind (see kind_cost)."""
+
+
+def kind_cost(kind: str) -> Callable[[OpBase, Device, Cache], OpCost]:
+    """The cost model of device kind `kind`, imported from KIND_MODELS on first use."""
+    if kind not in KIND_COSTS:
+        module, name = KIND_MODELS[kind].split(":")
+        KIND_COSTS[kind] = getattr(import_module(module), name)
+    return KIND_COSTS[kind]
 
 
 def cost(op: OpBase, hardware: Device | System, cache: Cache = "cold") -> OpCost:
@@ -37,9 +45,12 @@ def cost(op: OpBase, hardware: Device | System, cache: Cache = "cold") -> OpCost
         c = collective_cost(op, hardware)
     else:
         chip = hardware.device if isinstance(hardware, System) else hardware
-        c = KIND_COSTS[chip.kind](op, chip, cache)
-        if chip.kind == "accelerator" and not is_calibrated(chip):
-            c = replace(c, calibrated=False)
+        c = kind_cost(chip.kind)(op, chip, cache)
+        if chip.kind == "accelerator":
+            from perfsim.cost.accelerator import is_calibrated
+
+            if not is_calibrated(chip):
+                c = replace(c, calibrated=False)
     return with_energy(op, c, hardware)
 
 

@@ -14,7 +14,7 @@ Semantics (docs/scenarios.md):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field
 
@@ -23,8 +23,9 @@ from perfsim.errors import PerfsimError
 from perfsim.hardware import Device, System, load_hardware
 from perfsim.hardware.common import Count, Fraction, Spec
 from perfsim.hardware.system import join
-from perfsim.models.loader import load_model
-from perfsim.models.spec import ModelSpec
+
+if TYPE_CHECKING:
+    from perfsim.models.spec import ModelSpec
 
 DECODE_CONTEXT = 2048  # tokens cached per sequence in a decode step unless `context` says otherwise
 Tokens = Annotated[int, Field(ge=0)]
@@ -158,6 +159,8 @@ def resolve(scenario: Scenario, hardware: Device | System | None = None) -> Reso
 
     `hardware` overrides the spec `scenario.hardware` names (a spec at one end of its ranges).
     """
+    from perfsim.models.loader import load_model
+
     model = load_model(scenario.model)
     hardware = hardware or load_hardware(scenario.hardware)
     chip = hardware.device if isinstance(hardware, System) else hardware
