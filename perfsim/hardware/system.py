@@ -111,6 +111,4 @@ def join(chip: Device, count: int) -> System:
                   member=chip, count=count, interconnect=interconnect)
 
 
-from perfsim.hardware.device import Device  # noqa: E402  (Device is defined after System's fields)
-
-System.model_rebuild()
+from perfsim.hardware.device import Device  # noqa: E402  (resolves System.member when its schema is built)
