@@ -117,3 +117,12 @@ def test_bad_trace_files_are_one_line_at_the_cli(tmp_path, content, needle):
     result = run_cli(["estimate", "--model", "pangu-pro-moe", "--hardware", "atlas-800i-a2", "--devices", "4",
                       "--ep", "4", "--batch", "4", "--routing", str(path)])
     assert result.code == 2 and needle in result.err and len(result.err.strip().splitlines()) == 1, result.err
+
+
+def test_load_balance_plot_draws_grouped_routing_flat_at_one():
+    from perfsim.analysis.routing_plots import plot_load_balance
+
+    fig = plot_load_balance([0, 1.2], tokens=(64,))
+    plain, grouped = fig.axes[0].lines[:2]
+    assert list(grouped.get_ydata()) == [1.0, 1.0]  # 8 groups on 8 ranks: balanced by construction
+    assert all(y > 1.0 for y in plain.get_ydata())  # 64 tokens · 8 pairs over 8 ranks fluctuate even uniformly
