@@ -35,6 +35,7 @@ POOL = 2048  # tokens drawn per sample; larger steps resample them
 SEED = 0
 
 
+@functools.lru_cache(maxsize=256)
 def busiest_load(routing: str, experts: int, top_k: int, groups: int, ep: int, tokens: int,
                  samples: int = SAMPLES, seed: int = SEED) -> float:
     """Expected max/mean token-expert pairs per EP rank for a step of `tokens` tokens routed by `routing`.
@@ -56,11 +57,9 @@ def busiest_load(routing: str, experts: int, top_k: int, groups: int, ep: int, t
     return float(np.mean(ratios))
 
 
-def step_imbalance(routing: str | None, moe_imbalance: float, experts: int, top_k: int, groups: int, ep: int,
+def step_imbalance(routing: str, moe_imbalance: float, experts: int, top_k: int, groups: int, ep: int,
                    tokens: int) -> float:
-    """MoE.imbalance of a step: from `routing` when given, else the scenario's hand-set `moe_imbalance`."""
-    if routing is None:
-        return moe_imbalance
+    """MoE.imbalance of a step routed by `routing`; the scenario's hand-set `moe_imbalance` must stay 1.0."""
     if moe_imbalance != 1.0:
         raise PerfsimError("give routing or moe_imbalance, not both (routing derives the imbalance)")
     return busiest_load(routing, experts, top_k, groups, ep, tokens)

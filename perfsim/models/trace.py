@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 from perfsim.dtypes import resolve_format
 from perfsim.errors import PerfsimError
-from perfsim.models.routing import step_imbalance
 from perfsim.models.scenario import Piece, Resolved, heads_per_rank
 from perfsim.ops import Attention, Collective, Elementwise, Gemm, LutGemm, MoE, Norm, OpBase
 
@@ -129,7 +128,12 @@ def _moe(r: Resolved) -> list[OpBase]:
     moe = model.moe
     assert moe is not None
     group_tokens = r.tokens_per_replica * par.dp
-    imbalance = step_imbalance(s.routing, s.moe_imbalance, moe.experts, moe.top_k, moe.groups, par.ep, group_tokens)
+    imbalance = s.moe_imbalance
+    if s.routing is not None:
+        from perfsim.models.routing import step_imbalance  # numpy only where a routing distribution is given
+
+        imbalance = step_imbalance(s.routing, s.moe_imbalance, moe.experts, moe.top_k, moe.groups, par.ep,
+                                   group_tokens)
     # the all-to-all waits for the busiest rank, which sends and receives `imbalance` × the mean pairs
     per_rank = _bytes(group_tokens * moe.top_k * model.hidden / (par.ep * par.expert_tp), s.activation_dtype)
     per_rank *= imbalance
