@@ -71,6 +71,9 @@ class Scenario(Spec):
     framework: str | None = Field(None, description="serving-framework preset adding its per-step host overhead and "
                                   "CUDA-graph launches (perfsim.frameworks): eager, cuda-graph, vllm, tensorrt-llm, "
                                   "mindie, llama.cpp (default: none)")
+    routing: str | None = Field(None, description="MoE routing distribution from which the busiest expert-parallel "
+                                "rank's load is derived instead of moe_imbalance (perfsim.models.routing): uniform, "
+                                "zipf:S (popularity ∝ 1/rank^S) or a CSV trace path")
 
 
 @dataclass(frozen=True)

@@ -128,13 +128,21 @@ def _moe(r: Resolved) -> list[OpBase]:
     moe = model.moe
     assert moe is not None
     group_tokens = r.tokens_per_replica * par.dp
+    imbalance = s.moe_imbalance
+    if s.routing is not None:
+        from perfsim.models.routing import step_imbalance  # numpy only where a routing distribution is given
+
+        imbalance = step_imbalance(s.routing, s.moe_imbalance, moe.experts, moe.top_k, moe.groups, par.ep,
+                                   group_tokens)
+    # the all-to-all waits for the busiest rank, which sends and receives `imbalance` × the mean pairs
     per_rank = _bytes(group_tokens * moe.top_k * model.hidden / (par.ep * par.expert_tp), s.activation_dtype)
+    per_rank *= imbalance
     dispatch = [Collective(name=f"ep_{what}", kind="all_to_all", size_bytes=per_rank, group=par.ep)
                 for what in ("dispatch", "combine")] if par.ep > 1 else [None, None]
     ops: list[OpBase] = [op for op in dispatch[:1] if op]
     ops.append(MoE(name="experts", tokens=group_tokens, hidden=model.hidden, expert_ffn=moe.expert_ffn,
                    experts=moe.experts, top_k=moe.top_k, groups=moe.groups, gated=model.ffn_kind == "gated",
-                   imbalance=s.moe_imbalance, ep=par.ep, expert_tp=par.expert_tp, dtype=s.activation_dtype,
+                   imbalance=imbalance, ep=par.ep, expert_tp=par.expert_tp, dtype=s.activation_dtype,
                    weight_dtype=r.weight_dtype))
     ops += [op for op in dispatch[1:] if op]
     ops += _all_reduce(r, "expert_all_reduce", group_tokens * model.hidden / par.ep, par.expert_tp)
