@@ -126,3 +126,9 @@ def test_load_balance_plot_draws_grouped_routing_flat_at_one():
     plain, grouped = fig.axes[0].lines[:2]
     assert list(grouped.get_ydata()) == [1.0, 1.0]  # 8 groups on 8 ranks: balanced by construction
     assert all(y > 1.0 for y in plain.get_ydata())  # 64 tokens · 8 pairs over 8 ranks fluctuate even uniformly
+
+
+def test_routing_on_a_dense_model_is_refused(cli):
+    result = cli("estimate", "--model", "llama-2-7b", "--hardware", "a100-sxm-80gb", "--routing", "uniform")
+    assert result.code == 2
+    assert result.err.strip() == "perfsim: error: --routing applies to MoE models; llama-2-7b is dense"

@@ -173,6 +173,8 @@ def resolve(scenario: Scenario, hardware: Device | System | None = None) -> Reso
                     if getattr(scenario, name) is not None]
     if wafer_fields and chip.kind != "wafer_mesh":
         raise PerfsimError(f"{', '.join(wafer_fields)} apply to a wafer-scale mesh; {chip.name} is {chip.kind}")
+    if scenario.routing is not None and model.moe is None:
+        raise PerfsimError(f"--routing applies to MoE models; {model.name} is dense")
     devices = scenario.devices or hardware.chips
     system = _system(hardware, devices) if devices > 1 else None
     par = parallelism(scenario, devices, model)
