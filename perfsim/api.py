@@ -78,10 +78,9 @@ def op(text: str) -> OpBase:
 def notes(hardware_ref: str | Path | Device | System) -> list[str]:
     """What a reader of estimates on this hardware should know, one line each: an uncalibrated accelerator
     names the calibration fields it lacks and the default derating that stands in for them."""
-    from perfsim.hardware import System
 
     spec = hardware(hardware_ref)
-    chip = spec.device if isinstance(spec, System) else spec
+    chip = spec.device
     lines = []
     if chip.kind == "accelerator":
         from perfsim.cost import derating
@@ -277,10 +276,9 @@ def _chip_spec(spec: Device | System, cores: int | None) -> Device | System:
     """`spec`, or its chip limited to `cores` cores when given (a CPU or MCU)."""
     if cores is None:
         return spec
-    from perfsim.hardware import System
     from perfsim.models.scenario import with_cores
 
-    return with_cores(spec.device if isinstance(spec, System) else spec, cores)
+    return with_cores(spec.device, cores)
 
 
 def estimate(what: OpBase | str | Scenario | Mapping[str, Any] | Path,
@@ -482,11 +480,10 @@ def roofline(hardware_ref: str | Path | Device | System, ops: Iterable[OpBase | 
     refused."""
     from perfsim.analysis.roofline_plot import PlottedOp, plot_roofline
     from perfsim.cost import cost
-    from perfsim.hardware import System
     from perfsim.ops import Collective
 
     specs = [hardware(ref) for ref in (hardware_ref, *compare)]
-    chips = [_chip_spec(spec.device if isinstance(spec, System) else spec, cores) for spec in specs]
+    chips = [_chip_spec(spec.device, cores) for spec in specs]
     parsed = [op(o) if isinstance(o, str) else o for o in ops]
     if any(isinstance(o, Collective) for o in parsed):
         raise PerfsimError("a roofline shows ops on one chip; collectives have no arithmetic intensity to plot")
@@ -544,7 +541,7 @@ def hardware_list() -> list[dict[str, Any]]:
     rows = []
     for name, path in spec_files("hardware").items():
         spec = hardware(path)
-        chip = spec.device if isinstance(spec, System) else spec
+        chip = spec.device
         rows.append({"name": name, "kind": chip.kind, "chips": spec.chips, "memory_bytes": chip.main.capacity,
                      "memory_bandwidth_bytes_per_s": chip.main.bandwidth, "origin": origin(path, "hardware"),
                      "chip": chip.name, "system": isinstance(spec, System), "vendor": chip.vendor,
@@ -555,11 +552,10 @@ def hardware_list() -> list[dict[str, Any]]:
 def hardware_info(ref: str | Path | Device | System) -> dict[str, Any]:
     """Every field of a hardware spec (SI numbers), with `chips`, the chip's `peak_flop_per_s` per dtype and the
     `ranges` of fields given as a range."""
-    from perfsim.hardware import System
     from perfsim.hardware.describe import spans
 
     spec = hardware(ref)
-    chip = spec.device if isinstance(spec, System) else spec
+    chip = spec.device
     return {**spec.model_dump(mode="json", exclude_none=True), "chips": spec.chips,
             "peak_flop_per_s": {dtype: chip.peak_flops(dtype) for dtype in chip.dtypes}, "ranges": spans(spec)}
 

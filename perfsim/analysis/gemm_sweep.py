@@ -24,7 +24,7 @@ SKINNY_NK = 8192
 
 def _chip(device: str | Device | System) -> Device:
     chip = load_hardware(device) if isinstance(device, str) else device
-    chip = chip.device if isinstance(chip, System) else chip
+    chip = chip.device
     if not isinstance(chip, Accelerator):
         raise PerfsimError(f"{chip.name} is a {chip.kind}; the GEMM efficiency sweep is for accelerators")
     return chip

@@ -42,7 +42,7 @@ class PlacedOp:
 
 def _chip(hardware: str | Device | System) -> Device:
     spec = api.hardware(hardware)
-    return spec.device if isinstance(spec, System) else spec
+    return spec.device
 
 
 def _pim_chip(hardware: str | Device | System) -> Pim:

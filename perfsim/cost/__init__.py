@@ -44,7 +44,7 @@ def cost(op: OpBase, hardware: Device | System, cache: Cache = "cold") -> OpCost
             raise PerfsimError(f"{op.kind} needs a system of chips; {hardware.name} is one chip")
         c = collective_cost(op, hardware)
     else:
-        chip = hardware.device if isinstance(hardware, System) else hardware
+        chip = hardware.device
         c = kind_cost(chip.kind)(op, chip, cache)
         if chip.kind == "accelerator":
             from perfsim.cost.accelerator import is_calibrated

@@ -44,7 +44,7 @@ EnergyModel = Literal["per-op", "power"]
 
 def op_energy(op: OpBase, c: OpCost, hardware: Device | System) -> tuple[float | None, EnergyModel | None]:
     """(joules one chip spends on `op`, the model that priced it) for the OpCost `c` of `op` on `hardware`."""
-    chip = hardware.device if isinstance(hardware, System) else hardware
+    chip = hardware.device
     if chip.kind == "pim" and "pim" in c.bytes_per_level:  # placed on the Logic-PIM: its own path's energies
         from perfsim.cost.pim import pim_energy_j
 

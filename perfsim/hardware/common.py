@@ -181,6 +181,12 @@ class DeviceBase(Spec):
         return 1
 
     @property
+    def device(self) -> DeviceBase:
+        """The chip itself: a System's `device` is the chip it is built of, so `hardware.device` is the chip of
+        either."""
+        return self
+
+    @property
     def dtypes(self) -> list[str]:
         """Every dtype some compute unit runs, in first-seen order."""
         return list(dict.fromkeys(d for unit in self.compute for d in unit.dtypes))

@@ -81,7 +81,7 @@ class System(Spec):
     @property
     def device(self) -> Device:
         """The chip this system is built of."""
-        return self.member if not isinstance(self.member, System) else self.member.device
+        return self.member.device
 
     @property
     def interconnects(self) -> list[tuple[Interconnect, int]]:

@@ -166,7 +166,7 @@ def resolve(scenario: Scenario, hardware: Device | System | None = None) -> Reso
 
     model = load_model(scenario.model)
     hardware = hardware or load_hardware(scenario.hardware)
-    chip = hardware.device if isinstance(hardware, System) else hardware
+    chip = hardware.device
     if scenario.cores is not None:
         chip = with_cores(chip, scenario.cores)
     wafer_fields = [f"--{name.replace('_', '-')}" for name in ("wafer_region", "kv_placement")

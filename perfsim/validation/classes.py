@@ -18,7 +18,7 @@ KIND_CLASSES = {"cpu": "cpu", "wafer_mesh": "wafer", "pim": "pim", "mcu": "mcu",
 
 def hardware_class(spec: Device | System) -> str:
     """The class of `spec`'s chip (module doc)."""
-    chip = spec.device if isinstance(spec, System) else spec
+    chip = spec.device
     if chip.kind == "accelerator":
         return "npu" if chip.vendor.split()[0] in NPU_VENDORS else "gpu"
     return KIND_CLASSES[chip.kind]

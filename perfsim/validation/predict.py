@@ -58,7 +58,7 @@ def check_inputs(case: Case) -> None:
         for text in measure.workload.op_texts:
             parse_op(text)
         if measure.workload.memory_level is not None:
-            _level(_chip(hardware), measure.workload.memory_level)
+            _level(hardware.device, measure.workload.memory_level)
         if measure.workload.scenario is not None:
             resolve(_scenario(measure), hardware)
 
@@ -107,12 +107,8 @@ def measure_value(measure: Measure, hardware: Device | System) -> Value:
         from perfsim.validation.serving import served_value  # the serving run imports matplotlib: only when used
 
         value, bound = served_value(scenario, measure.serve, measure.metric)
-        return Value(_known(value, measure.metric, _chip(hardware)), bound)
+        return Value(_known(value, measure.metric, hardware.device), bound)
     return _step_value(measure, scenario, hardware)
-
-
-def _chip(hardware: Device | System) -> Device:
-    return hardware.device if isinstance(hardware, System) else hardware
 
 
 def _scenario(measure: Measure) -> Scenario:
@@ -154,7 +150,7 @@ def unknown_energy(chip: Device) -> str:
 
 def _ops_value(measure: Measure, ops: list[OpBase], hardware: Device | System) -> Value:
     """A metric of ops run in order on one chip, or on every chip of a system (module doc)."""
-    metric, chip = measure.metric, _chip(hardware)
+    metric, chip = measure.metric, hardware.device
     if metric == "fits":  # each op's operands resident at once; the largest op sets the peak
         level = _level(chip, measure.workload.memory_level)
         peak = max(sum(o.bytes for o in op.operands()) for op in ops)
@@ -205,4 +201,4 @@ def _ops_energy(ops: list[OpBase], costs: list, hardware: Device | System, secon
     chips = hardware.chips
     runs = [(c, 1, (op.group or chips) if isinstance(op, Collective) else chips) for op, c in zip(ops, costs,
                                                                                                    strict=True)]
-    return step_energy(runs, chips, seconds, waiting_power_w(_chip(hardware)))
+    return step_energy(runs, chips, seconds, waiting_power_w(hardware.device))

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from perfsim.errors import PerfsimError
-from perfsim.hardware import System, load_hardware
+from perfsim.hardware import load_hardware
 from perfsim.validation.case import FAMILIES, Case, family, load_cases
 from perfsim.validation.classes import HARDWARE_CLASSES, check_class, class_of
 from perfsim.validation.predict import check_inputs, predict
@@ -51,7 +51,7 @@ def _kind(hardware: str) -> str:
         spec = load_hardware(hardware)
     except PerfsimError:
         return "unknown"
-    return spec.device.kind if isinstance(spec, System) else spec.kind
+    return spec.device.kind
 
 
 def scores(rows: list[dict[str, object]]) -> dict[str, object]:
