@@ -236,3 +236,14 @@ def test_serving_energy_is_busy_power_plus_idle_power_between_iterations(tmp_pat
     assert summary["joules_per_token"] == pytest.approx(expected / result.output_tokens, rel=1e-9)
     assert 50 < summary["average_power_w"] < 400
     assert ps.serve("llama-2-7b", "a100-sxm-80gb", rate=2, requests=5).summary["energy_j"] is None  # idle unknown
+
+
+def test_a_spec_whose_per_byte_energy_names_no_level_is_refused(tmp_path):
+    import yaml
+
+    spec = yaml.safe_load((Path(__file__).parents[1] / "hardware_specs/duplex-logic-pim.yaml").read_text())
+    spec["energy"]["per_byte"]["l3"] = "1 pJ"
+    path = tmp_path / "duplex-logic-pim.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    with pytest.raises(PerfsimError, match=r"energy.per_byte names unknown levels \['l3'\]"):
+        load_hardware(str(path))

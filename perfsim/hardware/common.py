@@ -144,7 +144,7 @@ class DeviceCalibration(Spec):
     usable_memory_fraction: Calibrated[Fraction] | None = None
 
 
-from perfsim.hardware.energy import EnergySpec  # noqa: E402  (energy.py builds on Spec, Name and Source above)
+from perfsim.hardware.energy import EnergySpec, unknown_energy_levels  # noqa: E402  (energy.py builds on Spec, Name and Source above)
 
 
 class DeviceBase(Spec):
@@ -174,6 +174,8 @@ class DeviceBase(Spec):
             unknown = set(getattr(self.calibration, field)) - set(names)
             if unknown:
                 raise ValueError(f"calibration.{field} names unknown levels {sorted(unknown)}")
+        if self.energy is not None and (problem := unknown_energy_levels(self.energy, names)):
+            raise ValueError(problem)
         return self
 
     @property
