@@ -206,3 +206,13 @@ def test_core_bandwidth_caps_what_few_cores_can_stream():
 def test_cores_flag_only_for_cpus_and_mcus(cli):
     result = cli("estimate", "--model", "llama-2-7b", "--hardware", "h100-sxm", "--cores", "2")
     assert result.code == 2 and "cores applies to CPUs and MCUs" in result.err
+
+
+def test_cost_is_memoised_per_hardware_object_and_cache_state():
+    h100 = load_hardware("h100-sxm")
+    gemm = parse_op("gemm m=512 n=512 k=512 dtype=bf16")
+    first = cost(gemm, h100)
+    assert cost(parse_op("gemm m=512 n=512 k=512 dtype=bf16"), h100) is first  # an equal op hits the memo
+    assert cost(gemm, h100, "warm") is not first  # the cache state is part of the key
+    other = load_hardware("a100-sxm-80gb")
+    assert cost(gemm, other).compute_s > first.compute_s  # another chip is priced on its own (A100 is slower)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from dataclasses import replace
 from importlib import import_module
@@ -33,12 +34,36 @@ def kind_cost(kind: str) -> Callable[[OpBase, Device, Cache], OpCost]:
     return KIND_COSTS[kind]
 
 
+MEMO_ENTRIES = 65_536
+"""Costs remembered per hardware object (ops and specs are frozen, so a cost never goes stale); a sweep over
+more distinct ops than this starts the memo afresh rather than growing without bound."""
+_memos: dict[int, dict[tuple[OpBase, Cache], OpCost]] = {}
+
+
 def cost(op: OpBase, hardware: Device | System, cache: Cache = "cold") -> OpCost:
     """What `op` costs: collectives on a system's links, any other op on one of its chips; with its energy.
     An accelerator chip's cost says `calibrated=False` when a default derating stood in for a missing calibration.
+    Memoised per hardware object on (op, cache): the same op on the same spec object is priced once.
 
     Raise PerfsimError if a collective is asked of a single chip.
     """
+    memo = _memos.get(id(hardware))
+    if memo is None:
+        memo = _memos[id(hardware)] = {}
+        weakref.finalize(hardware, _memos.pop, id(hardware), None)  # the id is free for reuse once it dies
+    try:
+        return memo[op, cache]
+    except KeyError:
+        pass
+    except TypeError:  # an op with an unhashable field (a list): priced every time
+        return _cost(op, hardware, cache)
+    if len(memo) >= MEMO_ENTRIES:
+        memo.clear()
+    memo[op, cache] = c = _cost(op, hardware, cache)
+    return c
+
+
+def _cost(op: OpBase, hardware: Device | System, cache: Cache) -> OpCost:
     if isinstance(op, Collective):
         if not isinstance(hardware, System):
             raise PerfsimError(f"{op.kind} needs a system of chips; {hardware.name} is one chip")
