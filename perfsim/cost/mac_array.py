@@ -34,7 +34,7 @@ import math
 from dataclasses import dataclass, replace
 
 from perfsim.cost.opcost import OpCost
-from perfsim.cost.roofline import Cache, clock_scale, level_bandwidth, roofline
+from perfsim.cost.roofline import Cache, clock_scale, level_bandwidth, promotions, roofline
 from perfsim.dtypes import resolve_format
 from perfsim.errors import PerfsimError
 from perfsim.hardware.mac_array import Array, MacArray
@@ -104,6 +104,15 @@ def mapping(m: int, k: int, n: int, array: Array, dtype: str) -> Mapping:
     return Mapping(folds, per, cycles, utilization, reads, footprint)
 
 
+def array_format(array: Array, dtype: str) -> str:
+    """The format the array computes `dtype` in: itself, else the first wider one it has (perfsim.cost.roofline's
+    promotions: int4 on an int16 array runs as int16). Raise PerfsimError if it has none."""
+    for candidate in promotions(dtype):
+        if candidate in array.formats:
+            return candidate
+    raise PerfsimError(f"the {array.dataflow} array computes {', '.join(array.formats)}, not {dtype}")
+
+
 @dataclass(frozen=True)
 class Gemms:
     """An op as `count` identical M×K×N GEMMs with its operands' formats (A, B, C)."""
@@ -142,7 +151,7 @@ def mac_array_cost(op: OpBase, device: MacArray, cache: Cache = "cold") -> OpCos
     if gemms is None:
         c = roofline(op, device, cache)
         return replace(c, detail={"dataflow": "roofline (no matrix product)", "cycles": f"{c.compute_s * hz:.0f}"})
-    dtype = op.compute_dtype
+    dtype = array_format(device.array, op.compute_dtype)
     mapped = mapping(gemms.m, gemms.k, gemms.n, device.array, dtype)
     traffic: dict[str, float] = {}
     for operand, fmt in zip(("ifmap", "filter", "ofmap"), gemms.formats, strict=True):
