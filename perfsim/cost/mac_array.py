@@ -196,12 +196,16 @@ def mac_array_energy_j(c: OpCost, device: MacArray) -> float | None:
 
 def _sum(op: NetworkStep, costs: list[OpCost]) -> OpCost:
     """A network's layers run one after another: each resource's seconds and each level's bytes add up; the
-    step takes the sum of its layers' times (held as its compute time, the layers' own bounds apart)."""
+    step takes the sum of its layers' times, held under the format most of that time ran in."""
     traffic: dict[str, float] = {}
     for c in costs:
         for name, moved in c.bytes_per_level.items():
             traffic[name] = traffic.get(name, 0.0) + moved
     cycles = sum(array_cycles(c) for c in costs)
-    resource = {"compute:" + op.compute_dtype: sum(c.time_s for c in costs)}
+    seconds: dict[str, float] = {}  # each layer's time under the format its compute ran in
+    for c in costs:
+        key = next(r for r in c.resource_s if r.startswith("compute:"))
+        seconds[key] = seconds.get(key, 0.0) + c.time_s
+    resource = {max(seconds, key=seconds.__getitem__): sum(seconds.values())}
     return OpCost(op.label, op.flops, sum(c.bytes for c in costs), resource, traffic,
                   detail={"layers": str(len(costs)), "cycles": str(cycles)})
