@@ -103,3 +103,11 @@ class MacArray(DeviceBase):
         name = BUFFER_LEVELS[operand]
         return name if any(level.name == name for level in self.memory) else None
 
+
+
+def with_array(chip: MacArray, **fields: object) -> MacArray:
+    """`chip` with some `array` fields replaced (rows=64, dataflow="weight_stationary"), its compute re-derived —
+    what a sweep's `array.rows` override does. Raise pydantic's ValidationError for a bad value."""
+    data = chip.model_dump(exclude={"compute"})
+    data["array"] = {**data["array"], **fields}
+    return MacArray.model_validate(data)
