@@ -15,6 +15,7 @@ from perfsim.cost.mac_array import array_cycles, array_format, as_gemms
 from perfsim.hardware.mac_array import MacArray
 from perfsim.ops_network import NetworkStep
 from perfsim.reference.quant_error import gemm_output_error
+from perfsim.specfile import validate
 
 
 def plan_table(network: str, chip: MacArray, plan: Mapping[str, str], dtype: str | None = None,
@@ -25,7 +26,7 @@ def plan_table(network: str, chip: MacArray, plan: Mapping[str, str], dtype: str
     quant_error; NaN for layers without a matrix product). Raise PerfsimError for an unknown layer or format."""
     import pandas as pd
 
-    step = NetworkStep(network=network, dtype=dtype, plan=dict(plan))
+    step = validate(NetworkStep, {"network": network, "dtype": dtype, "plan": dict(plan)}, f"network {network}")
     records = []
     for layer in step.layers():
         c = cost(layer, chip)
