@@ -76,10 +76,21 @@ class Array(Spec):
         return self.pes * self.formats[dtype] / self.passes(dtype)
 
 
+DERIVED = "derived from the array"
+
+
+def _derived(compute: Any) -> bool:
+    """Whether `compute` is one this class derived (a dumped spec read back, as a sweep's override does): it is
+    derived again from the array as it now stands."""
+    units = [u.model_dump() if isinstance(u, Spec) else u for u in compute] if isinstance(compute, list) else []
+    return len(units) == 1 and isinstance(units[0], dict) and str(units[0].get("source", "")).startswith(DERIVED)
+
+
 class MacArray(DeviceBase):
     """One MAC-array engine (a chip). `compute` is derived from `array`: one matrix unit with 2 FLOP per MAC.
 
-    Raise ValueError if the spec writes a `compute` block of its own.
+    Raise ValueError if the spec writes a `compute` block of its own (one it derived itself, read back from a dump,
+    is derived again).
     """
 
     kind: Literal["mac_array"]
@@ -90,12 +101,12 @@ class MacArray(DeviceBase):
     def _derive_compute(cls, data: Any) -> Any:
         if not isinstance(data, dict) or "array" not in data:
             return data
-        if "compute" in data:
+        if "compute" in data and not _derived(data["compute"]):
             raise ValueError("a mac_array's compute is derived from its array; remove the compute block")
         array = data["array"] if isinstance(data["array"], Array) else Array.model_validate(data["array"])
         per_cycle = {d: 2 * array.macs_per_cycle(d) for d in array.formats}
         unit = {"name": "mac_array", "role": "matrix", "per_cycle": per_cycle, "cores": 1,
-                "source": f"derived: 2 FLOP x {array.rows} x {array.cols} x {array.depth} PEs x lanes per cycle"}
+                "source": f"{DERIVED}: 2 FLOP x {array.rows} x {array.cols} x {array.depth} PEs x lanes per cycle"}
         return {**data, "compute": [unit]}
 
     def buffer(self, operand: str) -> str | None:
