@@ -19,7 +19,8 @@ from perfsim.ops import OpBase
 def array_shape_sweep(ops: Iterable[OpBase], chip: MacArray, rows: Sequence[int], cols: Sequence[int] | None = None,
                       dataflows: Sequence[str] | None = None) -> Any:
     """One row per (dataflow, rows, cols): the workload's matrix products (GEMMs and convolutions; other ops are
-    left out) run one after another on `chip` reshaped. Columns: dataflow, rows, cols, pes, cycles, time_s,
+    left out) run one after another on `chip` reshaped. Columns: dataflow, rows, cols, pes, cycles, compute_s (the
+    array's cycles alone), time_s (with the buffers and main memory),
     main_bytes, energy_j (None without pe_energy), array_utilization (MACs done / (cycles × PEs), cycle-weighted
     over the ops). `cols` defaults to `rows` (square arrays); `dataflows` to the chip's own."""
     import pandas as pd
@@ -35,23 +36,25 @@ def array_shape_sweep(ops: Iterable[OpBase], chip: MacArray, rows: Sequence[int]
         energies = [x.energy_j for x in costs]
         records.append({
             "dataflow": flow, "rows": r, "cols": c, "pes": shaped.array.pes, "cycles": sum(cycles),
-            "time_s": sum(x.time_s for x in costs), "main_bytes": sum(x.bytes for x in costs),
+            "compute_s": sum(x.compute_s for x in costs), "time_s": sum(x.time_s for x in costs),
+            "main_bytes": sum(x.bytes for x in costs),
             "energy_j": None if None in energies else sum(energies),
             "array_utilization": used / sum(cycles) if cycles else 0.0})
     return pd.DataFrame.from_records(records)
 
 
 def plot_array_sweep(df: Any, title: str = "") -> Figure:
-    """Utilisation (left) and time (right, log) against the array's PE count, one line per dataflow; points are
-    labelled rows×cols."""
+    """Utilisation (left) and time (right, log: solid with memory, dashed the array alone) against the array's PE
+    count, one colour per dataflow; the first dataflow's points are labelled rows×cols."""
     fig = Figure(figsize=(9.0, 3.8), layout="constrained")
     FigureCanvasAgg(fig)
     util, time = fig.subplots(1, 2)
-    for flow, group in df.groupby("dataflow", sort=False):
+    for i, (flow, group) in enumerate(df.groupby("dataflow", sort=False)):
         group = group.sort_values("pes")
-        util.plot(group["pes"], group["array_utilization"] * 100, marker="o", label=flow)
-        time.plot(group["pes"], group["time_s"] * 1e3, marker="o", label=flow)
-        for _, row in group.iterrows():
+        line, = util.plot(group["pes"], group["array_utilization"] * 100, marker="o", label=flow)
+        time.plot(group["pes"], group["time_s"] * 1e3, marker="o", color=line.get_color(), label=flow)
+        time.plot(group["pes"], group["compute_s"] * 1e3, linestyle="--", color=line.get_color())
+        for _, row in group.iterrows() if i == 0 else ():
             util.annotate(f"{row['rows']}×{row['cols']}", (row["pes"], row["array_utilization"] * 100),
                           fontsize="x-small", textcoords="offset points", xytext=(3, 3))
     util.set(xscale="log", xlabel="PEs (rows × cols)", ylabel="array utilisation (%)", ylim=(0, 100))

@@ -40,6 +40,13 @@ def plan_table(network: str, chip: MacArray, plan: Mapping[str, str], dtype: str
     return pd.DataFrame.from_records(records)
 
 
+def uniform_plan(network: str, fmt: str, except_layers: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A plan putting every layer of `network` in `fmt`, but `except_layers` in their own formats."""
+    from perfsim.models.network import load_network
+
+    return {layer.name: fmt for layer in load_network(network).layers} | dict(except_layers or {})
+
+
 def plan_summary(network: str, chip: MacArray, plans: Mapping[str, Mapping[str, str]], dtype: str | None = None,
                  seed: int = 0) -> Any:
     """One row per named plan: plan, time_s, main_bytes, energy_j (sums over layers), output_error (the largest
@@ -55,16 +62,16 @@ def plan_summary(network: str, chip: MacArray, plans: Mapping[str, Mapping[str, 
 
 
 def plot_tradeoff(summary: Any, title: str = "") -> Figure:
-    """Time (left) and energy (right) against the worst layer's output error, one labelled point per plan."""
+    """Time (left) and energy (right) against the worst layer's output error, one marker per plan (legend)."""
     fig = Figure(figsize=(9.0, 3.8), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, 2)
+    markers = "osD^v<>pX*"
     for ax, column, scale, label in ((axes[0], "time_s", 1e3, "time (ms)"), (axes[1], "energy_j", 1e6, "energy (µJ)")):
-        ax.scatter(summary["output_error"], summary[column] * scale)
-        for _, row in summary.iterrows():
-            ax.annotate(row["plan"], (row["output_error"], row[column] * scale), fontsize="small",
-                        textcoords="offset points", xytext=(4, 3))
-        ax.set(xscale="log", xlabel="worst layer's relative output error", ylabel=label)
+        for i, (_, row) in enumerate(summary.iterrows()):
+            ax.scatter(row["output_error"], row[column] * scale, marker=markers[i % len(markers)], label=row["plan"])
+        ax.set(xscale="log", yscale="log", xlabel="worst layer's relative output error", ylabel=label)
+    axes[1].legend(fontsize="small")
     if title:
         fig.suptitle(title)
     return fig
