@@ -74,6 +74,13 @@ def test_conv2d_is_its_im2col_gemm(os128):
     assert c.detail["cycles"] == "397"
 
 
+def test_batches_are_folds(os128):
+    # 4 separate 100 x 64 x 64 GEMMs: 4 × (one fold of 128 + 128 + 64 − 2 = 318, minus 1) = 1268;
+    # with one shared weight matrix the 400 rows stack: ⌈400/128⌉ = 4 folds × 318 − 1 = 1271
+    assert cost(Gemm(m=100, k=64, n=64, batch=4, dtype="int8"), os128).detail["cycles"] == "1268"
+    assert cost(Gemm(m=100, k=64, n=64, batch=4, dtype="int8", weight_shared=True), os128).detail["cycles"] == "1271"
+
+
 def test_traffic_and_time_of_256_cubed(os128):
     c = cost(Gemm(m=256, k=256, n=256, dtype="int8"), os128)
     # buffer reads: A once per column fold (65,536 B · 2), B once per row fold (65,536 B · 2), C written once.

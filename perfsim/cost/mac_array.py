@@ -125,9 +125,13 @@ class Gemms:
 
 
 def as_gemms(op: OpBase) -> Gemms | None:
-    """A Gemm or a conv2d (im2col, per group and sample) as identical GEMMs; None for any other op."""
+    """A Gemm (a weight-shared batch as one GEMM of batch · M rows) or a conv2d (im2col, per group and sample) as
+    identical GEMMs; None for any other op."""
     if isinstance(op, Gemm):
-        return Gemms(op.m, op.k, op.n, op.batch, (op.dtype, op.weight_dtype or op.dtype, op.out_dtype or op.dtype))
+        formats = (op.dtype, op.weight_dtype or op.dtype, op.out_dtype or op.dtype)
+        if op.weight_shared:  # one weight matrix for the whole batch: its rows stack into one GEMM
+            return Gemms(op.batch * op.m, op.k, op.n, 1, formats)
+        return Gemms(op.m, op.k, op.n, op.batch, formats)
     if isinstance(op, Conv2d):
         k = op.in_channels // op.groups * op.kernel**2
         return Gemms(op.out_height * op.out_width, k, op.out_channels // op.groups, op.batch * op.groups,
