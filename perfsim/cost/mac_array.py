@@ -173,7 +173,8 @@ def mac_array_cost(op: OpBase, device: MacArray, cache: Cache = "cold") -> OpCos
     for name, moved in traffic.items():
         resource[f"memory:{name}"] = moved / level_bandwidth(device, device.level(name))
     detail = {"dataflow": device.array.dataflow, "cycles": f"{gemms.count * mapped.cycles}",
-              "folds": f"{gemms.count * mapped.folds}", "array_utilization": f"{mapped.utilization:.4f}"}
+              "folds": f"{gemms.count * mapped.folds}", "array_utilization": f"{mapped.utilization:.4f}",
+              "main_bytes_per_fold": f"{traffic[device.main.name] / (gemms.count * mapped.folds):.0f}"}
     return OpCost(op.label, op.flops, traffic[device.main.name], resource, traffic, detail=detail)
 
 
