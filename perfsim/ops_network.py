@@ -7,25 +7,39 @@ operands are the sum of its layers'; the MCU cost model prices each layer and ad
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import model_validator
+import yaml
+from pydantic import BeforeValidator, Field, model_validator
 
 from perfsim.errors import PerfsimError
 from perfsim.ops import FormatName, OpBase, Operand, Size
 
 
+def _mapping(value: Any) -> Any:
+    """A plan given as text (an op string's `plan="{conv1: fp4}"`) read as a YAML mapping; else as given."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return yaml.safe_load(value)
+    except yaml.YAMLError:
+        return value
+
+
 class NetworkStep(OpBase):
     """One inference or training step of the network file `network` (a name in workloads/networks/ or a path)
-    in `dtype` (default: the network's), on `cores` of the cluster's cores (default: all).
+    in `dtype` (default: the network's), on `cores` of the cluster's cores (default: all). `plan` gives some layers
+    a format of their own (a per-layer dtype plan: `plan="{conv1: posit8_0, fc: fp4}"`).
 
-    Raise ValueError for an unknown or malformed network."""
+    Raise ValueError for an unknown or malformed network, or a plan naming a layer it does not have."""
 
     kind: Literal["network"] = "network"
     network: str
     step: Literal["inference", "train"] = "inference"
     dtype: FormatName | None = None
     cores: Size | None = None
+    plan: Annotated[dict[str, FormatName], BeforeValidator(_mapping)] = Field(default_factory=dict,
+                                        description="layer name -> the format that layer runs in (others: dtype)")
 
     @model_validator(mode="after")
     def _loads(self) -> NetworkStep:
@@ -35,12 +49,22 @@ class NetworkStep(OpBase):
             raise ValueError(str(err)) from None
         return self
 
+    def forward(self) -> tuple[OpBase, ...]:
+        """The forward pass's ops with the plan applied. Raise PerfsimError for a plan naming an unknown layer."""
+        from perfsim.models.network import network_ops
+
+        ops = network_ops(self.network, self.dtype)
+        unknown = sorted(set(self.plan) - {op.name for op in ops})
+        if unknown:
+            raise PerfsimError(f"plan names {unknown}, which network {self.network} does not have")
+        return tuple(op.model_copy(update={"dtype": self.plan[op.name]})
+                     if op.name in self.plan and "dtype" in type(op).model_fields else op for op in ops)
+
     def layers(self) -> tuple[OpBase, ...]:
         """The ops of the step, in execution order."""
         from perfsim.models.mcu_training import training_ops
-        from perfsim.models.network import network_ops
 
-        forward = network_ops(self.network, self.dtype)
+        forward = self.forward()
         return forward if self.step == "inference" else tuple(training_ops(forward))
 
     @property

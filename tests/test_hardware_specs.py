@@ -10,7 +10,7 @@ from perfsim.units import Span
 DEVICES = [
     "a100-sxm-80gb", "h100-sxm", "mi300x", "ascend-910b", "ascend-310p", "m2-pro-cpu", "m2-ultra-cpu",
     "m2-ultra-gpu", "m2-gpu", "m1-pro-gpu", "m3-max-gpu", "raspberry-pi-5", "skylake-x-avx512", "cerebras-wse2",
-    "duplex-logic-pim", "gap8", "pulp-open", "stm32f746", "zcu102-edge-moe",
+    "duplex-logic-pim", "gap8", "pulp-open", "stm32f746", "zcu102-edge-moe", "tpe-systolic-os-128", "xr-npe",
 ]
 SYSTEMS = {"atlas-800i-a2": 8, "atlas-300i-duo": 2, "mi300x-node": 8, "mi300x-cluster": 1024, "dgx-h100": 8}
 

@@ -17,7 +17,9 @@ from perfsim.ops import Collective, OpBase
 
 KIND_MODELS: dict[str, str] = {
     "accelerator": "perfsim.cost.accelerator:accelerator_cost", "cpu": "perfsim.cost.cpu:cpu_cost",
-    "fpga": "perfsim.cost.fpga:fpga_cost", "mcu": "perfsim.cost.mcu:mcu_cost", "pim": "perfsim.cost.pim:pim_cost",
+    "fpga": "perfsim.cost.fpga:fpga_cost",
+    "mac_array": "perfsim.cost.mac_array:mac_array_cost",
+    "mcu": "perfsim.cost.mcu:mcu_cost", "pim": "perfsim.cost.pim:pim_cost",
     "wafer_mesh": "perfsim.cost.wafer_mesh:wafer_mesh_cost"}
 """Each device kind's own cost model as `module:function` (all built on the shared roofline helpers in
 perfsim.cost.roofline), imported on first use so that a run pays only for the kinds it prices."""

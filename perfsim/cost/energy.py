@@ -49,6 +49,10 @@ def op_energy(op: OpBase, c: OpCost, hardware: Device | System) -> tuple[float |
         from perfsim.cost.pim import pim_energy_j
 
         return pim_energy_j(c, chip.pim), "per-op"
+    if chip.kind == "mac_array" and chip.array.pe_energy is not None:  # the array's own per-PE-cycle energy
+        from perfsim.cost.mac_array import mac_array_energy_j
+
+        return mac_array_energy_j(c, chip), "per-op"
     joules = per_op_energy(op, c, chip)
     if joules is not None:
         return joules, "per-op"

@@ -10,6 +10,7 @@ from perfsim.hardware.cpu import Cpu
 from perfsim.hardware.device import DEVICE_KINDS, Device
 from perfsim.hardware.fpga import Fpga
 from perfsim.hardware.loader import SPEC_DIR, Hardware, load_hardware, shipped_names
+from perfsim.hardware.mac_array import MacArray
 from perfsim.hardware.mcu import Mcu
 from perfsim.hardware.pim import Pim
 from perfsim.hardware.system import Interconnect, System
@@ -17,7 +18,7 @@ from perfsim.hardware.wafer_mesh import WaferMesh
 
 __all__ = [
     "DEVICE_KINDS", "SPEC_DIR", "Accelerator", "Calibrated", "ComputeUnit", "Cpu", "Device", "DeviceBase",
-    "Fpga", "Hardware", "Interconnect", "Mcu", "MemoryLevel", "Pim", "System", "WaferMesh",
+    "Fpga", "Hardware", "Interconnect", "MacArray", "Mcu", "MemoryLevel", "Pim", "System", "WaferMesh",
     "load_hardware", "shipped_names",
 ]
 
