@@ -73,6 +73,51 @@ def _roofline_compare() -> object:
     return ps.roofline("h100-sxm", ops=["gemm m=4096 n=4096 k=4096"], compare=["mi300x"]).plot()
 
 
+# Arithmetic intensity (intensity.md)
+@figure("intensity-decode.png")
+def _intensity_decode() -> object:
+    return ps.step("llama-3-8b", "h100-sxm", phase="decode", batch=1, context=1024).plot()
+
+
+@figure("intensity-prefill.png")
+def _intensity_prefill() -> object:
+    return ps.step("llama-3-8b", "h100-sxm", phase="prefill", batch=1, prompt_len=1024).plot()
+
+
+# GEMM shapes, tiles and waves (gemm-tiles.md)
+@figure("gemm-efficiency.png")
+def _gemm_efficiency() -> object:
+    from perfsim.analysis.gemm_sweep import gemm_efficiency_sweep, plot_gemm_efficiency
+
+    return plot_gemm_efficiency(gemm_efficiency_sweep(["h100-sxm", "mi300x"]))
+
+
+# Attention, GQA and FlashAttention (attention.md)
+@figure("attention-gqa.png")
+def _attention_gqa() -> object:
+    return ps.roofline("h100-sxm", ops=[f"attention heads=32 kv_heads={kv} q_len=1 kv_len=4096 batch=16 name={name}"
+                                        for name, kv in (("mha", 32), ("gqa", 8), ("mqa", 1))]).plot()
+
+
+@figure("attention-flash.png")
+def _attention_flash() -> object:
+    return ps.roofline("h100-sxm", ops=[f"attention heads=32 kv_heads=8 q_len=4096 kv_len=4096 fused={fused} "
+                                        f"name={name}" for name, fused in (("flash", True), ("unfused", False))]).plot()
+
+
+# MoE decode and grouped experts (moe.md)
+@figure("moe-decode.png")
+def _moe_decode() -> object:
+    return ps.step("mixtral-8x7b", "mi300x", phase="decode", batch=8, context=1024).plot()
+
+
+@figure("moe-balance.png")
+def _moe_balance() -> object:
+    from perfsim.analysis.routing_plots import plot_load_balance
+
+    return plot_load_balance([0, 0.4, 0.8, 1.2])
+
+
 def _gallery(chip: str) -> Callable[[], object]:
     return lambda: ps.roofline(chip).plot()
 
