@@ -118,6 +118,122 @@ def _moe_balance() -> object:
     return plot_load_balance([0, 0.4, 0.8, 1.2])
 
 
+# Collectives (collectives.md)
+@figure("collectives-curves.png")
+def _collectives() -> object:
+    from perfsim.analysis.collective_curves import curves, plot_curves
+
+    return plot_curves(curves(["mi300x-cluster", "h100-cluster"], kinds=["all_reduce", "all_to_all"]))
+
+
+# PIM and Op/B (pim.md)
+@figure("pim-roofline.png")
+def _pim_roofline() -> object:
+    from perfsim.analysis.pim_plots import plot_pim_roofline
+    from perfsim.analysis.pim_study import placed_ops
+
+    ops = placed_ops("mixtral-8x7b", "duplex-logic-pim", devices=2, tp=2, batch=64, context=384)
+    return plot_pim_roofline(ps.hardware("duplex-logic-pim"), ops)
+
+
+@figure("pim-gain.png")
+def _pim_gain() -> object:
+    from perfsim.analysis.pim_plots import plot_gain
+    from perfsim.analysis.pim_study import decode_sweep
+
+    sweep = decode_sweep("mixtral-8x7b", ["duplex-logic-pim", "h100-sxm"], [1, 16, 64, 256], 384, devices=2, tp=2)
+    return plot_gain(sweep, "h100-sxm")
+
+
+# The wafer-scale mesh (wafer.md)
+@figure("wafer-gemv.png")
+def _wafer_gemv() -> object:
+    from perfsim.analysis.wafer_plots import plot_gemv_latency
+
+    return plot_gemv_latency([2048, 4096, 8192, 16384, 32768])
+
+
+@figure("wafer-plmr.png")
+def _wafer_plmr() -> object:
+    from perfsim.analysis.wafer_plots import plot_plmr_terms
+    from perfsim.cost.wafer_plan import wafer_step
+    from perfsim.models.scenario import Scenario
+
+    decode = Scenario(model="llama-3-8b", phase="decode", batch=1, context=2048, weight_dtype="fp16",
+                      activation_dtype="fp16", hardware="cerebras-wse2")
+    return plot_plmr_terms(wafer_step(decode, region=420))
+
+
+# Table-lookup GEMV (cpu-lut.md) and two-pass softmax (softmax.md)
+@figure("cpu-lut-threads.png")
+def _cpu_lut() -> object:
+    from perfsim.analysis.cpu_plots import tokens_per_s_vs_threads
+
+    return tokens_per_s_vs_threads("raspberry-pi-5", "bitnet-b1.58-3b", llama_cpp_dtype="int2")
+
+
+@figure("softmax-variants.png")
+def _softmax() -> object:
+    from perfsim.analysis.cpu_plots import softmax_variants_vs_size
+
+    return softmax_variants_vs_size("skylake-x-avx512")
+
+
+# Training on an MCU (mcu-training.md)
+@figure("mcu-mac.png")
+def _mcu_mac() -> object:
+    from perfsim.analysis.mcu_plots import mac_per_cycle_per_layer
+
+    return mac_per_cycle_per_layer("resnet8", ps.hardware("pulp-open"), "fp16", train=True)
+
+
+@figure("mcu-speedup.png")
+def _mcu_speedup() -> object:
+    from perfsim.analysis.mcu_plots import speedup_vs_cores
+    from perfsim.ops_network import NetworkStep
+
+    return speedup_vs_cores([NetworkStep(network="resnet8", step="train", dtype="fp16")], ps.hardware("pulp-open"))
+
+
+# An FPGA ViT-MoE (fpga.md)
+def _fpga_chips() -> tuple:
+    return tuple(ps.hardware(name) for name in ("zcu102-edge-moe", "rtx-a6000", "xeon-6226r"))
+
+
+@figure("fpga-latency.png")
+def _fpga_latency() -> object:
+    from perfsim.analysis.fpga_plots import plot_latency_by_layer_type
+    from perfsim.cost.fpga_frame import frame_cost
+
+    return plot_latency_by_layer_type([frame_cost(chip, ps.model("m3vit")) for chip in _fpga_chips()])
+
+
+@figure("fpga-energy.png")
+def _fpga_energy() -> object:
+    from perfsim.analysis.fpga_plots import plot_energy_per_frame
+    from perfsim.cost.fpga_frame import energy_comparison
+
+    return plot_energy_per_frame(energy_comparison(*_fpga_chips(), ps.model("m3vit")), {"gpu": 2.24, "cpu": 4.90})
+
+
+# Serving (serving.md) and KV prediction (kv-prediction.md)
+@figure("serving-5.png")
+def _serving_5() -> object:
+    return ps.serve("llama-3-8b", "h100-sxm", rate=5, requests=100, slo_ttft="500ms", slo_tpot="50ms").plot()
+
+
+@figure("serving-40.png")
+def _serving_40() -> object:
+    return ps.serve("llama-3-8b", "h100-sxm", rate=40, requests=150, slo_ttft="500ms", slo_tpot="50ms").plot()
+
+
+@figure("kv-prediction.png")
+def _kv_prediction() -> object:
+    from perfsim.analysis.cpu_plots import ttft_vs_prompt_length
+
+    return ttft_vs_prompt_length("m2-pro-cpu", "openelm-3b", "openelm-450m", [128, 256, 512, 1024])
+
+
 def _gallery(chip: str) -> Callable[[], object]:
     return lambda: ps.roofline(chip).plot()
 
