@@ -234,6 +234,24 @@ def _kv_prediction() -> object:
     return ttft_vs_prompt_length("m2-pro-cpu", "openelm-3b", "openelm-450m", [128, 256, 512, 1024])
 
 
+# Energy (energy.md)
+@figure("energy-pim.png")
+def _energy_pim() -> object:
+    from perfsim.analysis.pim_plots import plot_gain
+    from perfsim.analysis.pim_study import decode_sweep
+
+    sweep = decode_sweep("mixtral-8x7b", ["duplex-logic-pim", "h100-sxm"], [1, 16, 64, 256], 384, devices=2, tp=2)
+    return plot_gain(sweep, "h100-sxm", metric="energy_per_token_j")
+
+
+# Your own device and model (your-own.md)
+@figure("your-own-roofline.png")
+def _your_own() -> object:
+    npu = ps.hardware(Path(__file__).parents[1] / "guide" / "my-npu.yaml")
+    return ps.roofline(npu, ops=["gemm m=1 n=2048 k=2048 dtype=int8", "gemm m=512 n=2048 k=2048 dtype=int8"],
+                       compare=["m2-gpu"]).plot()
+
+
 def _gallery(chip: str) -> Callable[[], object]:
     return lambda: ps.roofline(chip).plot()
 
