@@ -252,6 +252,26 @@ def _your_own() -> object:
                        compare=["m2-gpu"]).plot()
 
 
+# How accurate is perfsim? (accuracy.md)
+@figure("accuracy.png")
+def _accuracy() -> object:
+    return ps.validate().plot()
+
+
+# Training steps (training.md) and capacity planning (capacity.md)
+@figure("training-forward.png")
+def _training_forward() -> object:
+    return ps.step("llama-3-8b", "h100-sxm", phase="prefill", batch=4, prompt_len=2048).plot()
+
+
+@figure("capacity-mi300x.png")
+def _capacity() -> object:
+    from perfsim.analysis.pim_study import max_qps
+
+    capacity = max_qps("llama-3-8b", "mi300x", 512, 128, max_batch=256, requests=200)
+    return ps.serve("llama-3-8b", "mi300x", rate=0.9 * capacity, requests=200, max_batch=256).plot()
+
+
 def _gallery(chip: str) -> Callable[[], object]:
     return lambda: ps.roofline(chip).plot()
 
