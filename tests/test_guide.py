@@ -40,13 +40,14 @@ def cells(page: Path) -> list[tuple[str, str | None]]:
 
 def matches(computed: object, stated: str) -> bool:
     """`computed` rounds to `stated` to the digits stated (`295 FLOP/B`, `1.7×`, `12,400`); words compare equal."""
-    if isinstance(computed, bool) or isinstance(computed, str):
-        word = {True: "yes", False: "no"}.get(computed, computed) if isinstance(computed, bool) else computed
-        return stated.strip().lower() == str(word).lower()
+    if isinstance(computed, bool):
+        computed = "yes" if computed else "no"
+    if isinstance(computed, str):
+        return stated.strip().lower() == computed.lower()
     number = NUMBER.match(stated.strip())
     if not number:
         return False
-    decimals = len(number.group(2) or ".")-1
+    decimals = len(number.group(2) or ".") - 1
     exponent = int(number.group(3) or 0)
     value = float(number.group(0).replace(",", ""))
     return abs(float(computed) - value) <= 0.5 * 10 ** (exponent - decimals) * (1 + 1e-9)  # type: ignore[arg-type]

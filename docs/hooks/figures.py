@@ -1,15 +1,17 @@
 """mkdocs hook: draw the guide's figures with perfsim at build time and add them to the site.
 
-Each figure is a zero-argument function in guide_figures.FIGURES (beside this file) (the guide's chapters show the calls);
-the gallery page (guide/gallery.md, one roofline per shipped hardware spec) is written here too. Figures are
-cached in .cache/docs-figures/ under a digest of perfsim's code and specs, so a rebuild with nothing
-changed draws nothing; a changed digest redraws them all, two processes at a time.
+Each figure is a zero-argument function in guide_figures.FIGURES beside this file (the guide's chapters show
+the calls); the gallery page (guide/gallery.md, one roofline per shipped hardware spec) is written here too.
+Figures are cached in .cache/docs-figures/DIGEST/, DIGEST covering perfsim's code, the specs, the cases and
+these hooks, so a rebuild with nothing changed draws nothing; a changed digest redraws them all, one process
+per core (at most four), and removes the older cache folders.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -23,7 +25,7 @@ sys.path[:0] = [str(ROOT), str(Path(__file__).parent)]  # this checkout's perfsi
 from guide_figures import FIGURES, draw, gallery_markdown  # noqa: E402
 
 CACHE = ROOT / ".cache" / "docs-figures"
-WATCHED = ("perfsim", "hardware_specs", "workloads", "validation")
+WATCHED = ("perfsim", "hardware_specs", "workloads", "validation", "docs/hooks", "docs/guide")
 
 
 def digest() -> str:
@@ -50,6 +52,9 @@ def _drawn(folder: Path) -> None:
 def on_files(files: Files, config) -> Files:
     folder = CACHE / digest()
     folder.mkdir(parents=True, exist_ok=True)
+    for old in CACHE.iterdir():
+        if old != folder:
+            shutil.rmtree(old, ignore_errors=True)
     _drawn(folder)
     for name in FIGURES:
         files.append(File.generated(config, f"guide/figures/{name}", abs_src_path=str(folder / name)))

@@ -14,8 +14,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import perfsim as ps  # noqa: E402
-from perfsim import api  # noqa: E402
+import perfsim as ps
+from perfsim import api
 
 FIGURES: dict[str, Callable[[], object]] = {}
 DPI = 80
