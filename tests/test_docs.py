@@ -1,5 +1,6 @@
 """Every example in docs/ runs: `$ perfsim ...` lines exit 0; a page's python blocks execute in order in one
-namespace, as the cells of one notebook."""
+namespace, as the cells of one notebook. The guide's python blocks (docs/guide) run in tests/test_guide.py,
+which also checks its exercises' answers; its console lines run here."""
 
 import re
 import shlex
@@ -12,15 +13,16 @@ BLOCK = re.compile(r"```(console|python)\n(.*?)```", re.S)
 
 
 def _examples():
-    for page in sorted(DOCS.glob("*.md")):
+    for page in sorted(DOCS.rglob("*.md")):
+        name = page.relative_to(DOCS).with_suffix("").as_posix()
         blocks = BLOCK.findall(page.read_text())
         cells = [body for lang, body in blocks if lang == "python"]
-        if cells:
-            yield pytest.param("python", cells, id=f"{page.stem}-python")
+        if cells and page.parent.name != "guide":
+            yield pytest.param("python", cells, id=f"{name}-python")
         for _, body in blocks:
             for line in body.splitlines():
                 if line.startswith("$ perfsim "):
-                    yield pytest.param("console", line[2:], id=f"{page.stem}-{line[10:50]}")
+                    yield pytest.param("console", line[2:], id=f"{name}-{line[10:50]}")
 
 
 @pytest.mark.parametrize(("lang", "code"), list(_examples()))

@@ -80,5 +80,6 @@ def register(commands: argparse._SubParsersAction, add: Callable[..., argparse.A
     add(model, "list", _model_list,
         "list the models on the search path with parameter counts and where each is from")
     show_model = add(model, "show", _model_show,
-                     "show one model: its architecture and headline numbers (a name or a path to a YAML file)")
-    show_model.add_argument("spec", metavar="NAME|PATH.yaml")
+                     "show one model: its architecture and headline numbers "
+                     "(a name, a YAML file or a Hugging Face config.json)")
+    show_model.add_argument("spec", metavar="NAME|PATH.yaml|config.json")

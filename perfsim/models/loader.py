@@ -18,10 +18,17 @@ def shipped_models() -> list[str]:
 
 
 def load_model(ref: str) -> ModelSpec:
-    """Load a model spec by name or path. Raise PerfsimError on any bad input."""
+    """Load a model spec by name or path (a YAML file or a Hugging Face config.json). Raise PerfsimError on any
+    bad input."""
+    if ref.endswith(".json"):
+        return _load(Path(ref).resolve())
     return _load(find_spec(ref, "model").resolve())
 
 
 @lru_cache(maxsize=128)
 def _load(path: Path) -> ModelSpec:
+    if path.suffix == ".json":
+        from perfsim.models.hf_config import read_hf_config
+
+        return read_hf_config(path)
     return load_spec(path, ModelSpec)
