@@ -38,8 +38,8 @@ def test_the_papers_layout_moves_tokens_with_two_gathers_and_two_scatters_per_la
     # all-reduce: every NPU holds every token, and one reduce-scatter sums routed, expert-TP and shared partials
     assert collectives == {"tp_all_gather": ("all_gather", 4, 228 * H),
                            "tp_reduce_scatter": ("reduce_scatter", 4, 228 * H),
-                           "moe_all_gather": ("all_gather", 8, 456 * H),
-                           "moe_reduce_scatter": ("reduce_scatter", 8, 456 * H)}
+                           "ffn_all_gather": ("all_gather", 8, 456 * H),
+                           "ffn_reduce_scatter": ("reduce_scatter", 8, 456 * H)}
 
 
 def test_the_papers_layout_splits_each_block_its_own_way():
@@ -64,7 +64,7 @@ def test_shared_experts_tp8_hold_half_the_shared_weights_of_tp4():
 
 def test_the_gather_is_priced_over_hccs_by_hand():
     step = estimate_step(Scenario(**PAPER), engine="analytic")
-    c = next(c for c, t in zip(step.costs, step.trace.ops, strict=True) if t.op.name == "moe_all_gather")
+    c = next(c for c, t in zip(step.costs, step.trace.ops, strict=True) if t.op.name == "ffn_all_gather")
     # ring all-gather over 8 NPUs of the HCCS full mesh: 7 links each 28 GB/s × 0.64 (calibrated) = 125.44 GB/s;
     # α = 5 µs. Each NPU sends 7/8 · 2,334,720 B = 2,042,880 B in 7 steps. LL: 6.6 + 7·5 = 41.6 µs + 2,042,880 /
     # (125.44e9 / 2) = 32.57 µs → 74.17 µs; LL128: 14 + 7·6.3 = 58.1 + 17.37 = 75.47 µs; Simple: 8.4 + 7·7.8 =

@@ -20,7 +20,7 @@ same G = tp · dp chips; shared experts run shared_tp-way tensor parallel. `exch
 Volumes per layer (T tokens per DP replica, h hidden, b bytes per activation element; nccl-tests sizes:
 an all_gather's output buffer, a reduce_scatter's input buffer; a ring rank sends (n − 1)/n of it):
   gather:      tp_all_gather  (tp, T·h·b)   tp_reduce_scatter (tp, T·h·b)
-               moe_all_gather (G, dp·T·h·b) moe_reduce_scatter (G, dp·T·h·b)
+               ffn_all_gather (G, dp·T·h·b) ffn_reduce_scatter (G, dp·T·h·b)
   all_to_all:  tp_all_reduce (tp, T·h·b), ep_dispatch / ep_combine (ep, dp·T·top_k·h·b / (ep·expert_tp)
                × the busiest rank's load), expert_all_reduce (expert_tp, dp·T·h·b / ep)
 The paper's 8-NPU layout (arXiv 2505.21411: attention DP2 + TP4, MoE TP2 + EP4, shared experts TP8) is
@@ -96,5 +96,5 @@ def around_ffn(r: Resolved) -> tuple[list[Collective], list[Collective]]:
     if not gathered(r):
         return [], []
     elements, group = r.tokens_per_replica * r.par.dp * r.model.hidden, r.par.tp * r.par.dp
-    return (_collective(r, "moe_all_gather", "all_gather", elements, group),
-            _collective(r, "moe_reduce_scatter", "reduce_scatter", elements, group))
+    return (_collective(r, "ffn_all_gather", "all_gather", elements, group),
+            _collective(r, "ffn_reduce_scatter", "reduce_scatter", elements, group))
