@@ -10,7 +10,9 @@ import pytest
 from perfsim.cost import cost
 from perfsim.errors import PerfsimError
 from perfsim.hardware import load_hardware
+from perfsim.models import WORKLOAD_DIR
 from perfsim.models.footprint import footprint
+from perfsim.models.routing import busiest_load
 from perfsim.models.scenario import Scenario, resolve
 from perfsim.models.step import estimate_step
 from perfsim.models.trace import build_trace
@@ -83,6 +85,20 @@ def test_the_default_exchange_keeps_all_to_all_and_all_reduces():
                            "ep_combine": ("all_to_all", 4, 456 * H),
                            "expert_all_reduce": ("all_reduce", 2, 456 * H / 4),
                            "shared_all_reduce": ("all_reduce", 4, 228 * H)}
+
+
+def test_gathered_routing_skew_stretches_the_experts_but_not_the_exchange(tmp_path):
+    # plain top-8 of 64 (Pangu without its groups): a Zipf-skewed router loads the busiest EP rank above the
+    # mean, which stretches its experts; the gathers and scatters carry every token whatever the routing
+    plain = tmp_path / "pangu-pro-moe.yaml"
+    plain.write_text((WORKLOAD_DIR / "pangu-pro-moe.yaml").read_text().replace("groups: 8", "groups: 1"))
+    uniform = _layer_ops({**PAPER, "model": str(plain)})
+    skewed = _layer_ops({**PAPER, "model": str(plain), "routing": "zipf:1.2"})
+    imbalance = busiest_load("zipf:1.2", 64, 8, 1, 4, 456)
+    assert imbalance > 1
+    assert skewed["experts"].op.imbalance == pytest.approx(imbalance)
+    for name in ("tp_all_gather", "tp_reduce_scatter", "ffn_all_gather", "ffn_reduce_scatter"):
+        assert skewed[name].op == uniform[name].op
 
 
 @pytest.mark.parametrize(("fields", "needle"), [
