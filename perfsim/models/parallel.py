@@ -69,7 +69,8 @@ def ffn_tokens(r: Resolved, degree: int) -> int:
     return -(-t * par.dp * degree // (par.tp * par.dp)) if gathered(r) else t
 
 
-def _collective(r: Resolved, name: str, kind: str, elements: float, group: int) -> list[Collective]:
+def collective(r: Resolved, name: str, kind: str, elements: float, group: int) -> list[Collective]:
+    """A `kind` collective of `elements` activations over `group` chips (none for a group of 1)."""
     if group == 1:
         return []
     size = elements * resolve_format(r.scenario.activation_dtype).bits_per_element / 8
@@ -80,14 +81,14 @@ def before_attention(r: Resolved) -> list[Collective]:
     """Gathered: the TP group all-gathers the replica's T · h hidden states; else nothing."""
     if not gathered(r):
         return []
-    return _collective(r, "tp_all_gather", "all_gather", r.tokens_per_replica * r.model.hidden, r.par.tp)
+    return collective(r, "tp_all_gather", "all_gather", r.tokens_per_replica * r.model.hidden, r.par.tp)
 
 
 def after_attention(r: Resolved) -> list[Collective]:
     """attention's partial outputs summed over the TP group: reduce-scattered (gathered) or all-reduced."""
     kind = "reduce_scatter" if gathered(r) else "all_reduce"
     name = "tp_reduce_scatter" if gathered(r) else "tp_all_reduce"
-    return _collective(r, name, kind, r.tokens_per_replica * r.model.hidden, r.par.tp)
+    return collective(r, name, kind, r.tokens_per_replica * r.model.hidden, r.par.tp)
 
 
 def around_ffn(r: Resolved) -> tuple[list[Collective], list[Collective]]:
@@ -96,5 +97,5 @@ def around_ffn(r: Resolved) -> tuple[list[Collective], list[Collective]]:
     if not gathered(r):
         return [], []
     elements, group = r.tokens_per_replica * r.par.dp * r.model.hidden, r.par.tp * r.par.dp
-    return (_collective(r, "ffn_all_gather", "all_gather", elements, group),
-            _collective(r, "ffn_reduce_scatter", "reduce_scatter", elements, group))
+    return (collective(r, "ffn_all_gather", "all_gather", elements, group),
+            collective(r, "ffn_reduce_scatter", "reduce_scatter", elements, group))
