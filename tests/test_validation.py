@@ -32,6 +32,8 @@ IDS |= {
     "RCCL-MI300X-8M", "CAL-NVLS-H100-1K", "CAL-NVLS-H100-8G", "EDGEMOE-01-gpu", "EDGEMOE-02-cpu",
 }
 IDS |= {"CAL-GEMM-H100", "CAL-GEMM-A100"}  # GPU compute calibrations (validation/gpu_calibration.yaml)
+IDS |= {"CAL-HCCS-910B-AR8", "HCCS-910B-AR2", "HCCS-910B-AR4", "HCCS-910B-AG2", "HCCS-910B-AG4",
+        "HCCS-910B-AG8"}  # Ascend HCCS (validation/ascend_hccs.yaml)
 REPORT = validation_report()
 
 

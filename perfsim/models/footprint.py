@@ -1,8 +1,8 @@
 """Memory per chip: weights, KV cache and activations, against capacity × the usable fraction.
 
-- weights: each layer's attention and dense FFN split tp ways, routed experts split
-  ep · expert_tp ways, shared experts tp ways; embedding on the first stage and LM head
-  on the last (a tied head keeps its own copy there when pp > 1), vocab-parallel over tp.
+- weights: each layer's attention split tp ways, dense FFN and shared experts shared_tp ways (tp unless
+  the exchange gathers: perfsim.models.parallel), routed experts ep · expert_tp ways; embedding on the first
+  stage and LM head on the last (a tied head keeps its own copy there when pp > 1), vocab-parallel over tp.
   The heaviest stage sets the figure.
 - KV cache: per sequence of the replica (all its micro-batches), kv_len tokens × 2 (K and V) × the chip's KV
   heads × head_dim, for the stage's layers.
@@ -51,7 +51,8 @@ def footprint(r: Resolved) -> Footprint:
         weights = kv = act = 0.0
         for i, count in model.layer_runs(stage * per_stage, (stage + 1) * per_stage):
             p = layer_params(model, i)
-            local = (p.attention + p.dense_ffn + p.shared) / par.tp + p.experts / (par.ep * par.expert_tp)
+            local = (p.attention / par.tp + (p.dense_ffn + p.shared) / par.shared_tp
+                     + p.experts / (par.ep * par.expert_tp))
             weights += count * (local + p.router + p.norms) * weight_bits
             kv_local = max(1, model.layer_kv_heads(i) // par.tp)
             kv += count * r.seqs_per_replica * r.scenario.micro_batches * r.kv_len * 2 * kv_local \

@@ -23,6 +23,7 @@ from perfsim.errors import PerfsimError
 from perfsim.hardware import Device, System, load_hardware
 from perfsim.hardware.common import Count, Fraction, Spec
 from perfsim.hardware.system import join
+from perfsim.models.parallel import shared_degree
 
 if TYPE_CHECKING:
     from perfsim.models.spec import ModelSpec
@@ -74,6 +75,12 @@ class Scenario(Spec):
     routing: str | None = Field(None, description="MoE routing distribution from which the busiest expert-parallel "
                                 "rank's load is derived instead of moe_imbalance (perfsim.models.routing): uniform, "
                                 "zipf:S (popularity ∝ 1/rank^S) or a CSV trace path")
+    shared_tp: Count | None = Field(None, description="tensor-parallel degree of the shared experts (and, with "
+                                    "exchange gather, of dense FFNs); default tp (perfsim.models.parallel)")
+    exchange: Literal["all_to_all", "gather"] = Field(
+        "all_to_all", description="how MoE layers get their tokens: all_to_all dispatch and combine among the EP "
+        "ranks, or gather: the TP group all-gathers before and reduce-scatters after attention, and all tp·dp chips "
+        "all-gather every token before the FFN block and reduce-scatter after it (vllm-ascend's H2P)")
 
 
 @dataclass(frozen=True)
@@ -86,6 +93,7 @@ class Parallelism:
     dp: int
     ep: int
     expert_tp: int
+    shared_tp: int
 
 
 @dataclass(frozen=True, order=True)
@@ -215,7 +223,7 @@ def parallelism(s: Scenario, devices: int, model: ModelSpec) -> Parallelism:
     if s.batch < dp * s.micro_batches:
         raise PerfsimError(f"batch ({s.batch}) is smaller than dp ({dp}) × micro_batches ({s.micro_batches}): "
                            "some replicas would idle")
-    return Parallelism(devices, tp, s.pp, dp, ep, expert_tp)
+    return Parallelism(devices, tp, s.pp, dp, ep, expert_tp, shared_degree(s, tp, dp))
 
 
 def heads_per_rank(model: ModelSpec, layer: int, tp: int) -> tuple[int, int]:

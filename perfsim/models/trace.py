@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from perfsim.dtypes import resolve_format
 from perfsim.errors import PerfsimError
+from perfsim.models import parallel
 from perfsim.models.scenario import Piece, Resolved, heads_per_rank
 from perfsim.ops import Attention, Collective, Elementwise, Gemm, LutGemm, MoE, Norm, OpBase
 
@@ -78,27 +79,27 @@ def _linear(r: Resolved, name: str, m: int, k: int, n: int, weight_dtype: str | 
 
 
 def _all_reduce(r: Resolved, name: str, elements: float, group: int) -> list[OpBase]:
-    if group == 1:
-        return []
-    return [Collective(name=name, kind="all_reduce", size_bytes=_bytes(elements, r.scenario.activation_dtype),
-                       group=group)]
+    return parallel.collective(r, name, "all_reduce", elements, group)
 
 
 def _layer(r: Resolved, layer: int) -> list[OpBase]:
     model, s = r.model, r.scenario
     t, h, d, tp = r.tokens_per_replica, model.hidden, model.dim_per_head, r.par.tp
     heads_local, kv_local = heads_per_rank(model, layer, tp)
+    resident = parallel.resident_tokens(r)  # the norms run on the tokens a chip holds between blocks
     ops: list[OpBase] = [
-        Norm(name="attn_norm", rows=t, cols=h, norm=model.norm, dtype=s.activation_dtype),
+        Norm(name="attn_norm", rows=resident, cols=h, norm=model.norm, dtype=s.activation_dtype),
+        *parallel.before_attention(r),
         _linear(r, "qkv", t, h, (heads_local + 2 * kv_local) * d),
         *(_attention(r, piece, heads_local, kv_local) for piece in r.pieces),
         _linear(r, "o_proj", t, heads_local * d, h),
-        *_all_reduce(r, "tp_all_reduce", t * h, tp),
-        Norm(name="ffn_norm", rows=t, cols=h, norm=model.norm, dtype=s.activation_dtype),
+        *parallel.after_attention(r),
+        Norm(name="ffn_norm", rows=resident, cols=h, norm=model.norm, dtype=s.activation_dtype),
     ]
+    gather, scatter = parallel.around_ffn(r)
     if model.is_moe_layer(layer):
-        return ops + _moe(r)
-    return ops + _ffn(r, "ffn", model.layer_ffn(layer), tp)
+        return ops + gather + _moe(r) + scatter
+    return ops + gather + _ffn(r, "ffn", model.layer_ffn(layer), r.par.shared_tp) + scatter
 
 
 def _attention(r: Resolved, piece: Piece, heads: int, kv_heads: int) -> OpBase:
@@ -110,7 +111,8 @@ def _attention(r: Resolved, piece: Piece, heads: int, kv_heads: int) -> OpBase:
 
 
 def _ffn(r: Resolved, name: str, width: int, tp: int) -> list[OpBase]:
-    model, t, h = r.model, r.tokens_per_replica, r.model.hidden
+    """A `tp`-way slice of an FFN of `width` on the tokens it sees, all-reduced unless the exchange gathers."""
+    model, t, h = r.model, parallel.ffn_tokens(r, tp), r.model.hidden
     if width % tp:
         raise PerfsimError(f"tp ({tp}) must divide the FFN width {width} of {model.name}")
     local, gated = width // tp, model.ffn_kind == "gated"
@@ -119,7 +121,7 @@ def _ffn(r: Resolved, name: str, width: int, tp: int) -> list[OpBase]:
         Elementwise(name=f"{name}_act", elements=t * local, inputs=2 if gated else 1,
                     flops_per_element=ACTIVATION_FLOPS + gated, dtype=r.scenario.activation_dtype),
         _linear(r, f"{name}_down", t, local, h),
-        *_all_reduce(r, f"{name}_all_reduce", t * h, tp),
+        *([] if parallel.gathered(r) else _all_reduce(r, f"{name}_all_reduce", t * h, tp)),
     ]
 
 
@@ -137,17 +139,19 @@ def _moe(r: Resolved) -> list[OpBase]:
     # the all-to-all waits for the busiest rank, which sends and receives `imbalance` × the mean pairs
     per_rank = _bytes(group_tokens * moe.top_k * model.hidden / (par.ep * par.expert_tp), s.activation_dtype)
     per_rank *= imbalance
+    exchanges = par.ep > 1 and not parallel.gathered(r)  # gathered, every chip already holds every token
     dispatch = [Collective(name=f"ep_{what}", kind="all_to_all", size_bytes=per_rank, group=par.ep)
-                for what in ("dispatch", "combine")] if par.ep > 1 else [None, None]
+                for what in ("dispatch", "combine")] if exchanges else [None, None]
     ops: list[OpBase] = [op for op in dispatch[:1] if op]
     ops.append(MoE(name="experts", tokens=group_tokens, hidden=model.hidden, expert_ffn=moe.expert_ffn,
                    experts=moe.experts, top_k=moe.top_k, groups=moe.groups, gated=model.ffn_kind == "gated",
                    imbalance=imbalance, ep=par.ep, expert_tp=par.expert_tp, dtype=s.activation_dtype,
                    weight_dtype=r.weight_dtype))
     ops += [op for op in dispatch[1:] if op]
-    ops += _all_reduce(r, "expert_all_reduce", group_tokens * model.hidden / par.ep, par.expert_tp)
+    if not parallel.gathered(r):  # gathered, the block's reduce-scatter sums the expert-TP partials
+        ops += _all_reduce(r, "expert_all_reduce", group_tokens * model.hidden / par.ep, par.expert_tp)
     if moe.shared_experts:
-        ops += _ffn(r, "shared", moe.shared_experts * (moe.shared_ffn or moe.expert_ffn), par.tp)
+        ops += _ffn(r, "shared", moe.shared_experts * (moe.shared_ffn or moe.expert_ffn), par.shared_tp)
     return ops
 
 
