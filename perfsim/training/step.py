@@ -187,12 +187,13 @@ def _dp_overlap(work: StageWork, params: list[StageParams], lay: Layout, system:
     kind = "all_reduce" if lay.zero == 0 else "reduce_scatter"
     layers: list[Layer] = []
     pending = StageParams(0.0, 0.0)
-    expanded = [(s, p) for s, p in zip(work.segments, params, strict=True) for _ in range(s.count)]
-    for i, (segment, share) in enumerate(reversed(expanded)):
+    expanded = [(s, p, k) for s, p in zip(work.segments, params, strict=True) for k in range(s.count)]
+    for i, (segment, share, k) in enumerate(reversed(expanded)):
         pending = StageParams(pending.dense + share.dense, pending.experts + share.experts)
         closes = pending.total * PARAM_BYTES >= bucket_bytes or i == len(expanded) - 1
         bucket = collective_s(kind, pending, lay, system) if closes else 0.0
-        layers.append(Layer(segment.name, segment.backward_s, bucket_s=bucket))
+        name = segment.name if segment.layer is None else f"layer {segment.layer + k}"
+        layers.append(Layer(f"{name}.grad", segment.backward_s, bucket_s=bucket))
         if closes:
             pending = StageParams(0.0, 0.0)
     return overlapped(layers)
