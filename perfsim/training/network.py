@@ -59,7 +59,7 @@ class NetworkTrainingEstimate:
     def summary(self) -> dict[str, Any]:
         step = self.step_s
         c = self.config
-        time_s = {f"{phase}_s": sum(x.time_s * n for p, _, x, n in self.rows() if p == phase)
+        time_s = {phase: sum(x.time_s * n for p, _, x, n in self.rows() if p == phase)
                   for phase in ("forward", "backward", "update")}
         return {"model": c.model, "hardware": self.chip.name, "devices": 1, "global_batch": self.samples,
                 "step_s": step, "samples_per_s": self.samples / step, "flops_per_step": self.flops,

@@ -61,7 +61,7 @@ class TrainResult:
         s = self.summary
         fig = Figure(figsize=(10, 3.2), dpi=110)
         left, right = fig.subplots(1, 2)
-        times = {k.removesuffix("_s").replace("_", " "): v for k, v in s["time_s"].items() if v > 0}
+        times = {k.replace("_", " "): v for k, v in s["time_s"].items() if v > 0}
         left.barh(list(times), list(times.values()), color="#1f77b4")
         left.invert_yaxis()
         left.set_xlabel("seconds per step")

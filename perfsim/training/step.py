@@ -121,14 +121,14 @@ class TrainingEstimate:
         return flops / (self.step_s * self.layout.devices * self.peak_flops)
 
     def time_s(self) -> dict[str, float]:
-        """Where the step's seconds go on its critical stage: passes, pipeline bubble, exposed DP sync, update."""
+        """Seconds of the step on its critical stage: passes, pipeline bubble, exposed DP sync, update."""
         crit, m = self.critical_stage, self.layout.micro_batches
         work = self.stages[crit]
         busy = m * self.micro_batch_s[crit]
-        return {"forward_s": m * work.total("forward"), "backward_s": m * work.total("backward"),
-                "recompute_s": m * work.total("recompute"), "pipeline_bubble_s": max(self.pipeline_s - busy, 0.0),
-                "dp_exposed_s": self.sync_end_s - self.pipeline_s, "optimizer_s": self.optimizer_s,
-                "param_all_gather_s": self.param_gather_s}
+        return {"forward": m * work.total("forward"), "backward": m * work.total("backward"),
+                "recompute": m * work.total("recompute"), "pipeline_bubble": max(self.pipeline_s - busy, 0.0),
+                "dp_exposed": self.sync_end_s - self.pipeline_s, "optimizer": self.optimizer_s,
+                "param_all_gather": self.param_gather_s}
 
     def by_resource(self) -> dict[str, float]:
         """Seconds of the critical stage's ops by binding resource over the step, plus the pipeline bubble, the
@@ -139,8 +139,8 @@ class TrainingEstimate:
             for _, _, c in segment.rows:
                 seconds[c.bound] += c.time_s * segment.count * m
         times = self.time_s()
-        for key, label in (("pipeline_bubble_s", "pipeline_bubble"), ("dp_exposed_s", "dp_sync"),
-                           ("optimizer_s", "optimizer"), ("param_all_gather_s", "dp_sync")):
+        for key, label in (("pipeline_bubble", "pipeline_bubble"), ("dp_exposed", "dp_sync"),
+                           ("optimizer", "optimizer"), ("param_all_gather", "dp_sync")):
             if times[key] > 0:
                 seconds[label] += times[key]
         return dict(seconds)
