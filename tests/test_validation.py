@@ -32,6 +32,8 @@ IDS |= {
     "RCCL-MI300X-8M", "CAL-NVLS-H100-1K", "CAL-NVLS-H100-8G", "EDGEMOE-01-gpu", "EDGEMOE-02-cpu",
 }
 IDS |= {"CAL-GEMM-H100", "CAL-GEMM-A100"}  # GPU compute calibrations (validation/gpu_calibration.yaml)
+IDS |= {"TRAIN-MPT-7B-a100-8", "TRAIN-MPT-13B-a100-8", "TRAIN-MPT-30B-a100-8", "TRAIN-MPT-7B-h100-8",
+        "TRAIN-MPT-30B-h100-8", "TRAIN-MPT-13B-h100-64", "TRAIN-MPT-70B-h100-64"}  # validation/training.yaml
 REPORT = validation_report()
 
 
