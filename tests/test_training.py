@@ -244,3 +244,15 @@ def test_collective_sizes_follow_the_dp_group():
     assert collective_s("all_reduce", StageParams(1e9, 0.0), lay, system) == pytest.approx(expected)
     assert math.isclose(collective_s("all_reduce", StageParams(1e9, 0.0), layout(model, 2, 2, 1, None, 1, 0, 1, 1,
                                                                                    1), system), 0.0)
+
+
+def test_zero3_prefetch_timeline():
+    # 4 layers of 1 s backward, each with a 0.6 s all-gather before and a 0.3 s reduce-scatter after, prefetch 2;
+    # the next gather goes out before a layer's reduce-scatter (FSDP's order): g0 0–0.6, g1 0.6–1.2, c0 0.6–1.6,
+    # g2 1.6–2.2 (waits for c0), rs0 2.2–2.5, c1 1.6–2.6, g3 2.6–3.2, rs1 3.2–3.5, c2 2.6–3.6, rs2 3.6–3.9,
+    # c3 3.6–4.6, rs3 4.6–4.9: exposed = the first gather + the last reduce-scatter
+    run = overlapped([Layer(f"l{i}", 1.0, gather_s=0.6, reduce_s=0.3) for i in range(4)])
+    assert run.span_s == pytest.approx(4.9) and run.exposed_s == pytest.approx(0.9)
+    timeline = run.schedule.timeline().set_index("op")
+    assert timeline.loc["l2.all_gather", "start_s"] == pytest.approx(1.6)
+    assert timeline.loc["l0.reduce_scatter", "start_s"] == pytest.approx(2.2)

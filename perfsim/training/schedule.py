@@ -143,13 +143,19 @@ def overlapped(layers: list[Layer], prefetch: int = 2, chip: int = 0) -> Overlap
     """`layers` in order on one chip's compute stream with their collectives on its comm stream (module doc)."""
     b = _Builder()
     compute: list[int] = []
+    gathers: dict[int, int] = {}
+
+    def gather(j: int) -> None:  # issued `prefetch` layers ahead, each waiting for the compute prefetch layers back
+        if j < len(layers) and j not in gathers and layers[j].gather_s > 0:
+            wait = (compute[j - prefetch],) if j >= prefetch else ()
+            gathers[j] = b.add(f"{layers[j].name}.all_gather", chip, "comm", layers[j].gather_s, wait, "link")
+
     for i, layer in enumerate(layers):
-        deps: tuple[int, ...] = tuple(compute[-1:])
-        if layer.gather_s > 0:
-            wait = (compute[i - prefetch],) if i >= prefetch else ()
-            gather = b.add(f"{layer.name}.all_gather", chip, "comm", layer.gather_s, wait, "link")
-            deps += (gather,)
+        for j in range(i, i + prefetch):
+            gather(j)
+        deps = tuple(compute[-1:]) + ((gathers[i],) if i in gathers else ())
         compute.append(b.add(layer.name, chip, "compute", layer.compute_s, deps, "compute"))
+        gather(i + prefetch)  # the next prefetch goes out before this layer's reduce-scatter, as FSDP issues it
         if layer.reduce_s > 0:
             b.add(f"{layer.name}.reduce_scatter", chip, "comm", layer.reduce_s, (compute[-1],), "link")
         if layer.bucket_s > 0:
