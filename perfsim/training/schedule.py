@@ -32,9 +32,9 @@ class _Builder:
 
     def add(self, name: str, chip: int, stream: str, seconds: float, deps: tuple[int, ...], bound: str,
             micro_batch: int = 0) -> int:
-        resource = f"chip{chip}:{stream}"
-        self.tasks.append(Task(len(self.tasks), name, chip, (chip,), stream, None,  # type: ignore[arg-type]
-                               {resource: max(seconds, 0.0)}, 0.0, deps, bound, micro_batch))
+        # a stream runs one task at a time, so nothing is shared: each task holds its stream for its seconds
+        self.tasks.append(Task(len(self.tasks), name, chip, (chip,), stream, stream,  # type: ignore[arg-type]
+                               {}, max(seconds, 0.0), deps, bound, micro_batch))
         return len(self.tasks) - 1
 
 
