@@ -52,5 +52,6 @@ def test_api_train_result(tmp_path):
 
 
 def test_reference_backward_checks_pass():
-    rows = [r for r in run_checks() if r["op"] in ("gemm_grad", "attention_grad", "norm_grad", "softmax_grad")]
-    assert len(rows) == 4 and all(r["passed"] and r["counts_match"] for r in rows)
+    ops = ("gemm_grad", "attention_grad", "norm_grad", "softmax_grad", "conv2d_grad")
+    rows = [r for r in run_checks() if r["op"] in ops]
+    assert len(rows) == 5 and all(r["passed"] and r["counts_match"] for r in rows)

@@ -1,4 +1,5 @@
-"""Reference backward passes: gradients of GEMM, FlashAttention-style attention, RMSNorm and softmax in float64.
+"""Reference backward passes: gradients of GEMM, FlashAttention-style attention, RMSNorm, softmax and conv2d (im2col)
+in float64.
 
 Each kernel counts the FLOPs and bytes it performs (bytes at the op's storage widths); each check compares its
 gradients with central finite differences of the loss L = Σ output ⊙ dy, and its counts with the backward ops of
@@ -12,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 
 from perfsim.dtypes import resolve_format
-from perfsim.ops import Attention, Gemm, Norm, OpBase, Softmax
+from perfsim.ops import Attention, Conv2d, Gemm, Norm, OpBase, Softmax
 from perfsim.reference.counter import Counter
 from perfsim.reference.registry import Outcome, check
 from perfsim.training.backward import LSE_BYTES, AttentionGrad, backward_ops
@@ -200,3 +201,56 @@ def _check_softmax_backward() -> Outcome:
     fd = finite_difference(lambda xx: float((softmax(xx) * dy).sum()), x.copy())
     grad = backward_ops(op)
     return Outcome(float(np.abs(dx - fd).max()), 1e-6, _agree(grad, counter), "closed form vs finite differences")
+
+
+def _im2col(x: np.ndarray, op: Conv2d) -> np.ndarray:
+    """[C·k·k, batch·OH·OW] patches of x [batch, C, H, W] (zero padding)."""
+    k, s, p = op.kernel, op.stride, op.padding
+    padded = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+    cols = [padded[:, :, i:i + s * op.out_height:s, j:j + s * op.out_width:s] for i in range(k) for j in range(k)]
+    stacked = np.stack(cols, axis=2)  # batch, C, k·k, OH, OW
+    return stacked.transpose(1, 2, 0, 3, 4).reshape(op.in_channels * k * k, -1)
+
+
+def conv2d_forward(x: np.ndarray, w: np.ndarray, op: Conv2d) -> np.ndarray:
+    y = w.reshape(op.out_channels, -1) @ _im2col(x, op)
+    return y.reshape(op.out_channels, op.batch, op.out_height, op.out_width).transpose(1, 0, 2, 3)
+
+
+def conv2d_backward(x: np.ndarray, w: np.ndarray, dy: np.ndarray, op: Conv2d, counter: Counter) -> tuple[np.ndarray,
+                                                                                                        np.ndarray]:
+    """Weight gradient dW = dY·colsᵀ (reads x and dy, writes dw) and input gradient dX = col2im(Wᵀ·dY) (reads dy
+    and w, writes dx): each the forward's MACs (im2col and its transpose are layout, not FLOPs)."""
+    width = _width(op.dtype)
+    dy_mat = dy.transpose(1, 0, 2, 3).reshape(op.out_channels, -1)
+    counter.read(x, width)
+    counter.read(dy, width)
+    dw = (dy_mat @ _im2col(x, op).T).reshape(w.shape)
+    counter.write(dw, width)
+    counter.read(dy, width)
+    counter.read(w, width)
+    dcols = w.reshape(op.out_channels, -1).T @ dy_mat  # C·k·k × batch·OH·OW
+    dx = np.zeros((op.batch, op.in_channels, op.height + 2 * op.padding, op.width + 2 * op.padding))
+    k, s = op.kernel, op.stride
+    patches = dcols.reshape(op.in_channels, k, k, op.batch, op.out_height, op.out_width)
+    for i in range(k):
+        for j in range(k):
+            dx[:, :, i:i + s * op.out_height:s, j:j + s * op.out_width:s] += patches[:, i, j].transpose(1, 0, 2, 3)
+    dx = dx[:, :, op.padding:op.padding + op.height, op.padding:op.padding + op.width]
+    counter.write(dx, width)
+    counter.ops(2 * 2 * op.macs)
+    return dx, dw
+
+
+@check("conv2d-backward", op="conv2d_grad", variant="im2col")
+def _check_conv2d_backward() -> Outcome:
+    rng = np.random.default_rng(RNG_SEED)
+    op = Conv2d(batch=2, in_channels=3, out_channels=4, height=5, width=5, kernel=3, stride=2, padding=1)
+    x, w = rng.normal(size=(2, 3, 5, 5)), rng.normal(size=(4, 3, 3, 3))
+    dy = rng.normal(size=(2, 4, op.out_height, op.out_width))
+    counter = Counter()
+    dx, dw = conv2d_backward(x, w, dy, op, counter)
+    fd_x = finite_difference(lambda xx: float((conv2d_forward(xx, w, op) * dy).sum()), x.copy())
+    fd_w = finite_difference(lambda ww: float((conv2d_forward(x, ww, op) * dy).sum()), w.copy())
+    error = max(float(np.abs(dx - fd_x).max()), float(np.abs(dw - fd_w).max()))
+    return Outcome(error, 1e-6, _agree(backward_ops(op), counter), "im2col gradients vs finite differences")
