@@ -6,7 +6,7 @@ import argparse
 import typing
 from collections.abc import Callable
 
-from perfsim.cli.present import shown, wrote
+from perfsim.cli.present import shown, warn, wrote
 from perfsim.errors import PerfsimError
 
 HEAD_LEFT_OUT = ("memory", "time_s", "breakdown")
@@ -23,6 +23,7 @@ def _train(args: argparse.Namespace) -> str:
     if args.no_memory_check:
         fields["check_memory"] = False
     result = api.train(**fields)
+    warn(args, result.notes)
     written = []
     if args.plot:
         path = Path(args.plot)

@@ -32,6 +32,13 @@ class TrainResult:
     def bound(self) -> str:
         return self.summary["bound"]
 
+    @property
+    def notes(self) -> list[str]:
+        """What to know about these numbers (perfsim.api.notes of the chip)."""
+        from perfsim.api import notes
+
+        return notes(self.estimate.chip)
+
     def time_to_train_s(self, tokens: float) -> float:
         """Seconds to train `tokens` tokens (samples, for a CNN) at this step's rate."""
         per_step = getattr(self.estimate, "tokens_per_step", None) or self.estimate.samples  # type: ignore[union-attr]
