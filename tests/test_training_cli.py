@@ -55,3 +55,11 @@ def test_reference_backward_checks_pass():
     ops = ("gemm_grad", "attention_grad", "norm_grad", "softmax_grad", "conv2d_grad")
     rows = [r for r in run_checks() if r["op"] in ops]
     assert len(rows) == 5 and all(r["passed"] and r["counts_match"] for r in rows)
+
+
+def test_cnn_refuses_cluster_settings(cli):
+    result = cli("train", "--model", "resnet8", "--hardware", "pulp-open", "--tp", "2")
+    assert result.code == 2 and "--tp do not apply" in result.err
+    data = json.loads(cli("train", "--model", "resnet8", "--hardware", "pulp-open", "--global-batch", "10",
+                          "--tokens", "50000", "--format", "json").out)
+    assert data["time_to_train_s"] == pytest.approx(5000 * data["step_s"])  # 50,000 samples, 10 per step

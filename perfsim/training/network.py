@@ -2,8 +2,9 @@
 
 One sample at a time (batch 1): each sample's forward and backward (perfsim.models.mcu_training: weight and input
 gradients, none of the input for the first layer), gradients accumulated over `global_batch` samples, then one
-SGD update of every weight. step_s = global_batch × Σ (forward + backward op times) + Σ update op times, each op
-priced by the chip's own cost model. MAC/cycle = the step's MACs (FLOPs / 2) / (step_s × clock).
+SGD update of every weight (`tokens` counts samples here). step_s = global_batch × Σ (forward + backward op
+times) + Σ update op times, each op priced by the chip's own cost model. MAC/cycle = the step's MACs (FLOPs / 2)
+/ (step_s × clock).
 Memory: the weights and their gradients, plus every layer's output kept for the backward.
 """
 
@@ -14,6 +15,7 @@ from typing import Any
 
 from perfsim.cost import OpCost, cost
 from perfsim.cost.roofline import level_capacity
+from perfsim.errors import PerfsimError
 from perfsim.hardware import Device
 from perfsim.models.mcu_training import backward_ops, update_op
 from perfsim.models.network import network_ops, output_bytes, weight_bytes
@@ -63,15 +65,28 @@ class NetworkTrainingEstimate:
                   for phase in ("forward", "backward", "update")}
         return {"model": c.model, "hardware": self.chip.name, "devices": 1, "global_batch": self.samples,
                 "step_s": step, "samples_per_s": self.samples / step, "flops_per_step": self.flops,
-                "mac_per_cycle": self.mac_per_cycle, "time_to_train_s": None, "time_s": time_s,
+                "mac_per_cycle": self.mac_per_cycle,
+                "time_to_train_s": c.tokens / self.samples * step if c.tokens else None, "time_s": time_s,
                 "memory_bytes_per_device": self.memory["total_bytes"], "memory": self.memory,
                 "bound": max(self.by_resource().items(), key=lambda item: item[1])[0],
                 "breakdown": [{"pass": p, "op": op.label, "time_s": x.time_s * n, "flops": op.flops * n,
                                "bytes": x.bytes * n, "count": n, "bound": x.bound} for p, op, x, n in self.rows()]}
 
 
+CLUSTER_FIELDS = ("devices", "tp", "pp", "dp", "ep", "zero", "micro_batch", "seq_len", "recompute", "precision",
+                  "schedule", "virtual_stages", "bucket_mb")
+"""TrainConfig fields of a transformer on a cluster, which a CNN trained one sample at a time on one chip refuses."""
+
+
 def estimate_network_training(config: TrainConfig) -> NetworkTrainingEstimate:
-    """Price one training step of network `config.model` on one chip (module doc)."""
+    """Price one training step of network `config.model` on one chip (module doc). Raise PerfsimError for a
+    cluster setting (CLUSTER_FIELDS) or an optimizer other than SGD."""
+    given = [f"--{name.replace('_', '-')}" for name in CLUSTER_FIELDS if name in config.model_fields_set]
+    if given:
+        raise PerfsimError(f"{', '.join(given)} do not apply to training {config.model} (a CNN, one sample at a "
+                           "time on one chip)")
+    if config.optimizer != "sgd" and "optimizer" in config.model_fields_set:
+        raise PerfsimError(f"--optimizer {config.optimizer}: a CNN on one chip trains with SGD here")
     chip, _, _ = hardware_for(config.hardware, 1)
     forward = network_ops(config.model)
     per_sample = [("forward", op, cost(op, chip)) for op in forward]
