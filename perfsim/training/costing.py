@@ -44,21 +44,23 @@ class Segment:
 
 @dataclass
 class StageWork:
-    """One stage's segments in forward order, and the send into it (None on the first stage)."""
+    """One stage's segments in forward order, the send into it (None on the first stage), and the seconds per
+    micro-batch that ZeRO-3's weight all-gathers and gradient reduce-scatters leave exposed in each pass."""
 
     segments: list[Segment]
     send: OpCost | None
+    exposed_s: tuple[float, float] = (0.0, 0.0)
 
     def total(self, phase: str) -> float:
         return sum(s.count * s.seconds[phase] for s in self.segments)
 
     @property
     def forward_s(self) -> float:
-        return self.total("forward")
+        return self.total("forward") + self.exposed_s[0]
 
     @property
     def backward_s(self) -> float:
-        return self.total("backward") + self.total("recompute")
+        return self.total("backward") + self.total("recompute") + self.exposed_s[1]
 
     def flops(self, phase: str) -> float:
         return sum(s.count * s.flops[phase] for s in self.segments)

@@ -124,10 +124,11 @@ class TrainingEstimate:
         """Seconds of the step on its critical stage: passes, pipeline bubble, exposed DP sync, update."""
         crit, m = self.critical_stage, self.layout.micro_batches
         work = self.stages[crit]
-        busy = m * self.micro_batch_s[crit]
+        busy = m * self.micro_batch_s[crit]  # exposed ZeRO-3 comm included
         return {"forward": m * work.total("forward"), "backward": m * work.total("backward"),
                 "recompute": m * work.total("recompute"), "pipeline_bubble": max(self.pipeline_s - busy, 0.0),
-                "dp_exposed": self.sync_end_s - self.pipeline_s, "optimizer": self.optimizer_s,
+                "dp_exposed": self.sync_end_s - self.pipeline_s + m * sum(work.exposed_s),
+                "optimizer": self.optimizer_s,
                 "param_all_gather": self.param_gather_s}
 
     def by_resource(self) -> dict[str, float]:
@@ -247,10 +248,7 @@ def estimate_training(config: TrainConfig) -> TrainingEstimate:
     if lay.zero == 3:
         for work, p in zip(stages, params, strict=True):
             forward, backward = _zero3_times(work, p, lay, system)
-            scale_f = forward / work.forward_s if work.forward_s else 1.0
-            scale_b = backward / work.backward_s if work.backward_s else 1.0
-            for segment in work.segments:  # the stage's passes stretched by what the collectives left exposed
-                segment.seconds = {k: v * (scale_b if k != "forward" else scale_f) for k, v in segment.seconds.items()}
+            work.exposed_s = (forward - work.forward_s, backward - work.backward_s)
     run = None
     if lay.pp > 1:
         send = stages[1].send.time_s if stages[1].send else 0.0
