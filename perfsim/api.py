@@ -8,6 +8,7 @@
     ps.serve("llama-3-70b", "dgx-h100", tp=8, rate=20)        ServeResult
     ps.roofline("h100-sxm", ops=[...], compare=["mi300x"])    RooflineResult
     ps.validate()                                             ValidationResult
+    ps.train("llama-3-70b", "h100-cluster", tp=8, pp=8, global_batch=1024)   TrainResult
 
 and, in perfsim.api (what the other CLI commands print):
 
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from perfsim.ops import OpBase
     from perfsim.serving.arrivals import Request
     from perfsim.serving.run import ServingRun
+    from perfsim.training.result import TrainResult
 
 MAX_REQUESTS = 10**8
 MAX_SETTING = 2**31 - 1  # the largest max_batch, max_tokens, block_size, draft_len, prefill_devices
@@ -674,3 +676,28 @@ def validate(files: Iterable[str | Path] | None = None, hardware_class: str | No
 
     return ValidationResult(validation_report(paths or None, hardware_class,
                                               on_case if progress and on_terminal() else None))
+
+
+def train(model_ref: str | None = None, hardware_ref: str | Path | None = None, **fields: Any) -> TrainResult:
+    """One training step: `ps.train("llama-3-70b", "h100-cluster", tp=8, pp=8, global_batch=1024, seq_len=4096)`.
+
+    `fields` are perfsim.training.config.TrainConfig's (devices, tp, pp, dp, ep, zero, micro_batch, global_batch,
+    seq_len, recompute, optimizer, precision, schedule, virtual_stages, bucket_mb, tokens, check_memory). A model
+    that names a network in workloads/networks/ (a CNN) is trained on one chip, one sample at a time.
+    """
+    from perfsim.models.network import shipped_networks
+    from perfsim.specfile import validate as validated
+    from perfsim.training.config import TrainConfig
+    from perfsim.training.network import estimate_network_training
+    from perfsim.training.result import TrainResult
+    from perfsim.training.step import estimate_training
+
+    data = {k: v for k, v in fields.items() if v is not None}
+    data.update({k: str(v) for k, v in (("model", model_ref), ("hardware", hardware_ref)) if v is not None})
+    for required in ("model", "hardware"):
+        if required not in data:
+            raise PerfsimError(f"train: {required}: missing required field")
+    config = validated(TrainConfig, data, "train")
+    if config.model in shipped_networks():
+        return TrainResult(estimate_network_training(config))
+    return TrainResult(estimate_training(config))

@@ -3,7 +3,8 @@
 import importlib
 
 MODULES = ("perfsim.reference.kernels", "perfsim.reference.lut", "perfsim.reference.collectives",
-           "perfsim.reference.classic", "perfsim.reference.formats", "perfsim.reference.mesh")
+           "perfsim.reference.classic", "perfsim.reference.formats", "perfsim.reference.mesh",
+           "perfsim.reference.backward")
 
 
 def load_all() -> None:

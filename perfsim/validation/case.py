@@ -30,7 +30,7 @@ Metric = Literal[
     "latency_s", "ttft_s", "tpot_s", "e2e_s", "tokens_per_s", "tokens_per_s_per_device", "throughput_tokens_per_s",
     "max_rate_meeting_slo", "flops_per_s", "mac_per_cycle", "bus_bandwidth_bytes_per_s", "link_bandwidth_bytes_per_s",
     "memory_bandwidth_bytes_per_s", "intensity_flop_per_byte", "energy_j", "joules_per_token", "energy_per_frame_j",
-    "average_power_w", "fits", "speedup", "ratio"]
+    "average_power_w", "fits", "speedup", "ratio", "mfu", "train_tokens_per_s"]
 METRICS: tuple[str, ...] = typing.get_args(Metric)
 
 FAMILIES = {
@@ -42,6 +42,7 @@ FAMILIES = {
     "fit": ("fits",),
     "serving": ("e2e_s", "throughput_tokens_per_s", "max_rate_meeting_slo"),
     "ratio": ("speedup", "ratio"),
+    "training": ("mfu", "train_tokens_per_s"),
 }
 """Metric families of the report; ttft_s and tpot_s of a case with a `serve:` block count as serving."""
 
@@ -55,6 +56,9 @@ STEP_METRICS = ("latency_s", "ttft_s", "tpot_s", "tokens_per_s", "tokens_per_s_p
 SERVE_METRICS = ("ttft_s", "tpot_s", "e2e_s", "throughput_tokens_per_s", "max_rate_meeting_slo", "energy_j",
                  "joules_per_token", "average_power_w")
 """What a serving simulation (a scenario with a `serve:` block) measures."""
+
+TRAIN_METRICS = ("mfu", "train_tokens_per_s")
+"""What a training step (a `train` workload, perfsim.training) measures."""
 
 MAX_SERVED = 100_000
 """Requests one serving case may simulate (a bisection runs several simulations)."""
@@ -113,6 +117,8 @@ def _check_measure(metric: str, workload: Workload | None, serve: ServeBlock | N
     """Raise ValueError if `metric` cannot be measured on `workload` (with `serve`)."""
     if workload is None:
         return
+    if (workload.train is not None) != (metric in TRAIN_METRICS):
+        raise ValueError(f"metrics {', '.join(TRAIN_METRICS)} and only they measure a train: workload")
     if workload.memory_level is not None and (metric != "fits" or workload.scenario is not None):
         raise ValueError("workload.memory_level applies to metric fits of an op or a sequence of ops")
     if serve is not None:
@@ -127,6 +133,8 @@ def _check_measure(metric: str, workload: Workload | None, serve: ServeBlock | N
                 raise ValueError("max_rate_meeting_slo needs serve.slo_ttft_s or serve.slo_tpot_s")
         elif serve.arrivals == "poisson" and (serve.rate is None or serve.rate_search is not None):
             raise ValueError(f"metric {metric} with poisson arrivals needs serve.rate (and no rate_search)")
+    elif workload.train is not None:
+        return
     elif workload.scenario is not None:
         if metric not in STEP_METRICS:
             served = " without a serve: block" if metric in SERVE_METRICS else ""
@@ -145,14 +153,16 @@ class Workload(Spec):
     ops: list[str] | None = Field(None, min_length=1, description="ops run one after the other, e.g. a GEMV then "
                                   "the all-reduce of its output")
     scenario: dict[str, Any] | None = None
+    train: dict[str, Any] | None = Field(None, description="a training step: perfsim.training.config.TrainConfig's "
+                                         "fields but hardware (as `perfsim train` takes them)")
     cache: Literal["cold", "warm"] = "cold"
     memory_level: str | None = Field(None, description="for metric fits of ops: the memory level their working set "
                                      "must fit (default: the chip's main memory), e.g. an MCU's sram")
 
     @model_validator(mode="after")
     def _one(self) -> Workload:
-        if sum(x is not None for x in (self.op, self.ops, self.scenario)) != 1:
-            raise ValueError("give exactly one of 'op', 'ops' or 'scenario'")
+        if sum(x is not None for x in (self.op, self.ops, self.scenario, self.train)) != 1:
+            raise ValueError("give exactly one of 'op', 'ops', 'scenario' or 'train'")
         return self
 
     @property

@@ -61,6 +61,8 @@ def check_inputs(case: Case) -> None:
             _level(hardware.device, measure.workload.memory_level)
         if measure.workload.scenario is not None:
             resolve(_scenario(measure), hardware)
+        if measure.workload.train is not None:
+            _train_config(measure)
 
 
 def predict(case: Case) -> Prediction:
@@ -92,7 +94,7 @@ def _ends(measure: Measure) -> list[Device | System]:
     """The nominal spec, then its low and high ends where it holds ranges (a serving run: nominal only, as the
     simulation loads its hardware by name)."""
     hardware = load_hardware(measure.hardware)
-    if measure.serve is not None or not has_ranges(hardware):
+    if measure.serve is not None or measure.workload.train is not None or not has_ranges(hardware):
         return [hardware]
     return [hardware, at_end(hardware, "low"), at_end(hardware, "high")]
 
@@ -100,6 +102,8 @@ def _ends(measure: Measure) -> list[Device | System]:
 def measure_value(measure: Measure, hardware: Device | System) -> Value:
     """`measure.metric` of its workload on `hardware`. Raise PerfsimError if it does not apply or is unknown."""
     workload = measure.workload
+    if workload.train is not None:
+        return _train_value(measure)
     if workload.scenario is None:
         return _ops_value(measure, [parse_op(text) for text in workload.op_texts], hardware)
     scenario = _scenario(measure)
@@ -109,6 +113,20 @@ def measure_value(measure: Measure, hardware: Device | System) -> Value:
         value, bound = served_value(scenario, measure.serve, measure.metric)
         return Value(_known(value, measure.metric, hardware.device), bound)
     return _step_value(measure, scenario, hardware)
+
+
+def _train_config(measure: Measure):
+    from perfsim.training.config import TrainConfig
+
+    return validate(TrainConfig, {**(measure.workload.train or {}), "hardware": measure.hardware}, "train")
+
+
+def _train_value(measure: Measure) -> Value:
+    """A training step's MFU, or its tokens/s (perfsim.training.step), on the hardware the case names."""
+    from perfsim.training.step import estimate_training
+
+    step = estimate_training(_train_config(measure))
+    return Value(step.mfu if measure.metric == "mfu" else step.tokens_per_s, step.bound)
 
 
 def _scenario(measure: Measure) -> Scenario:
