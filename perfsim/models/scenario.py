@@ -16,13 +16,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from perfsim.dtypes import resolve_format
 from perfsim.errors import PerfsimError
 from perfsim.hardware import Device, System, load_hardware
 from perfsim.hardware.common import Count, Fraction, Spec
 from perfsim.hardware.system import join
+from perfsim.offload.placement import PRESET, Offload
 
 if TYPE_CHECKING:
     from perfsim.models.spec import ModelSpec
@@ -74,6 +75,14 @@ class Scenario(Spec):
     routing: str | None = Field(None, description="MoE routing distribution from which the busiest expert-parallel "
                                 "rank's load is derived instead of moe_imbalance (perfsim.models.routing): uniform, "
                                 "zipf:S (popularity ∝ 1/rank^S) or a CSV trace path")
+    offload: Offload | Literal["moe-lens"] | None = Field(
+        None, description="weights and KV cache in host memory, experts streamed over the host link, decode attention "
+        "on the host CPU (perfsim.offload; a system spec with a host): moe-lens, or a placement block")
+
+    @field_validator("offload")
+    @classmethod
+    def _offload_preset(cls, value: Offload | str | None) -> Offload | None:
+        return Offload() if value == PRESET else value  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
