@@ -33,6 +33,8 @@ from perfsim.offload.iteration import (
 )
 from perfsim.offload.placement import Host, Offload, host_of, is_expert_op
 
+ROLES = ("link", "gpu", "dram", "cpu")
+"""The four resources of the bound, in the order Bound.seconds holds them."""
 CAPACITY = "capacity"
 """Prefix of the binding resource when host (or GPU) memory capacity, not a rate, caps the throughput."""
 
@@ -58,8 +60,13 @@ class Bound:
         return max(self.seconds, key=lambda k: self.seconds[k])
 
     def ceilings(self) -> dict[str, float]:
-        """Tokens/s each resource alone allows at this batch."""
+        """Tokens/s each resource alone allows at this batch, by resource name."""
         return {name: self.tokens / s if s else float("inf") for name, s in self.seconds.items()}
+
+    def by_role(self) -> dict[str, float]:
+        """The ceilings keyed `<role>_ceiling_tokens_per_s` (roles: link, gpu, dram, cpu)."""
+        return {f"{role}_ceiling_tokens_per_s": value for role, value in zip(ROLES, self.ceilings().values(),
+                                                                                   strict=True)}
 
 
 def offloaded(scenario: Scenario, hardware: object | None = None) -> tuple[Resolved, Offload, Host]:

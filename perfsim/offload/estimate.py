@@ -45,7 +45,7 @@ class OffloadEstimate:
             "phase": s.phase, "batch": s.batch, "context": r.context, "tokens": self.bound.tokens,
             "bound_tokens_per_s": self.bound.tokens_per_s, "bound": self.bound.bound,
             "bound_iteration_s": self.bound.iteration_s,
-            "ceilings_tokens_per_s": self.bound.ceilings(),
+            **self.bound.by_role(),
             "simulated_tokens_per_s": sim.tokens_per_s if sim else None,
             "simulated_iteration_s": sim.iteration_s if sim else None,
             "simulated_bound": sim.bound if sim else None,
@@ -82,8 +82,8 @@ def estimate_offload(scenario: Scenario, hardware: object | None = None, cache: 
 
 def sweep(scenario: Scenario, batches: list[int], hardware: object | None = None, simulate: bool = False,
           cache: Cache = "cold") -> list[dict[str, Any]]:
-    """One record per batch: tokens, the bound and each ceiling (tokens/s), the binding resource, whether the
-    batch's KV cache fits, and with `simulate` the simulated tokens/s."""
+    """One record per batch: tokens, the bound and each ceiling (tokens/s: link, gpu, dram, cpu), the binding
+    resource, whether the batch's KV cache fits, and with `simulate` the simulated tokens/s."""
     rows = []
     r, offload, host = offloaded(scenario, hardware)
     cap = capacity(r, offload, host, r.kv_len)
@@ -92,7 +92,7 @@ def sweep(scenario: Scenario, batches: list[int], hardware: object | None = None
         b = bound_of(iteration(rb, offload), host)
         row: dict[str, Any] = {"batch": batch, "tokens": b.tokens, "bound_tokens_per_s": b.tokens_per_s,
                                "bound": b.bound, "fits": batch <= cap.sequences}
-        row.update({f"{name}_tokens_per_s": value for name, value in b.ceilings().items()})
+        row.update(b.by_role())
         if simulate:
             row["simulated_tokens_per_s"] = simulate_iteration(rb, offload, host, cache).tokens_per_s
         rows.append(row)

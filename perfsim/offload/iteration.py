@@ -117,11 +117,10 @@ def iteration(r: Resolved, offload: Offload) -> Iteration:
     phase = r.scenario.phase
     layers, outside, outside_streamed = [], [], 0.0
     run: list[TraceOp] = []
-    for top in trace.ops + [None]:  # type: ignore[list-item]
-        if top is None or top.op.label == LAYER_START or top.op.label in HEAD_OPS:
-            if run:
-                layers.append(_layer(r, offload, phase, run))
-                run = []
+    for top in [*trace.ops, None]:
+        if run and (top is None or top.op.label == LAYER_START or top.op.label in HEAD_OPS):
+            layers.append(_layer(r, offload, phase, run))
+            run = []
         if top is None:
             break
         if top.op.label in HEAD_OPS or (not layers and not run and top.op.label != LAYER_START):
