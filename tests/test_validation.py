@@ -32,6 +32,7 @@ IDS |= {
     "RCCL-MI300X-8M", "CAL-NVLS-H100-1K", "CAL-NVLS-H100-8G", "EDGEMOE-01-gpu", "EDGEMOE-02-cpu",
 }
 IDS |= {"CAL-GEMM-H100", "CAL-GEMM-A100"}  # GPU compute calibrations (validation/gpu_calibration.yaml)
+IDS |= {"MOELENS-T2-a40", "MOELENS-T2-l40", "MOELENS-T2-a100"}  # MoE-Lens Eq. 2 identities (validation/moelens.yaml)
 REPORT = validation_report()
 
 

@@ -164,8 +164,8 @@ def host_weight_bytes(r: Resolved, offload: Offload) -> float:
     total = 0.0
     for first, count in model.layer_runs(0, model.layers):
         p = layer_params(model, first)
-        expert = (p.experts + p.shared) * wbytes
-        dense = (p.attention + p.dense_ffn + p.router + p.norms) * wbytes
+        expert = (p.experts + p.shared + p.router) * wbytes  # the router streams with its experts
+        dense = (p.attention + p.dense_ffn + p.norms) * wbytes
         total += count * ((expert if offload.experts == "host" else 0.0) + (dense if offload.dense == "host" else 0.0))
     if offload.dense == "host":
         total += (embedding_params(model) + head_params(model)) * ebytes

@@ -25,9 +25,9 @@ PRESET = "moe-lens"
 class Offload(Spec):
     """The placement block of an offloaded scenario (`offload:`); `offload: moe-lens` takes every default."""
 
-    experts: Where = Field("host", description="routed and shared expert weights: host DRAM (streamed to the GPU "
-                           "over the host link every iteration) or GPU memory")
-    dense: Where = Field("gpu", description="every other weight (attention projections, dense FFNs, router, "
+    experts: Where = Field("host", description="routed and shared expert weights and their router: host DRAM "
+                           "(streamed to the GPU over the host link every iteration) or GPU memory")
+    dense: Where = Field("gpu", description="every other weight (attention projections, dense FFNs, norms, "
                          "embedding, head): host DRAM (streamed) or GPU memory")
     kv: Where = Field("host", description="the KV cache: host DRAM or GPU memory")
     attention: Literal["cpu", "gpu"] = Field("cpu", description="where decode attention runs (prefill attention "
