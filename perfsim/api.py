@@ -6,7 +6,7 @@
     ps.estimate({"model": "llama-3-8b", "phase": "decode"}, "h100-sxm")   StepResult
     ps.step("llama-3-70b", "dgx-h100", tp=8, batch=64)        StepResult
     ps.serve("llama-3-70b", "dgx-h100", tp=8, rate=20)        ServeResult
-    ps.offload("mixtral-8x7b", "host-8380x2-a40", offload="moe-lens", batch=4096)   OffloadResult
+    ps.offloaded("mixtral-8x7b", "host-8380x2-a40", offload="moe-lens", batch=4096)   OffloadResult
     ps.roofline("h100-sxm", ops=[...], compare=["mi300x"])    RooflineResult
     ps.validate()                                             ValidationResult
 
@@ -307,7 +307,7 @@ def estimate(what: OpBase | str | Scenario | Mapping[str, Any] | Path,
     spec = hardware(hardware_ref) if hardware_ref is not None else None
     scenario = scenario_of(what, spec, {**fields, "cores": cores})
     if scenario.offload is not None:
-        return offload(scenario=scenario, hardware_ref=spec, cache=cache)  # type: ignore[return-value]
+        return offloaded(scenario=scenario, hardware_ref=spec, cache=cache)  # type: ignore[return-value]
     return step(scenario=scenario, hardware_ref=spec, cache=cache, engine=engine)
 
 
@@ -326,7 +326,8 @@ def step(model_ref: str | None = None, hardware_ref: str | Path | Device | Syste
     if scenario is None:
         scenario = scenario_of({"model": model_ref} if model_ref else {}, spec, fields)
     if scenario.offload is not None:
-        raise PerfsimError("an offloaded scenario (offload:) is estimated by ps.offload or ps.estimate, not as a step")
+        raise PerfsimError("an offloaded scenario (offload:) is estimated by ps.offloaded or ps.estimate, not as a "
+                           "step")
     resolved = resolve(scenario, spec)
     chosen = engine or ("des" if resolved.par.devices > 1 else "analytic")
     if chosen not in ("analytic", "des"):
@@ -374,10 +375,10 @@ class OffloadResult:
         return plot_bound(self.estimate, batches, list(simulate))
 
 
-def offload(model_ref: str | None = None, hardware_ref: str | Path | Device | System | None = None, *,
+def offloaded(model_ref: str | None = None, hardware_ref: str | Path | Device | System | None = None, *,
             scenario: Scenario | Mapping[str, Any] | Path | None = None, cache: Cache = "cold",
             simulate: bool = True, **fields: Any) -> OffloadResult:
-    """An offloaded scenario: `ps.offload("mixtral-8x7b", "host-8380x2-a40", offload="moe-lens", batch=4096)`.
+    """An offloaded scenario: `ps.offloaded("mixtral-8x7b", "host-8380x2-a40", offload="moe-lens", batch=4096)`.
 
     The hardware is a system spec with a host; the scenario's `offload` (default `moe-lens`) places weights, KV
     cache and attention. `simulate`: also run the discrete-event iteration.

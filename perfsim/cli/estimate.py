@@ -40,7 +40,7 @@ def _estimate(args: argparse.Namespace) -> str:
 def _estimate_offload(args: argparse.Namespace, scenario) -> str:
     """An offloaded scenario: the MoE-Lens bound, the simulated iteration and the binding resource."""
     refuse_unused(args, ["engine", "timeline"], "to an offloaded scenario (it always simulates one iteration)")
-    result = api.offload(scenario=scenario, cache=args.cache)
+    result = api.offloaded(scenario=scenario, cache=args.cache)
     warn(args, result.notes)
     if args.format == "json":
         return shown(result.summary, args)
