@@ -75,14 +75,17 @@ class Scenario(Spec):
     routing: str | None = Field(None, description="MoE routing distribution from which the busiest expert-parallel "
                                 "rank's load is derived instead of moe_imbalance (perfsim.models.routing): uniform, "
                                 "zipf:S (popularity ∝ 1/rank^S) or a CSV trace path")
-    offload: Offload | Literal["moe-lens"] | None = Field(
+    offload: Offload | None = Field(
         None, description="weights and KV cache in host memory, experts streamed over the host link, decode attention "
         "on the host CPU (perfsim.offload; a system spec with a host): moe-lens, or a placement block")
 
-    @field_validator("offload")
+    @field_validator("offload", mode="before")
     @classmethod
-    def _offload_preset(cls, value: Offload | str | None) -> Offload | None:
-        return Offload() if value == PRESET else value  # type: ignore[return-value]
+    def _offload_preset(cls, value: object) -> object:
+        if isinstance(value, str) and value != PRESET:
+            fields = ", ".join(Offload.model_fields)
+            raise ValueError(f"'{value}' is not a placement: give {PRESET} or a block of {fields}")
+        return Offload() if value == PRESET else value
 
 
 @dataclass(frozen=True)
