@@ -286,7 +286,8 @@ def estimate(what: OpBase | str | Scenario | Mapping[str, Any] | Path,
              hardware_ref: str | Path | Device | System | None = None, *, cache: Cache = "cold",
              cores: int | None = None, engine: str | None = None, **fields: Any) -> OpResult | StepResult:
     """Estimate an op (an Op or an op string) or a model step (a Scenario, a mapping of its fields or a
-    scenario YAML path); `fields` are scenario fields (tp=8, batch=64, phase="prefill", ...)."""
+    scenario YAML path); `fields` are scenario fields (tp=8, batch=64, phase="prefill", ...). An offloaded
+    scenario (`offload:`) gives an OffloadResult (see offloaded)."""
     from perfsim.ops import OpBase
 
     if isinstance(what, str) and not what.endswith((".yaml", ".yml")):
