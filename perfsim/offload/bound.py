@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from perfsim.cost.roofline import level_capacity
 from perfsim.dtypes import resolve_format
 from perfsim.errors import PerfsimError
+from perfsim.hardware import Device, System, load_hardware
 from perfsim.models.footprint import footprint
 from perfsim.models.scenario import Resolved, Scenario, resolve
 from perfsim.offload.iteration import (
@@ -69,17 +70,15 @@ class Bound:
                                                                                    strict=True)}
 
 
-def offloaded(scenario: Scenario, hardware: object | None = None) -> tuple[Resolved, Offload, Host]:
+def offloaded(scenario: Scenario, hardware: Device | System | None = None) -> tuple[Resolved, Offload, Host]:
     """The scenario resolved as one group of tokens, its placement and its host. Raise PerfsimError if it has no
     placement, runs on several chips, or its hardware has no host."""
     if scenario.offload is None:
         raise PerfsimError("the scenario has no offload placement (offload: moe-lens, or a placement block)")
-    r = resolve(scenario.model_copy(update={"micro_batches": 1}), hardware)  # type: ignore[arg-type]
+    r = resolve(scenario.model_copy(update={"micro_batches": 1}), hardware)
     check_single_chip(r)
-    from perfsim.hardware import load_hardware
-
     spec = hardware if hardware is not None else load_hardware(scenario.hardware)
-    return r, scenario.offload, host_of(spec)  # type: ignore[return-value]
+    return r, scenario.offload, host_of(spec)
 
 
 def gpu_dtype(r: Resolved) -> str:
@@ -99,7 +98,7 @@ def bound_of(it: Iteration, host: Host) -> Bound:
     seconds = {
         f"link:{host.link.name}": it.link_bytes / host.link.bandwidth_per_direction,
         f"compute:{dtype}": it.gpu_flops / r.chip.peak_flops(dtype),  # type: ignore[operator]
-        f"memory:{host.cpu.main.name}": it.dram_bytes / host.dram_bandwidth,  # type: ignore[attr-defined]
+        f"memory:{host.cpu.main.name}": it.dram_bytes / host.dram_bandwidth,
         "compute:fp32": it.cpu_flops / host.cpu_flops if it.cpu_flops else 0.0,
     }
     return Bound(it.tokens, seconds)
@@ -142,7 +141,7 @@ def capacity(r: Resolved, offload: Offload, host: Host, kv_tokens: int) -> Capac
     host_free = host.dram_capacity * util - host_weights
     if host_free < 0:
         raise PerfsimError(f"the host-placed weights ({host_weights / 2**30:.1f} GiB) overflow {util:g} of the host's "
-                           f"{host.dram_capacity / 2**30:.0f} GiB of {host.cpu.main.name}")  # type: ignore[attr-defined]
+                           f"{host.dram_capacity / 2**30:.0f} GiB of {host.cpu.main.name}")
     all_weights = footprint(r).weights_bytes
     buffers = offload.weight_buffers * max(layer.streamed_bytes for layer in it.layers)
     gpu_capacity = level_capacity(r.chip, r.chip.main) * util
@@ -151,6 +150,6 @@ def capacity(r: Resolved, offload: Offload, host: Host, kv_tokens: int) -> Capac
         raise PerfsimError(f"{r.chip.name}: its resident weights and {offload.weight_buffers} streamed layers "
                            f"({(all_weights - host_weights + buffers) / 2**30:.1f} GiB) overflow {util:g} of its "
                            f"{level_capacity(r.chip, r.chip.main) / 2**30:.0f} GiB")
-    free, level = (host_free, host.cpu.main.name) if offload.kv == "host" else (gpu_free, r.chip.main.name)  # type: ignore[attr-defined]
+    free, level = (host_free, host.cpu.main.name) if offload.kv == "host" else (gpu_free, r.chip.main.name)
     per_sequence = kv_bytes_per_token(r) * kv_tokens
     return Capacity(level, free, per_sequence, int(free // per_sequence))

@@ -12,6 +12,7 @@ from typing import Any
 
 from perfsim.cost import Cache
 from perfsim.errors import PerfsimError
+from perfsim.hardware import Device, System
 from perfsim.models.scenario import Resolved, Scenario, resolve
 from perfsim.offload.bound import Bound, Capacity, bound_of, capacity, offloaded, saturation_tokens
 from perfsim.offload.iteration import iteration
@@ -41,7 +42,7 @@ class OffloadEstimate:
         sim = self.simulated
         return {
             "model": r.model.name, "hardware": s.hardware, "gpu": r.chip.name,
-            "host": f"{self.host.sockets} x {self.host.cpu.name}",  # type: ignore[attr-defined]
+            "host": f"{self.host.sockets} x {self.host.cpu.name}",
             "phase": s.phase, "batch": s.batch, "context": r.context, "tokens": self.bound.tokens,
             "bound_tokens_per_s": self.bound.tokens_per_s, "bound": self.bound.bound,
             "bound_iteration_s": self.bound.iteration_s,
@@ -56,7 +57,7 @@ class OffloadEstimate:
         }
 
 
-def estimate_offload(scenario: Scenario, hardware: object | None = None, cache: Cache = "cold",
+def estimate_offload(scenario: Scenario, hardware: Device | System | None = None, cache: Cache = "cold",
                      simulate: bool = True) -> OffloadEstimate:
     """Bound (and, with `simulate`, the discrete-event iteration) of an offloaded scenario. Raise PerfsimError
     when it has no placement or host, or when its batch's KV cache does not fit beside the weights."""
@@ -72,7 +73,7 @@ def estimate_offload(scenario: Scenario, hardware: object | None = None, cache: 
         raise PerfsimError(f"batch {s.batch}: its KV cache ({s.batch * cap.kv_bytes_per_sequence / 2**30:.0f} GiB) "
                            f"overflows the {cap.free_bytes / 2**30:.0f} GiB of {cap.level} left beside the weights: "
                            f"at most {cap.sequences} sequences of {r.kv_len} tokens (binding: {cap.resource})")
-    peak_r = resolve(s.model_copy(update={"batch": cap.sequences}), hardware)  # type: ignore[arg-type]
+    peak_r = resolve(s.model_copy(update={"batch": cap.sequences}), hardware)
     peak = bound_of(iteration(peak_r, offload), host)
     has_moe = r.model.moe is not None
     saturation = saturation_tokens(it, host) if has_moe else None
@@ -80,7 +81,7 @@ def estimate_offload(scenario: Scenario, hardware: object | None = None, cache: 
     return OffloadEstimate(r, offload, host, bound_of(it, host), cap, peak, saturation, sim)
 
 
-def sweep(scenario: Scenario, batches: list[int], hardware: object | None = None, simulate: bool = False,
+def sweep(scenario: Scenario, batches: list[int], hardware: Device | System | None = None, simulate: bool = False,
           cache: Cache = "cold") -> list[dict[str, Any]]:
     """One record per batch: tokens, the bound and each ceiling (tokens/s: link, gpu, dram, cpu), the binding
     resource, whether the batch's KV cache fits, and with `simulate` the simulated tokens/s."""
@@ -88,7 +89,7 @@ def sweep(scenario: Scenario, batches: list[int], hardware: object | None = None
     r, offload, host = offloaded(scenario, hardware)
     cap = capacity(r, offload, host, r.kv_len)
     for batch in batches:
-        rb = resolve(r.scenario.model_copy(update={"batch": batch}), hardware)  # type: ignore[arg-type]
+        rb = resolve(r.scenario.model_copy(update={"batch": batch}), hardware)
         b = bound_of(iteration(rb, offload), host)
         row: dict[str, Any] = {"batch": batch, "tokens": b.tokens, "bound_tokens_per_s": b.tokens_per_s,
                                "bound": b.bound, "fits": batch <= cap.sequences}

@@ -16,6 +16,9 @@ from pydantic import Field, model_validator
 
 from perfsim.errors import PerfsimError
 from perfsim.hardware.common import Count, LinkPort, Spec
+from perfsim.hardware.cpu import Cpu
+from perfsim.hardware.device import Device
+from perfsim.hardware.system import System
 
 Where = Literal["host", "gpu"]
 PRESET = "moe-lens"
@@ -51,35 +54,32 @@ class Offload(Spec):
 class Host:
     """The host side of an offloaded system: its CPU socket, how many, and the chip's link to it."""
 
-    cpu: object  # perfsim.hardware.Cpu (kept untyped: the hardware floor imports nothing from here)
+    cpu: Cpu
     sockets: int
     link: LinkPort
 
     @property
     def dram_bandwidth(self) -> float:
         """Bytes/s of every socket's main memory together."""
-        return self.cpu.main.bandwidth * self.sockets  # type: ignore[attr-defined]
+        return self.cpu.main.bandwidth * self.sockets
 
     @property
     def dram_capacity(self) -> float:
         """Bytes of every socket's main memory together."""
-        return self.cpu.main.capacity * self.sockets  # type: ignore[attr-defined]
+        return self.cpu.main.capacity * self.sockets
 
     @property
     def cpu_flops(self) -> float:
         """fp32 FLOP/s of every socket (CPU attention computes in fp32)."""
-        return (self.cpu.peak_flops("fp32") or 0.0) * self.sockets  # type: ignore[attr-defined]
+        return (self.cpu.peak_flops("fp32") or 0.0) * self.sockets
 
 
-def host_of(hardware: object) -> Host:
+def host_of(hardware: Device | System) -> Host:
     """The host of `hardware`; Raise PerfsimError if it is not a system spec with a host."""
-    host = getattr(hardware, "host", None)
-    port = getattr(hardware, "host_port", None)
-    if host is None or port is None:
-        name = getattr(hardware, "name", "the hardware")
-        raise PerfsimError(f"offload needs a system spec with a host CPU and its link (host:, host_link:); {name} "
-                           "has none (e.g. host-8380x2-a40)")
-    return Host(host, hardware.host_sockets, port)  # type: ignore[attr-defined]
+    if not isinstance(hardware, System) or hardware.host is None or hardware.host_port is None:
+        raise PerfsimError(f"offload needs a system spec with a host CPU and its link (host:, host_link:); "
+                           f"{hardware.name} has none (e.g. host-8380x2-a40)")
+    return Host(hardware.host, hardware.host_sockets, hardware.host_port)
 
 
 def is_expert_op(name: str) -> bool:

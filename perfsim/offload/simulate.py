@@ -75,7 +75,7 @@ class _Builder:
     def __init__(self, r: Resolved, host: Host, cache: Cache) -> None:
         self.r, self.host, self.cache = r, host, cache
         self.tasks: list[Task] = []
-        dram = host.cpu.main.name  # type: ignore[attr-defined]
+        dram = host.cpu.main.name
         link = f"link:{host.link.name}"
         self.dram_key = f"chip{HOST}:memory:{dram}"
         self.names = {f"{link}:h2d": link, f"{link}:d2h": link, self.dram_key: f"memory:{dram}",
@@ -100,7 +100,7 @@ class _Builder:
     def cpu(self, op: Attention, deps: tuple[int, ...], group: int) -> int:
         """The attention over half the sequences on each socket, in parallel: one socket's time."""
         share = op.model_copy(update={"batch": -(-op.batch // self.host.sockets)})
-        c = cost(share, self.host.cpu, self.cache)  # type: ignore[arg-type]
+        c = cost(share, self.host.cpu, self.cache)
         return self.add("cpu_attention", HOST, "compute", demands_of(c, HOST, op.engine), deps, c.overhead_s, group)
 
     def transfer(self, name: str, nbytes: float, direction: str, stream: str, deps: tuple[int, ...],
