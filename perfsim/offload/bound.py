@@ -60,11 +60,12 @@ class Bound:
         """The binding resource: the one the iteration waits for."""
         return max(self.seconds, key=lambda k: self.seconds[k])
 
-    def ceilings(self) -> dict[str, float]:
-        """Tokens/s each resource alone allows at this batch, by resource name."""
-        return {name: self.tokens / s if s else float("inf") for name, s in self.seconds.items()}
+    def ceilings(self) -> dict[str, float | None]:
+        """Tokens/s each resource alone allows at this batch, by resource name (None for a resource the iteration
+        does not use: the CPU in a prefill)."""
+        return {name: self.tokens / s if s else None for name, s in self.seconds.items()}
 
-    def by_role(self) -> dict[str, float]:
+    def by_role(self) -> dict[str, float | None]:
         """The ceilings keyed `<role>_ceiling_tokens_per_s` (roles: link, gpu, dram, cpu)."""
         return {f"{role}_ceiling_tokens_per_s": value for role, value in zip(ROLES, self.ceilings().values(),
                                                                                    strict=True)}

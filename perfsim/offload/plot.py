@@ -35,8 +35,10 @@ def plot_bound(e: OffloadEstimate, batches: Iterable[int] | None = None, simulat
     x = [row["tokens"] for row in rows]
     labels = {"link": "host link", "gpu": "GPU compute", "dram": "host DRAM bandwidth", "cpu": "CPU compute"}
     for colour, (role, name) in zip(PALETTE, zip(ROLES, e.bound.seconds, strict=True), strict=False):
-        ax.plot(x, [row[f"{role}_ceiling_tokens_per_s"] for row in rows], "--", color=colour, lw=1.2,
-                label=f"{labels[role]} ({name})")
+        values = [row[f"{role}_ceiling_tokens_per_s"] for row in rows]
+        if any(v is not None for v in values):
+            ax.plot(x, [float("nan") if v is None else v for v in values], "--", color=colour, lw=1.2,
+                    label=f"{labels[role]} ({name})")
     fitting = [row for row in rows if row["fits"]]
     beyond = fitting[-1:] + [row for row in rows if not row["fits"]]
     for part, style in ((fitting, {"lw": 2.2, "label": "bound (min of ceilings)"}),
