@@ -6,6 +6,7 @@
     ps.estimate({"model": "llama-3-8b", "phase": "decode"}, "h100-sxm")   StepResult
     ps.step("llama-3-70b", "dgx-h100", tp=8, batch=64)        StepResult
     ps.serve("llama-3-70b", "dgx-h100", tp=8, rate=20)        ServeResult
+    ps.offloaded("mixtral-8x7b", "host-8380x2-a40", offload="moe-lens", batch=4096)   OffloadResult
     ps.roofline("h100-sxm", ops=[...], compare=["mi300x"])    RooflineResult
     ps.validate()                                             ValidationResult
     ps.train("llama-3-70b", "h100-cluster", tp=8, pp=8, global_batch=1024)   TrainResult
@@ -287,7 +288,8 @@ def estimate(what: OpBase | str | Scenario | Mapping[str, Any] | Path,
              hardware_ref: str | Path | Device | System | None = None, *, cache: Cache = "cold",
              cores: int | None = None, engine: str | None = None, **fields: Any) -> OpResult | StepResult:
     """Estimate an op (an Op or an op string) or a model step (a Scenario, a mapping of its fields or a
-    scenario YAML path); `fields` are scenario fields (tp=8, batch=64, phase="prefill", ...)."""
+    scenario YAML path); `fields` are scenario fields (tp=8, batch=64, phase="prefill", ...). An offloaded
+    scenario (`offload:`) gives an OffloadResult (see offloaded)."""
     from perfsim.ops import OpBase
 
     if isinstance(what, str) and not what.endswith((".yaml", ".yml")):
@@ -306,8 +308,10 @@ def estimate(what: OpBase | str | Scenario | Mapping[str, Any] | Path,
         spec = _chip_spec(hardware(hardware_ref), cores)
         return OpResult(what, spec, cost(what, spec, cache))
     spec = hardware(hardware_ref) if hardware_ref is not None else None
-    return step(scenario=scenario_of(what, spec, {**fields, "cores": cores}), hardware_ref=spec, cache=cache,
-                engine=engine)
+    scenario = scenario_of(what, spec, {**fields, "cores": cores})
+    if scenario.offload is not None:
+        return offloaded(scenario=scenario, hardware_ref=spec, cache=cache)  # type: ignore[return-value]
+    return step(scenario=scenario, hardware_ref=spec, cache=cache, engine=engine)
 
 
 def step(model_ref: str | None = None, hardware_ref: str | Path | Device | System | None = None, *,
@@ -324,11 +328,72 @@ def step(model_ref: str | None = None, hardware_ref: str | Path | Device | Syste
     spec = hardware(hardware_ref) if hardware_ref is not None else None
     if scenario is None:
         scenario = scenario_of({"model": model_ref} if model_ref else {}, spec, fields)
+    if scenario.offload is not None:
+        raise PerfsimError("an offloaded scenario (offload:) is estimated by ps.offloaded or ps.estimate, not as a "
+                           "step")
     resolved = resolve(scenario, spec)
     chosen = engine or ("des" if resolved.par.devices > 1 else "analytic")
     if chosen not in ("analytic", "des"):
         raise PerfsimError(f"engine: '{chosen}' is not one of analytic, des")
     return StepResult(estimate_step(resolved, cache, engine=chosen))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class OffloadResult:
+    """An offloaded scenario (weights and KV in host memory, MoE-Lens): the bound, the simulation, the binding
+    resource (`estimate` is the underlying perfsim.offload.estimate.OffloadEstimate)."""
+
+    estimate: Any
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return self.estimate.summary()
+
+    @property
+    def bound(self) -> str:
+        """The resource that binds the MoE-Lens bound at this batch."""
+        return self.estimate.bound.bound
+
+    @property
+    def notes(self) -> list[str]:
+        return notes(self.estimate.resolved.chip)
+
+    def sweep(self, batches: Iterable[int], simulate: bool = False) -> pd.DataFrame:
+        """One row per batch: tokens, bound_tokens_per_s, each ceiling's tokens/s, the binding resource, fits, and
+        with `simulate` simulated_tokens_per_s."""
+        from perfsim.offload.estimate import sweep
+
+        scenario = self.estimate.resolved.scenario.model_copy(update={"micro_batches": 1})
+        return _frame(sweep(scenario, list(batches), simulate=simulate))
+
+    def to_frame(self) -> pd.DataFrame:
+        """The summary as one row (the ceilings as <resource>_tokens_per_s columns)."""
+        return _frame([flat_record(self.summary)])
+
+    def plot(self, batches: Iterable[int] | None = None, simulate: Iterable[int] = ()) -> Figure:
+        """Throughput against batch tokens: the link, GPU and host-DRAM ceilings, the bound, the batch host memory
+        allows, the GPU-saturating tokens (Eq. 2) and the simulated throughput at the `simulate` batches."""
+        from perfsim.offload.plot import plot_bound
+
+        return plot_bound(self.estimate, batches, list(simulate))
+
+
+def offloaded(model_ref: str | None = None, hardware_ref: str | Path | Device | System | None = None, *,
+            scenario: Scenario | Mapping[str, Any] | Path | None = None, cache: Cache = "cold",
+            simulate: bool = True, **fields: Any) -> OffloadResult:
+    """An offloaded scenario: `ps.offloaded("mixtral-8x7b", "host-8380x2-a40", offload="moe-lens", batch=4096)`.
+
+    The hardware is a system spec with a host; the scenario's `offload` (default `moe-lens`) places weights, KV
+    cache and attention. `simulate`: also run the discrete-event iteration.
+    """
+    from perfsim.offload.estimate import estimate_offload
+
+    spec = hardware(hardware_ref) if hardware_ref is not None else None
+    base: Any = scenario if scenario is not None else ({"model": model_ref} if model_ref else {})
+    chosen = scenario_of(base, spec, fields)
+    if chosen.offload is None:
+        chosen = scenario_of(chosen, None, {"offload": "moe-lens"})
+    return OffloadResult(estimate_offload(chosen, spec, cache, simulate))
 
 
 @dataclass(frozen=True)

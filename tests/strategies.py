@@ -197,7 +197,8 @@ def check_outcome(result: CliResult) -> None:
 HARDWARE = shipped_names()
 MODELS = shipped_models()
 CHIPS = {name: load_hardware(name).chips for name in HARDWARE}
-SYSTEMS = [name for name in HARDWARE if isinstance(load_hardware(name), System)]
+SYSTEMS = [name for name in HARDWARE if isinstance(load_hardware(name), System) and CHIPS[name] > 1]
+"""Systems a collective can run on (a one-GPU host system, as for offloaded serving, has no peer)."""
 CPU_LIKE = [name for name in HARDWARE if load_hardware(name).kind in ("cpu", "mcu")]
 LAYERS = {name: load_model(name).layers for name in MODELS}
 

@@ -19,7 +19,10 @@ def _estimate(args: argparse.Namespace) -> str:
         if args.model or args.scenario:
             raise PerfsimError("give either --op or --model/--scenario, not both")
         return _estimate_op(args)
-    step = api.step(scenario=scenario_from_args(args), cache=args.cache, engine=args.engine)
+    scenario = scenario_from_args(args)
+    if scenario.offload is not None:
+        return _estimate_offload(args, scenario)
+    step = api.step(scenario=scenario, cache=args.cache, engine=args.engine)
     if args.timeline and step.estimate.schedule is None:
         raise PerfsimError("--timeline needs --engine des")
     warn(args, step.notes)
@@ -32,6 +35,16 @@ def _estimate(args: argparse.Namespace) -> str:
         head = api.flat_record({k: v for k, v in step.summary.items() if k not in STEP_HEAD_LEFT_OUT})
         text = f"{shown([head], args)}\n\n{shown(step.records(), args)}"
     return wrote(text, args, written) if written else text
+
+
+def _estimate_offload(args: argparse.Namespace, scenario) -> str:
+    """An offloaded scenario: the MoE-Lens bound, the simulated iteration and the binding resource."""
+    refuse_unused(args, ["engine", "timeline"], "to an offloaded scenario (it always simulates one iteration)")
+    result = api.offloaded(scenario=scenario, cache=args.cache)
+    warn(args, result.notes)
+    if args.format == "json":
+        return shown(result.summary, args)
+    return shown([api.flat_record(result.summary)], args)
 
 
 def refuse_unused(args: argparse.Namespace, names: list[str], why: str) -> None:

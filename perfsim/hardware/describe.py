@@ -36,8 +36,8 @@ def _unit(metadata: list[Any]) -> Unit | None:
 
 
 def _walk(value: Any, metadata: list[Any], path: str, annotation: Any = None) -> Iterator[tuple[str, Any, Unit | None]]:
-    if isinstance(value, BaseModel) and path.endswith("member"):
-        yield path, value.name, None  # a system's member is shown by its own name
+    if isinstance(value, BaseModel) and path.endswith(("member", "host")):
+        yield path, value.name, None  # a system's member (and host) is shown by its own name
     elif isinstance(value, BaseModel):
         for name, field in type(value).model_fields.items():
             yield from _walk(getattr(value, name), field.metadata, f"{path}.{name}" if path else name, field.annotation)

@@ -39,6 +39,8 @@ def _load(path: Path, depth: int) -> Device | System:
     data = read_yaml(path)
     if data.get("kind") == "system" and isinstance(data.get("member"), str):
         data["member"] = _load(find_spec(data["member"], "hardware", path.parent).resolve(), depth + 1)
+    if data.get("kind") == "system" and isinstance(data.get("host"), str):
+        data["host"] = _load(find_spec(data["host"], "hardware", path.parent).resolve(), depth + 1)
     # validate against the one class the file's kind names (building the whole union's schema costs ~40 ms);
     # an unknown or missing kind goes through the union, whose error lists the kinds
     kind = data.get("kind")

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, field_serializer
+from pydantic import Field, field_serializer, model_validator
 
 from perfsim.errors import PerfsimError
-from perfsim.hardware.common import Calibrated, Count, Fraction, Name, Price, Source, Spec, Topology
+from perfsim.hardware.common import Calibrated, Count, Fraction, LinkPort, Name, Price, Source, Spec, Topology
 from perfsim.units import BytesPerSecond, Seconds
 
 
@@ -60,7 +60,12 @@ class Interconnect(Spec):
 
 
 class System(Spec):
-    """`count` × `member` joined by `interconnect`; `member` is a device or another system."""
+    """`count` × `member` joined by `interconnect`; `member` is a device or another system.
+
+    `host`: the CPU (one socket, `host_sockets` of them) whose DRAM can hold weights and KV cache that the
+    chips reach over their link `host_link` (a PCIe port the chip declares): the offloaded serving of
+    perfsim.offload. Absent on systems whose chips hold everything themselves.
+    """
 
     name: Name
     kind: Literal["system"]
@@ -69,10 +74,27 @@ class System(Spec):
     count: Count
     interconnect: Interconnect
     price: Price | None = None
+    host: Cpu | None = Field(None, description="the host CPU spec (one socket) whose DRAM the chips reach")
+    host_sockets: Count = Field(1, description="sockets of `host` in the machine, their DRAM pooled")
+    host_link: Name | None = Field(None, description="the chip's link (one of its `links`) to the host")
 
-    @field_serializer("member")
-    def _member_name(self, member: Device | System) -> str:
-        return member.name
+    @field_serializer("member", "host")
+    def _member_name(self, member: Device | System | None) -> str | None:
+        return None if member is None else member.name
+
+    @model_validator(mode="after")
+    def _host_link(self) -> System:
+        if (self.host is None) != (self.host_link is None):
+            raise ValueError("give 'host' together with 'host_link' (the chip's link to it)")
+        if self.host_link is not None and self.host_link not in (names := [p.name for p in self.device.links]):
+            raise ValueError(f"host_link '{self.host_link}' is not a link of {self.device.name} "
+                             f"(links: {', '.join(names) or 'none'})")
+        return self
+
+    @property
+    def host_port(self) -> LinkPort | None:
+        """The chip's port to the host (None without a host)."""
+        return next((p for p in self.device.links if p.name == self.host_link), None)
 
     @property
     def chips(self) -> int:
@@ -111,4 +133,5 @@ def join(chip: Device, count: int) -> System:
                   member=chip, count=count, interconnect=interconnect)
 
 
+from perfsim.hardware.cpu import Cpu  # noqa: E402  (resolves System.host when its schema is built)
 from perfsim.hardware.device import Device  # noqa: E402  (resolves System.member when its schema is built)

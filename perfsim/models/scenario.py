@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from perfsim.dtypes import resolve_format
 from perfsim.errors import PerfsimError
@@ -24,6 +24,7 @@ from perfsim.hardware import Device, System, load_hardware
 from perfsim.hardware.common import Count, Fraction, Spec
 from perfsim.hardware.system import join
 from perfsim.models.parallel import shared_degree
+from perfsim.offload.placement import PRESET, Offload
 
 if TYPE_CHECKING:
     from perfsim.models.spec import ModelSpec
@@ -81,6 +82,17 @@ class Scenario(Spec):
         "all_to_all", description="how MoE layers get their tokens: all_to_all dispatch and combine among the EP "
         "ranks, or gather: the TP group all-gathers before and reduce-scatters after attention, and all tp·dp chips "
         "all-gather every token before the FFN block and reduce-scatter after it (vllm-ascend's H2P)")
+    offload: Offload | None = Field(
+        None, description="weights and KV cache in host memory, experts streamed over the host link, decode attention "
+        "on the host CPU (perfsim.offload; a system spec with a host): moe-lens, or a placement block")
+
+    @field_validator("offload", mode="before")
+    @classmethod
+    def _offload_preset(cls, value: object) -> object:
+        if isinstance(value, str) and value != PRESET:
+            fields = ", ".join(Offload.model_fields)
+            raise ValueError(f"'{value}' is not a placement: give {PRESET} or a block of {fields}")
+        return Offload() if value == PRESET else value
 
 
 @dataclass(frozen=True)

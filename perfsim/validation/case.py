@@ -30,7 +30,7 @@ Metric = Literal[
     "latency_s", "ttft_s", "tpot_s", "e2e_s", "tokens_per_s", "tokens_per_s_per_device", "throughput_tokens_per_s",
     "max_rate_meeting_slo", "flops_per_s", "mac_per_cycle", "bus_bandwidth_bytes_per_s", "link_bandwidth_bytes_per_s",
     "memory_bandwidth_bytes_per_s", "intensity_flop_per_byte", "energy_j", "joules_per_token", "energy_per_frame_j",
-    "average_power_w", "fits", "speedup", "ratio", "mfu", "train_tokens_per_s"]
+    "average_power_w", "fits", "speedup", "ratio", "mfu", "train_tokens_per_s", "saturation_tokens"]
 METRICS: tuple[str, ...] = typing.get_args(Metric)
 
 FAMILIES = {
@@ -43,6 +43,7 @@ FAMILIES = {
     "serving": ("e2e_s", "throughput_tokens_per_s", "max_rate_meeting_slo"),
     "ratio": ("speedup", "ratio"),
     "training": ("mfu", "train_tokens_per_s"),
+    "offload": ("saturation_tokens",),
 }
 """Metric families of the report; ttft_s and tpot_s of a case with a `serve:` block count as serving."""
 
@@ -51,8 +52,9 @@ OPS_METRICS = ("latency_s", "flops_per_s", "mac_per_cycle", "memory_bandwidth_by
 """What an op, or a sequence of ops, measures; one collective also measures bus and link bandwidth."""
 COLLECTIVE_METRICS = ("bus_bandwidth_bytes_per_s", "link_bandwidth_bytes_per_s")
 STEP_METRICS = ("latency_s", "ttft_s", "tpot_s", "tokens_per_s", "tokens_per_s_per_device", "energy_j",
-                "joules_per_token", "energy_per_frame_j", "average_power_w", "fits")
-"""What one step of a scenario measures (latency_s is the step time)."""
+                "joules_per_token", "energy_per_frame_j", "average_power_w", "fits", "saturation_tokens")
+"""What one step of a scenario measures (latency_s is the step time; saturation_tokens, of an offloaded scenario,
+the tokens at which the GPU keeps up with the streamed experts: MoE-Lens's Eq. 2, perfsim.offload)."""
 SERVE_METRICS = ("ttft_s", "tpot_s", "e2e_s", "throughput_tokens_per_s", "max_rate_meeting_slo", "energy_j",
                  "joules_per_token", "average_power_w")
 """What a serving simulation (a scenario with a `serve:` block) measures."""

@@ -135,6 +135,8 @@ def _scenario(measure: Measure) -> Scenario:
 
 def _step_value(measure: Measure, scenario: Scenario, hardware: Device | System) -> Value:
     metric = measure.metric
+    if scenario.offload is not None or metric == "saturation_tokens":
+        return _offload_value(measure, scenario, hardware)
     if metric == "fits":
         r = resolve(scenario, hardware)
         memory = footprint(r)
@@ -148,6 +150,30 @@ def _step_value(measure: Measure, scenario: Scenario, hardware: Device | System)
     if value is None and metric in ("ttft_s", "tpot_s"):
         raise PerfsimError(f"{metric} needs the {'prefill' if metric == 'ttft_s' else 'decode'} phase")
     return Value(_known(value, metric, step.resolved.chip), step.bound)
+
+
+OFFLOAD_METRICS = ("saturation_tokens", "tokens_per_s", "latency_s")
+
+
+def _offload_value(measure: Measure, scenario: Scenario, hardware: Device | System) -> Value:
+    """A metric of an offloaded scenario (perfsim.offload): Eq. 2's saturation tokens with the bound's binding
+    resource, or the simulated iteration's tokens/s or seconds with the simulation's."""
+    from perfsim.offload.estimate import estimate_offload
+
+    metric = measure.metric
+    if scenario.offload is None:
+        raise PerfsimError(f"metric {metric} needs an offloaded scenario (offload: moe-lens, a system with a host)")
+    if metric not in OFFLOAD_METRICS:
+        raise PerfsimError(f"metric {metric} does not apply to an offloaded scenario (it measures "
+                           f"{', '.join(OFFLOAD_METRICS)})")
+    e = estimate_offload(scenario, hardware, measure.workload.cache, simulate=metric != "saturation_tokens")
+    if metric == "saturation_tokens":
+        if e.saturation_tokens is None:
+            raise PerfsimError(f"{scenario.model} has no MoE layer: saturation tokens are an expert layer's")
+        return Value(e.saturation_tokens, e.bound.bound)
+    sim = e.simulated
+    assert sim is not None
+    return Value(sim.tokens_per_s if metric == "tokens_per_s" else sim.iteration_s, sim.bound)
 
 
 def _known(value: object, metric: str, chip: Device) -> float:
