@@ -15,7 +15,7 @@ from perfsim.cost.derating import DEFAULT_LAUNCH_S, DEFAULT_MEMORY_EFFICIENCY
 from perfsim.cost.gemm_tiles import gemm_waves, split_candidates, tile_for
 from perfsim.errors import PerfsimError
 from perfsim.hardware import Accelerator, load_hardware
-from perfsim.ops import Attention, Gemm, Norm
+from perfsim.ops import Attention, Gemm, Norm, parse_op
 
 H100 = load_hardware("h100-sxm")
 HBM = 3.35e12 * 0.8866  # calibrated stream bandwidth
@@ -196,3 +196,12 @@ def test_gemm_efficiency_sweep_rows_are_the_cost_models_throughput():
 def test_gemm_efficiency_sweep_rejects_a_cpu():
     with pytest.raises(PerfsimError, match="raspberry-pi-5 is a cpu"):
         gemm_efficiency_sweep(["raspberry-pi-5"])
+
+
+def test_decode_attention_never_gets_faster_with_a_longer_context():
+    # a split-KV chunk is ceil(kv_len / s) tokens, not whole KV tiles: capping the splits at the tile count made
+    # kv_len 1025 (17 tiles, a 9-way split) faster than 1024 (16 tiles) on an H100 (the property suite found it)
+    h100 = load_hardware("h100-sxm")
+    times = [cost(parse_op(f"attention heads=4 kv_heads=4 q_len=1 kv_len={n} head_dim=80 dtype=fp16"), h100).time_s
+             for n in range(960, 1100)]
+    assert all(later >= earlier for earlier, later in zip(times, times[1:], strict=False))

@@ -17,8 +17,8 @@ Decode (q_len × group ≤ Br). The query rows of one KV head — q_len position
 (GQA) — are packed into one Br-row tile, so one read of K and V serves the whole group. The sequence is
 split into s chunks (flash-decoding): batch × kv_heads × s units, so small batches still fill the cores.
 s is the split giving the least time among the candidates GEMM split-K tries (gemm_tiles.split_candidates,
-≤ KV tiles), counting the partial results (fp32 O and log-sum-exp per
-row per split) written and read back by the combine kernel, which costs one more launch.
+≤ KV tokens; a chunk of ⌈kv_len / s⌉ tokens takes ⌈chunk / Bc⌉ tiles), counting the partial results (fp32 O and
+log-sum-exp per row per split) written and read back by the combine kernel, which costs one more launch.
 """
 
 from __future__ import annotations
@@ -107,15 +107,15 @@ def decode_plan(op: Attention, device: Device, cache: Cache = "cold") -> tuple[i
     """(splits of the KV sequence, cost) of the flash-decoding kernel with the split that takes least time."""
     chip = rates(device)
     bc, n = attention_tiles(device)[1], chip.cores
-    kv_tiles, rows = ceil(op.kv_len / bc), op.q_len * (op.heads // op.groups_divisor)
+    rows = op.q_len * (op.heads // op.groups_divisor)
     used, tile_s = _tile_seconds(op, device, rows)
     base = compulsory(op.operands(), device, cache)
     best = None
     kept: list[tuple[float, float]] = []  # (compute, occupancy) of the splits costed so far
-    for split in split_candidates(op.batch * op.groups_divisor, n, kv_tiles):
+    for split in split_candidates(op.batch * op.groups_divisor, n, op.kv_len):
         units = op.batch * op.groups_divisor * split
-        waves = ceil(units / n)
-        compute, occupancy = waves * ceil(kv_tiles / split) * tile_s, units / (waves * n)
+        waves = ceil(units / n)  # each split holds ceil(kv_len / split) tokens: a chunk need not be whole tiles
+        compute, occupancy = waves * ceil(ceil(op.kv_len / split) / bc) * tile_s, units / (waves * n)
         if any(c <= compute and o >= occupancy for c, o in kept):
             continue  # no faster and no fuller than a smaller split: only more partial traffic
         kept.append((compute, occupancy))
