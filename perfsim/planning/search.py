@@ -1,0 +1,252 @@
+"""The cheapest configuration per candidate chip that serves `rate` requests/s within TTFT and TPOT SLOs.
+
+1. Layouts: a replica of N = 1, 2, 4, ... chips (up to max_chips), tensor-parallel within one server and
+   pipeline-parallel across servers (tp = min(N, server chips), pp = N / tp).
+2. Analytic pruning, per layout: the replica must hold the weights; one prompt's prefill must take at most
+   the TTFT SLO; the largest batch B (a power of two up to MAX_BATCH) whose decode step at the longest context
+   (prompt + output) fits memory and takes at most the TPOT SLO is the batch limit. Each request then costs
+   the replica about t_prefill + output · t_decode(B) / B seconds, so R = ⌈rate · that⌉ replicas are needed
+   at the least; layouts are tried in order of N · R, and the search stops once a confirmed one uses no more
+   chips than the next layout's least.
+3. Confirmation by the serving simulation (analytic step costs, continuous batching, `percentile` of TTFT and
+   TPOT): perfsim.validation.serving.max_rate_meeting_slo bisects the rate one replica carries within the
+   SLOs (λ*), R = ⌈rate / λ*⌉, and one replica is simulated at rate / R. Sending each request of a Poisson
+   stream to one of R replicas at random (probability 1/R each) splits it into R independent Poisson streams
+   of rate / R, so one replica's run is exactly each replica's; if that run misses (noise of a finite run), R
+   grows by one, up to MAX_EXTRA_REPLICAS times.
+
+Cost per hour = chips × the price per device-hour (a range where the spec gives one); per million tokens at
+the tokens the deployment serves, rate × the mean output length. Joules per output token come from the
+confirming run (busy chips only where the spec gives no idle power; a note says so).
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from perfsim.errors import PerfsimError
+from perfsim.hardware import Device
+from perfsim.models.scenario import Scenario
+from perfsim.planning import pricing
+from perfsim.planning.replicas import ReplicaHardware, replica_hardware, systems_of
+
+MAX_BATCH = 256
+MAX_EXTRA_REPLICAS = 3
+BRACKET_GROWTH = 4.0
+"""The analytic rate per replica is widened by this factor each way until the serving runs bracket λ*."""
+
+
+@dataclass(frozen=True)
+class Demand:
+    """What the deployment must serve: Poisson `rate` requests/s of `prompt_len` → `output_len` tokens, its SLOs
+    (seconds) at `percentile`, judged on runs of `requests` requests from `seed`."""
+
+    model: str
+    rate: float
+    slo_ttft_s: float
+    slo_tpot_s: float
+    percentile: float = 99.0
+    prompt_len: int = 512
+    output_len: int = 128
+    requests: int = 200
+    seed: int = 0
+    max_chips: int = 64
+
+
+@dataclass(frozen=True)
+class Layout:
+    """One replica's chips and parallel degrees, its batch limit and the analytic estimates behind them."""
+
+    replica: ReplicaHardware
+    tp: int
+    pp: int
+    max_batch: int
+    prefill_s: float
+    tpot_s: float
+
+    @property
+    def chips(self) -> int:
+        return self.tp * self.pp
+
+    def least_replicas(self, demand: Demand) -> int:
+        """⌈rate × seconds of replica time per request⌉: fewer replicas could not keep up even analytically."""
+        per_request_s = self.prefill_s + demand.output_len * self.tpot_s / self.max_batch
+        return max(1, math.ceil(demand.rate * per_request_s))
+
+    def scenario(self, model: str) -> Scenario:
+        return Scenario(model=model, hardware=self.replica.ref, devices=self.chips, tp=self.tp, pp=self.pp)
+
+
+@dataclass
+class Choice:
+    """A candidate's configuration and what the serving simulation confirmed of it."""
+
+    hardware: str
+    layout: Layout | None = None
+    replicas: int = 0
+    ttft_s: float | None = None
+    tpot_s: float | None = None
+    throughput_tokens_per_s: float | None = None
+    cost_per_hour: pricing.Range | None = None
+    cost_per_million_tokens: pricing.Range | None = None
+    joules_per_token: float | None = None
+    meets_slo: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """The JSON entry: hardware, chips (all replicas), replicas, parallelism, max_batch, latencies, cost, energy."""
+        layout = self.layout
+        return {"hardware": self.hardware, "chips": layout.chips * self.replicas if layout else None,
+                "replicas": self.replicas if layout else None,
+                "parallelism": {"tp": layout.tp, "pp": layout.pp} if layout else None,
+                "max_batch": layout.max_batch if layout else None, "ttft_s": self.ttft_s, "tpot_s": self.tpot_s,
+                "throughput_tokens_per_s": self.throughput_tokens_per_s,
+                "cost_per_hour": pricing.shown(self.cost_per_hour),
+                "cost_per_million_tokens": pricing.shown(self.cost_per_million_tokens),
+                "joules_per_token": self.joules_per_token, "meets_slo": self.meets_slo}
+
+
+def plan_candidate(chip: Device, demand: Demand, workdir: Path | None = None) -> Choice:
+    """The cheapest configuration of `chip` for `demand` (meets_slo False, with notes saying why, if none)."""
+    with tempfile.TemporaryDirectory() if workdir is None else _kept(workdir) as directory:
+        layouts, rejected = _layouts(chip, demand, Path(directory))
+        best = Choice(chip.name)
+        for layout in sorted(layouts, key=lambda one: (one.chips * one.least_replicas(demand), one.chips)):
+            if best.layout and layout.chips * layout.least_replicas(demand) >= best.layout.chips * best.replicas:
+                break
+            choice = _confirmed(chip, layout, demand)
+            if not choice.meets_slo:
+                rejected += choice.notes
+            elif best.layout is None or choice.layout.chips * choice.replicas < best.layout.chips * best.replicas:
+                best = choice
+    if not best.meets_slo:
+        best.notes = [f"{chip.name}: no configuration up to {demand.max_chips} chips per replica meets the SLOs",
+                      *rejected]
+    return best
+
+
+class _kept:
+    """A context manager giving `directory` as is (the caller keeps the files)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def __enter__(self) -> Path:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        return self.directory
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _layouts(chip: Device, demand: Demand, workdir: Path) -> tuple[list[Layout], list[str]]:
+    """The layouts the analytic estimates keep, and one note per size they rule out."""
+    layouts, notes = [], []
+    chips = 1
+    while chips <= demand.max_chips:
+        try:
+            layouts.append(_layout(chip, chips, demand, workdir))
+        except PerfsimError as err:
+            notes.append(f"{chip.name} × {chips}: {err}")
+        chips *= 2
+    return layouts, notes
+
+
+def _layout(chip: Device, chips: int, demand: Demand, workdir: Path) -> Layout:
+    """The analytic layout of `chips` chips per replica. Raise PerfsimError (why) if it cannot meet the SLOs."""
+    from perfsim.models.step import estimate_step
+
+    replica = replica_hardware(chip, chips, workdir)
+    servers = systems_of(chip.name)
+    tp = min(chips, servers[0].chips) if servers else chips
+    layout = Layout(replica, tp, chips // tp, 0, 0.0, 0.0)
+    base = layout.scenario(demand.model)
+    prefill = estimate_step(base.model_copy(update={"phase": "prefill", "batch": 1, "prompt_len": demand.prompt_len}),
+                            hardware=replica.spec).step_s
+    if prefill > demand.slo_ttft_s:
+        raise PerfsimError(f"one prompt's prefill takes {prefill:.3g} s, over the TTFT SLO")
+    context = demand.prompt_len + demand.output_len
+    best: tuple[int, float] | None = None
+    batch = 1
+    while batch <= MAX_BATCH:
+        try:
+            step = estimate_step(base.model_copy(update={"phase": "decode", "batch": batch, "context": context}),
+                                 hardware=replica.spec)
+        except PerfsimError as err:
+            if best is None:
+                raise
+            if "does not fit" not in str(err):
+                raise
+            break
+        tpot = step.step_s / step.tokens_per_sequence
+        if tpot > demand.slo_tpot_s:
+            if best is None:
+                raise PerfsimError(f"a decode step of one sequence takes {tpot:.3g} s, over the TPOT SLO")
+            break
+        best = (batch, tpot)
+        batch *= 2
+    assert best is not None
+    return Layout(replica, tp, chips // tp, best[0], prefill, best[1])
+
+
+def _confirmed(chip: Device, layout: Layout, demand: Demand) -> Choice:
+    """`layout` with the replicas the serving simulation finds it needs, and the confirming run's numbers."""
+    from perfsim.validation.case import ServeBlock
+    from perfsim.validation.serving import max_rate_meeting_slo, missed_slo, percentile, simulate
+
+    scenario = layout.scenario(demand.model)
+    block = ServeBlock(requests=demand.requests, prompt_len=demand.prompt_len, output_len=demand.output_len,
+                       seed=demand.seed, percentile=demand.percentile, slo_ttft_s=demand.slo_ttft_s,
+                       slo_tpot_s=demand.slo_tpot_s, max_batch=layout.max_batch)
+    label = f"{chip.name} × {layout.chips} (tp {layout.tp}, pp {layout.pp})"
+    try:
+        low, high = _bracket(scenario, block, demand.rate / layout.least_replicas(demand), missed_slo)
+        capacity, _ = max_rate_meeting_slo(scenario, block.model_copy(update={"rate_search": (low, high)}))
+    except PerfsimError as err:
+        return Choice(chip.name, notes=[f"{label}: {err}"])
+    replicas = max(1, math.ceil(demand.rate / capacity))
+    for _ in range(MAX_EXTRA_REPLICAS + 1):
+        run = simulate(scenario, block, demand.rate / replicas)
+        ttft = percentile(run.recorder.ttft, demand.percentile, "ttft_s")
+        tpot = percentile(run.recorder.tpot, demand.percentile, "tpot_s")
+        if ttft <= demand.slo_ttft_s and tpot <= demand.slo_tpot_s:
+            return _priced(chip, layout, replicas, run, demand, ttft, tpot)
+        replicas += 1
+    return Choice(chip.name, notes=[f"{label}: a replica at rate / {replicas - 1} still misses the SLOs"])
+
+
+def _bracket(scenario: Scenario, block: Any, rate: float, missed: Any) -> tuple[float, float]:
+    """(a rate one replica serves within the SLOs, a rate it does not), widening from the analytic `rate`.
+    Raise PerfsimError if even a light load misses them."""
+    low, high = rate / BRACKET_GROWTH, rate * BRACKET_GROWTH
+    for _ in range(3):
+        if missed(scenario, block, low) is None:
+            break
+        low /= BRACKET_GROWTH**2
+    else:
+        raise PerfsimError(f"misses the SLOs even at {low:.3g} requests/s")
+    for _ in range(3):
+        if missed(scenario, block, high) is not None:
+            return low, high
+        low, high = high, high * BRACKET_GROWTH**2
+    raise PerfsimError(f"meets the SLOs even at {high:.3g} requests/s per replica; the analytic bracket is off")
+
+
+def _priced(chip: Device, layout: Layout, replicas: int, run: Any, demand: Demand, ttft_s: float,
+            tpot_s: float) -> Choice:
+    result, summary = run.result, run.summary
+    mean_output = result.output_tokens / result.finished
+    tokens_per_s = demand.rate * mean_output
+    hourly = pricing.per_hour(pricing.price_per_device_hour(layout.replica.spec), layout.chips * replicas)
+    notes = [] if hourly else [f"{chip.name} has no price: cost is unknown"]
+    joules = summary["joules_per_token"]
+    if joules is None and not math.isnan(result.busy_energy_j):
+        joules = result.busy_energy_j / result.output_tokens
+        notes.append(f"{chip.name} has no idle power: joules_per_token counts busy chips only")
+    return Choice(chip.name, layout, replicas, ttft_s, tpot_s, tokens_per_s, hourly,
+                  pricing.per_million_tokens(hourly, tokens_per_s), joules, True, notes)
