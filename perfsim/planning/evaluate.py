@@ -1,6 +1,7 @@
 """One sweep point to one tidy row: what a worker runs (in a process pool or on a Dask worker).
 
-A row is the point's fields (override paths as columns named by the path), then the results with their
+A row is the point's fields (override paths as columns named by the path; a field the point gives is not
+replaced by its result, e.g. `devices`), then the results with their
 units (step_s, ttft_s, tpot_s, tokens_per_s, tokens_per_s_per_device, joules_per_token, memory bytes, cost
 columns; serving: the summary flattened, ttft_p99_s ...), then `reason`: None, or the one-line message of a
 point that does not fit or is invalid (the sweep goes on). Hardware specs with overrides are memoised per
@@ -32,9 +33,10 @@ def evaluate(point: Point) -> dict[str, Any]:
     row: dict[str, Any] = {"point_id": point.point_id, **point.fields, **point.overrides}
     try:
         results = _served(point) if point.mode == "serving" else _stepped(point)
+        reason = None
     except PerfsimError as err:
-        return {**row, **(dict.fromkeys(STEP_COLUMNS) if point.mode != "serving" else {}), "reason": str(err)}
-    return {**row, **results, "reason": None}
+        results, reason = dict.fromkeys(STEP_COLUMNS if point.mode != "serving" else ()), str(err)
+    return {**row, **{k: v for k, v in results.items() if k not in row}, "reason": reason}
 
 
 @functools.lru_cache(maxsize=256)

@@ -126,7 +126,7 @@ def _on_dask(points: list[Point], address: str) -> Iterator[tuple[int, Rows]]:
         futures = client.map(evaluate_chunk, pieces, pure=False)
         sizes = {future.key: len(piece) for future, piece in zip(futures, pieces, strict=True)}
         done = 0
-        for future in distributed.as_completed(futures):
+        for future in distributed.as_completed(futures, loop=client.loop):
             done += sizes[future.key]
             yield done, future.result()
     finally:
