@@ -525,12 +525,13 @@ class PlanResult:
 
     def serve(self, hardware_name: str, **settings: Any) -> ServeResult:
         """The serving simulation of one replica of `hardware_name`'s chosen configuration at rate / replicas
-        (its serving report); `settings` go to serve() (output=DIR, requests=...)."""
+        (its serving report; as many requests as the confirming run unless `settings` say otherwise); `settings`
+        go to serve() (output=DIR, requests=...)."""
         choice = next((c for c in self.choices if c.hardware == hardware_name), None)
         if choice is None or choice.layout is None:
             raise PerfsimError(f"{hardware_name}: the plan has no configuration for it")
         d, layout = self.demand, choice.layout
-        options = {"requests": d.requests, "prompt_len": d.prompt_len, "output_len": d.output_len, "seed": d.seed,
+        options = {"requests": choice.requests, "prompt_len": d.prompt_len, "output_len": d.output_len, "seed": d.seed,
                    "slo_ttft": d.slo_ttft_s, "slo_tpot": d.slo_tpot_s, "max_batch": layout.max_batch, **settings}
         return serve(d.model, layout.replica.ref, devices=layout.chips, tp=layout.tp, pp=layout.pp,
                      rate=d.rate / choice.replicas, **options)
@@ -538,10 +539,11 @@ class PlanResult:
 
 def plan(model_ref: str | Path, rate: float, slo_ttft: float | str, slo_tpot: float | str,
          candidates: Iterable[str | Path], *, percentile: float = 99.0, prompt_len: int = 512, output_len: int = 128,
-         requests: int = 200, seed: int = 0, max_chips: int = 64) -> PlanResult:
+         requests: int | None = None, seed: int = 0, max_chips: int = 64) -> PlanResult:
     """Per candidate chip, the cheapest configuration (chips, tp/pp, replicas, batch limit) serving Poisson `rate`
     requests/s whose `percentile` TTFT and TPOT meet the SLOs: searched analytically, confirmed by the serving
-    simulation of `requests` requests (perfsim.planning.search says how)."""
+    simulation (`requests` per run; None: 200 per bisection run and a confirming run long enough for a steady
+    p99; perfsim.planning.search says how)."""
     from perfsim.planning.search import Demand, plan_candidate
 
     if not (math.isfinite(rate) and rate > 0):

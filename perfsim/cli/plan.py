@@ -34,7 +34,8 @@ def register(commands: argparse._SubParsersAction, add: Callable[..., argparse.A
                       help="chips to plan with, comma-separated (h100-sxm,mi300x,ascend-910b)")
     plan.add_argument("--prompt-len", type=int, default=512, help="prompt tokens per request (default: 512)")
     plan.add_argument("--output-len", type=int, default=128, help="output tokens per request (default: 128)")
-    plan.add_argument("--requests", type=int, default=200,
-                      help="requests per confirming serving run (default: 200; more, less noise, slower)")
+    plan.add_argument("--requests", type=int,
+                      help="requests of every serving run (default: 200 while bisecting the rate, and a confirming "
+                           "run spanning 100 request lifetimes for a steady p99)")
     plan.add_argument("--seed", type=int, default=0, help="random seed of the arrivals (default: 0)")
     plan.add_argument("--max-chips", type=int, default=64, help="most chips per replica tried (default: 64)")

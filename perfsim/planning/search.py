@@ -10,10 +10,13 @@
    chips than the next layout's least.
 3. Confirmation by the serving simulation (analytic step costs, continuous batching, `percentile` of TTFT and
    TPOT): perfsim.validation.serving.max_rate_meeting_slo bisects the rate one replica carries within the
-   SLOs (λ*), R = ⌈rate / λ*⌉, and one replica is simulated at rate / R. Sending each request of a Poisson
-   stream to one of R replicas at random (probability 1/R each) splits it into R independent Poisson streams
-   of rate / R, so one replica's run is exactly each replica's; if that run misses (noise of a finite run), R
-   grows by one, up to MAX_EXTRA_REPLICAS times.
+   SLOs (λ*) on runs of BISECTION_REQUESTS requests, R = ⌈rate / λ*⌉, and one replica is simulated at
+   rate / R on a run long enough to leave the start-up transient behind: its arrivals span CONFIRM_LIFETIMES
+   request lifetimes (`requests`, where the demand gives it, sets every run's length instead). Sending each
+   request of a Poisson stream to one of R replicas at random (probability 1/R each) splits it into R
+   independent Poisson streams of rate / R, so one replica's run is exactly each replica's; if that run
+   misses (a short bisection run flatters a replica: its queue has not built up yet), R grows by one, up to
+   2 · R + MAX_EXTRA_REPLICAS.
 
 Cost per hour = chips × the price per device-hour (a range where the spec gives one); per million tokens at
 the tokens the deployment serves, rate × the mean output length. Joules per output token come from the
@@ -36,6 +39,14 @@ from perfsim.planning.replicas import ReplicaHardware, replica_hardware, systems
 
 MAX_BATCH = 256
 MAX_EXTRA_REPLICAS = 3
+"""The confirmation tries up to 2 · R + MAX_EXTRA_REPLICAS replicas (R from the bisection) before giving up."""
+BISECTION_REQUESTS = 200
+"""Requests of each run of the rate bisection, unless the demand gives a number."""
+CONFIRM_LIFETIMES = 100
+"""Unless the demand gives a number of requests, a confirming run's arrivals span this many request lifetimes
+(one prompt's prefill + output × the analytic TPOT at the batch limit), at least BISECTION_REQUESTS: a p99 of
+the steady state, not of the start-up transient (checked against runs of 10,000 requests)."""
+MAX_CONFIRM_REQUESTS = 20_000
 BRACKET_GROWTH = 4.0
 """The analytic rate per replica is widened by this factor each way until the serving runs bracket λ*."""
 
@@ -43,7 +54,8 @@ BRACKET_GROWTH = 4.0
 @dataclass(frozen=True)
 class Demand:
     """What the deployment must serve: Poisson `rate` requests/s of `prompt_len` → `output_len` tokens, its SLOs
-    (seconds) at `percentile`, judged on runs of `requests` requests from `seed`."""
+    (seconds) at `percentile`, judged on serving runs from `seed` of `requests` requests (None: BISECTION_REQUESTS
+    while bisecting, CONFIRM_LIFETIMES request lifetimes to confirm)."""
 
     model: str
     rate: float
@@ -52,7 +64,7 @@ class Demand:
     percentile: float = 99.0
     prompt_len: int = 512
     output_len: int = 128
-    requests: int = 200
+    requests: int | None = None
     seed: int = 0
     max_chips: int = 64
 
@@ -96,6 +108,8 @@ class Choice:
     joules_per_token: float | None = None
     meets_slo: bool = False
     notes: list[str] = field(default_factory=list)
+    requests: int = 0
+    """Requests of the confirming run."""
 
     @property
     def summary(self) -> dict[str, Any]:
@@ -200,22 +214,26 @@ def _confirmed(chip: Device, layout: Layout, demand: Demand) -> Choice:
     from perfsim.validation.serving import max_rate_meeting_slo, missed_slo, percentile, simulate
 
     scenario = layout.scenario(demand.model)
-    block = ServeBlock(requests=demand.requests, prompt_len=demand.prompt_len, output_len=demand.output_len,
-                       seed=demand.seed, percentile=demand.percentile, slo_ttft_s=demand.slo_ttft_s,
-                       slo_tpot_s=demand.slo_tpot_s, max_batch=layout.max_batch)
+    block = ServeBlock(requests=demand.requests or BISECTION_REQUESTS, prompt_len=demand.prompt_len,
+                       output_len=demand.output_len, seed=demand.seed, percentile=demand.percentile,
+                       slo_ttft_s=demand.slo_ttft_s, slo_tpot_s=demand.slo_tpot_s, max_batch=layout.max_batch)
     label = f"{chip.name} × {layout.chips} (tp {layout.tp}, pp {layout.pp})"
     try:
         low, high = _bracket(scenario, block, demand.rate / layout.least_replicas(demand), missed_slo)
         capacity, _ = max_rate_meeting_slo(scenario, block.model_copy(update={"rate_search": (low, high)}))
     except PerfsimError as err:
         return Choice(chip.name, notes=[f"{label}: {err}"])
-    replicas = max(1, math.ceil(demand.rate / capacity))
-    for _ in range(MAX_EXTRA_REPLICAS + 1):
-        run = simulate(scenario, block, demand.rate / replicas)
+    first = replicas = max(1, math.ceil(demand.rate / capacity))
+    lifetime_s = layout.prefill_s + demand.output_len * layout.tpot_s
+    while replicas <= 2 * first + MAX_EXTRA_REPLICAS:
+        rate = demand.rate / replicas
+        requests = demand.requests or min(MAX_CONFIRM_REQUESTS, max(BISECTION_REQUESTS,
+                                                                   math.ceil(rate * CONFIRM_LIFETIMES * lifetime_s)))
+        run = simulate(scenario, block.model_copy(update={"requests": requests}), rate)
         ttft = percentile(run.recorder.ttft, demand.percentile, "ttft_s")
         tpot = percentile(run.recorder.tpot, demand.percentile, "tpot_s")
         if ttft <= demand.slo_ttft_s and tpot <= demand.slo_tpot_s:
-            return _priced(chip, layout, replicas, run, demand, ttft, tpot)
+            return _priced(chip, layout, replicas, run, demand, ttft, tpot, requests)
         replicas += 1
     return Choice(chip.name, notes=[f"{label}: a replica at rate / {replicas - 1} still misses the SLOs"])
 
@@ -238,7 +256,7 @@ def _bracket(scenario: Scenario, block: Any, rate: float, missed: Any) -> tuple[
 
 
 def _priced(chip: Device, layout: Layout, replicas: int, run: Any, demand: Demand, ttft_s: float,
-            tpot_s: float) -> Choice:
+            tpot_s: float, requests: int) -> Choice:
     result, summary = run.result, run.summary
     mean_output = result.output_tokens / result.finished
     tokens_per_s = demand.rate * mean_output
@@ -249,4 +267,4 @@ def _priced(chip: Device, layout: Layout, replicas: int, run: Any, demand: Deman
         joules = result.busy_energy_j / result.output_tokens
         notes.append(f"{chip.name} has no idle power: joules_per_token counts busy chips only")
     return Choice(chip.name, layout, replicas, ttft_s, tpot_s, tokens_per_s, hourly,
-                  pricing.per_million_tokens(hourly, tokens_per_s), joules, True, notes)
+                  pricing.per_million_tokens(hourly, tokens_per_s), joules, True, notes, requests)
