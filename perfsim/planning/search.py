@@ -133,7 +133,7 @@ def plan_candidate(chip: Device, demand: Demand, workdir: Path | None = None) ->
         for layout in sorted(layouts, key=lambda one: (one.chips * one.least_replicas(demand), one.chips)):
             if best.layout and layout.chips * layout.least_replicas(demand) >= best.layout.chips * best.replicas:
                 break
-            choice = _confirmed(chip, layout, demand)
+            choice = _confirmed(chip, layout, demand, best.layout.chips * best.replicas if best.layout else None)
             if not choice.meets_slo:
                 rejected += choice.notes
             elif best.layout is None or choice.layout.chips * choice.replicas < best.layout.chips * best.replicas:
@@ -208,10 +208,11 @@ def _layout(chip: Device, chips: int, demand: Demand, workdir: Path) -> Layout:
     return Layout(replica, tp, chips // tp, best[0], prefill, best[1])
 
 
-def _confirmed(chip: Device, layout: Layout, demand: Demand) -> Choice:
-    """`layout` with the replicas the serving simulation finds it needs, and the confirming run's numbers."""
+def _confirmed(chip: Device, layout: Layout, demand: Demand, budget: int | None) -> Choice:
+    """`layout` with the replicas the serving simulation finds it needs, and the confirming run's numbers; no
+    configuration of `budget` chips or more (a cheaper one is confirmed already) is simulated."""
     from perfsim.validation.case import ServeBlock
-    from perfsim.validation.serving import max_rate_meeting_slo, missed_slo, percentile, simulate
+    from perfsim.validation.serving import percentile, simulate
 
     scenario = layout.scenario(demand.model)
     block = ServeBlock(requests=demand.requests or BISECTION_REQUESTS, prompt_len=demand.prompt_len,
@@ -219,13 +220,12 @@ def _confirmed(chip: Device, layout: Layout, demand: Demand) -> Choice:
                        slo_ttft_s=demand.slo_ttft_s, slo_tpot_s=demand.slo_tpot_s, max_batch=layout.max_batch)
     label = f"{chip.name} × {layout.chips} (tp {layout.tp}, pp {layout.pp})"
     try:
-        low, high = _bracket(scenario, block, demand.rate / layout.least_replicas(demand), missed_slo)
-        capacity, _ = max_rate_meeting_slo(scenario, block.model_copy(update={"rate_search": (low, high)}))
+        capacity = _capacity(scenario, block, demand.rate / layout.least_replicas(demand))
     except PerfsimError as err:
         return Choice(chip.name, notes=[f"{label}: {err}"])
     first = replicas = max(1, math.ceil(demand.rate / capacity))
     lifetime_s = layout.prefill_s + demand.output_len * layout.tpot_s
-    while replicas <= 2 * first + MAX_EXTRA_REPLICAS:
+    while replicas <= 2 * first + MAX_EXTRA_REPLICAS and (budget is None or layout.chips * replicas < budget):
         rate = demand.rate / replicas
         requests = demand.requests or min(MAX_CONFIRM_REQUESTS, max(BISECTION_REQUESTS,
                                                                    math.ceil(rate * CONFIRM_LIFETIMES * lifetime_s)))
@@ -235,24 +235,26 @@ def _confirmed(chip: Device, layout: Layout, demand: Demand) -> Choice:
         if ttft <= demand.slo_ttft_s and tpot <= demand.slo_tpot_s:
             return _priced(chip, layout, replicas, run, demand, ttft, tpot, requests)
         replicas += 1
-    return Choice(chip.name, notes=[f"{label}: a replica at rate / {replicas - 1} still misses the SLOs"])
+    return Choice(chip.name, notes=[f"{label}: {replicas - 1} replicas still miss the SLOs"])
 
 
-def _bracket(scenario: Scenario, block: Any, rate: float, missed: Any) -> tuple[float, float]:
-    """(a rate one replica serves within the SLOs, a rate it does not), widening from the analytic `rate`.
-    Raise PerfsimError if even a light load misses them."""
+def _capacity(scenario: Scenario, block: Any, rate: float) -> float:
+    """λ*: the highest rate one replica serves within the SLOs (max_rate_meeting_slo), bracketed around the
+    analytic `rate` and widened by BRACKET_GROWTH² at the end that fails, up to three times. Raise
+    PerfsimError if no bracket is found (even a light load misses the SLOs, or a heavy one meets them)."""
+    from perfsim.validation.serving import max_rate_meeting_slo, missed_slo
+
     low, high = rate / BRACKET_GROWTH, rate * BRACKET_GROWTH
     for _ in range(3):
-        if missed(scenario, block, low) is None:
-            break
-        low /= BRACKET_GROWTH**2
-    else:
-        raise PerfsimError(f"misses the SLOs even at {low:.3g} requests/s")
-    for _ in range(3):
-        if missed(scenario, block, high) is not None:
-            return low, high
-        low, high = high, high * BRACKET_GROWTH**2
-    raise PerfsimError(f"meets the SLOs even at {high:.3g} requests/s per replica; the analytic bracket is off")
+        try:
+            return max_rate_meeting_slo(scenario, block.model_copy(update={"rate_search": (low, high)}))[0]
+        except PerfsimError:
+            if missed_slo(scenario, block, low) is not None:  # the low end misses: a lighter bracket
+                low, high = low / BRACKET_GROWTH**2, low
+            else:  # the high end still meets: a heavier one
+                low, high = high, high * BRACKET_GROWTH**2
+    raise PerfsimError(f"no bracket of rates found near {rate:.3g} requests/s: between {low:.3g} and {high:.3g} "
+                       "the SLOs are met at both ends or at neither")
 
 
 def _priced(chip: Device, layout: Layout, replicas: int, run: Any, demand: Demand, ttft_s: float,
