@@ -98,3 +98,51 @@ def test_pareto_plots_of_a_sweep_are_figures():
     with pytest.raises(api.PerfsimError, match="no point of the sweep has both ttft_s"):
         api.sweep({"base": {"model": "llama-3-8b", "hardware": "h100-sxm", "phase": "decode"}},
                   workers=1).plot(latency="ttft_s")
+
+
+def test_a_replica_runs_on_the_chips_server_or_cluster(tmp_path):
+    from perfsim.planning.replicas import replica_hardware
+
+    h100 = api.hardware("h100-sxm")
+    assert (replica_hardware(h100, 4, tmp_path).ref, replica_hardware(h100, 4, tmp_path).devices) == ("dgx-h100", 4)
+    assert replica_hardware(h100, 16, tmp_path).ref == "h100-cluster"
+    with pytest.raises(api.PerfsimError, match="12 chips are not whole dgx-h100 servers of 8"):
+        replica_hardware(h100, 12, tmp_path)
+
+
+def test_servers_join_over_the_chips_scale_out_link(tmp_path):
+    from perfsim.planning.overrides import with_field
+    from perfsim.planning.replicas import replica_hardware
+
+    ascend = api.hardware("ascend-910b")  # its RoCE port gives no latency: no way to join two servers
+    with pytest.raises(api.PerfsimError, match="ascend-910b declares no scale-out link with a latency"):
+        replica_hardware(ascend, 16, tmp_path)
+    replica = replica_hardware(with_field(ascend, "links.roce.latency", "5 us"), 16, tmp_path)
+    # 2 Atlas 800I A2 servers of 8 NPUs, each NPU's one 25 GB/s RoCE port into the fabric: 8 links per server
+    assert replica.ref == str(tmp_path / "atlas-800i-a2-x2.yaml") and replica.devices == 16
+    fabric = replica.spec.interconnect
+    assert (fabric.topology, fabric.bandwidth_per_direction, fabric.links_per_member, fabric.latency) == \
+        ("fat_tree", 25e9, 8, 5e-6)
+    step = api.step("llama-3-70b", replica.ref, devices=16, tp=8, pp=2, batch=16, engine="analytic")
+    assert step.summary["hardware"] == "atlas-800i-a2-x2"
+
+
+def test_a_des_point_is_the_discrete_event_step():
+    from perfsim.planning.evaluate import evaluate
+    from perfsim.planning.sweep_spec import Point
+
+    fields = {"model": "llama-3-8b", "hardware": "dgx-h100", "devices": 2, "tp": 2, "batch": 4}
+    row = evaluate(Point(fields, {}, "des"))
+    assert row["step_s"] == pytest.approx(api.step("llama-3-8b", "dgx-h100", devices=2, tp=2, batch=4,
+                                                   engine="des").step_s, rel=1e-12)
+
+
+def test_progress_is_reported_per_chunk():
+    from perfsim.planning.runner import run
+    from perfsim.planning.sweep_spec import Point
+
+    points = [Point({"model": "llama-3-8b", "hardware": "h100-sxm", "batch": b}, {}, "analytic") for b in range(1, 6)]
+    seen = []
+    run(points, workers=1, on_progress=lambda done, total: seen.append((done, total)))
+    # one worker: 5 points in chunks of ⌈5 / 4⌉ = 2 → 2, 4, 5 done
+    assert seen == [(2, 5), (4, 5), (5, 5)]
