@@ -149,3 +149,20 @@ def test_cli_sweep(cli, tmp_path):
     assert bad.code == 2 and bad.err.strip() == "perfsim: error: --workers must be at least 1, got 0"
     bad = cli("sweep", str(path), "-o", str(tmp_path / "r.txt"))
     assert bad.code == 2 and "must end in .parquet or .csv" in bad.err
+
+
+def test_an_interrupted_sweep_keeps_its_finished_points(tmp_path):
+    from perfsim.planning.runner import run
+
+    points = expand(SweepSpec(**SMALL))
+    path = tmp_path / "results.csv"
+
+    def interrupt(done, total):
+        raise KeyboardInterrupt  # the user presses Ctrl-C once the first chunk is in
+
+    with pytest.raises(KeyboardInterrupt):
+        run(points, path, workers=1, on_progress=interrupt)
+    # one worker: 8 points in chunks of ⌈8 / 4⌉ = 2, so the first chunk's 2 rows were written
+    assert len(pd.read_csv(path)) == 2
+    rest = run(points, path, workers=1)
+    assert (rest.computed, rest.kept) == (6, 2)
