@@ -4,7 +4,8 @@ Within one server: the shipped system spec whose member is the chip (dgx-h100 fo
 chips; a chip without one joins N chips over its first declared link. Beyond one server (N a multiple of
 the server's chips): the shipped cluster of that server (h100-cluster), else servers joined over the chip's
 scale-out link (a link after its first, e.g. Ascend 910B's RoCE port), one port per chip into a non-blocking
-fabric (topology fat_tree), written as a system YAML into a working directory so that `serve` can load it.
+fabric (topology fat_tree), written as a system YAML into a directory of this process's own (made on first
+need, under the system's temporary directory, and left there) so that `serve` can load it by path.
 """
 
 from __future__ import annotations
@@ -39,8 +40,9 @@ def systems_of(member: str) -> tuple[System, ...]:
                         key=lambda s: s.chips))
 
 
-def replica_hardware(chip: Device, chips: int, workdir: Path) -> ReplicaHardware:
-    """Where a replica of `chips` chips runs. Raise PerfsimError if the chip has no way to join that many."""
+def replica_hardware(chip: Device, chips: int, workdir: Path | None = None) -> ReplicaHardware:
+    """Where a replica of `chips` chips runs; a system built over scale-out links is written into `workdir`
+    (default: scaled_out_dir()). Raise PerfsimError if the chip has no way to join that many."""
     servers = systems_of(chip.name)
     if not servers:
         return ReplicaHardware(chip.name, chips, chip)
@@ -52,7 +54,15 @@ def replica_hardware(chip: Device, chips: int, workdir: Path) -> ReplicaHardware
     cluster = next((c for c in systems_of(server.name) if c.chips >= chips), None)
     if cluster is not None:
         return ReplicaHardware(cluster.name, chips, cluster)
-    return _scaled_out(chip, server, chips // server.chips, workdir)
+    return _scaled_out(chip, server, chips // server.chips, workdir or scaled_out_dir())
+
+
+@functools.cache
+def scaled_out_dir() -> Path:
+    """This process's directory for the system specs built over scale-out links."""
+    import tempfile
+
+    return Path(tempfile.mkdtemp(prefix="perfsim-systems-"))
 
 
 def _scaled_out(chip: Device, server: System, count: int, workdir: Path) -> ReplicaHardware:

@@ -26,9 +26,7 @@ confirming run (busy chips only where the spec gives no idle power; a note says 
 from __future__ import annotations
 
 import math
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from perfsim.errors import PerfsimError
@@ -125,57 +123,42 @@ class Choice:
                 "joules_per_token": self.joules_per_token, "meets_slo": self.meets_slo}
 
 
-def plan_candidate(chip: Device, demand: Demand, workdir: Path | None = None) -> Choice:
+def plan_candidate(chip: Device, demand: Demand) -> Choice:
     """The cheapest configuration of `chip` for `demand` (meets_slo False, with notes saying why, if none)."""
-    with tempfile.TemporaryDirectory() if workdir is None else _kept(workdir) as directory:
-        layouts, rejected = _layouts(chip, demand, Path(directory))
-        best = Choice(chip.name)
-        for layout in sorted(layouts, key=lambda one: (one.chips * one.least_replicas(demand), one.chips)):
-            if best.layout and layout.chips * layout.least_replicas(demand) >= best.layout.chips * best.replicas:
-                break
-            choice = _confirmed(chip, layout, demand, best.layout.chips * best.replicas if best.layout else None)
-            if not choice.meets_slo:
-                rejected += choice.notes
-            elif best.layout is None or choice.layout.chips * choice.replicas < best.layout.chips * best.replicas:
-                best = choice
+    layouts, rejected = _layouts(chip, demand)
+    best = Choice(chip.name)
+    for layout in sorted(layouts, key=lambda one: (one.chips * one.least_replicas(demand), one.chips)):
+        if best.layout and layout.chips * layout.least_replicas(demand) >= best.layout.chips * best.replicas:
+            break
+        choice = _confirmed(chip, layout, demand, best.layout.chips * best.replicas if best.layout else None)
+        if not choice.meets_slo:
+            rejected += choice.notes
+        elif best.layout is None or choice.layout.chips * choice.replicas < best.layout.chips * best.replicas:
+            best = choice
     if not best.meets_slo:
         best.notes = [f"{chip.name}: no configuration up to {demand.max_chips} chips per replica meets the SLOs",
                       *rejected]
     return best
 
 
-class _kept:
-    """A context manager giving `directory` as is (the caller keeps the files)."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-
-    def __enter__(self) -> Path:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        return self.directory
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-def _layouts(chip: Device, demand: Demand, workdir: Path) -> tuple[list[Layout], list[str]]:
+def _layouts(chip: Device, demand: Demand) -> tuple[list[Layout], list[str]]:
     """The layouts the analytic estimates keep, and one note per size they rule out."""
     layouts, notes = [], []
     chips = 1
     while chips <= demand.max_chips:
         try:
-            layouts.append(_layout(chip, chips, demand, workdir))
+            layouts.append(_layout(chip, chips, demand))
         except PerfsimError as err:
             notes.append(f"{chip.name} × {chips}: {err}")
         chips *= 2
     return layouts, notes
 
 
-def _layout(chip: Device, chips: int, demand: Demand, workdir: Path) -> Layout:
+def _layout(chip: Device, chips: int, demand: Demand) -> Layout:
     """The analytic layout of `chips` chips per replica. Raise PerfsimError (why) if it cannot meet the SLOs."""
     from perfsim.models.step import estimate_step
 
-    replica = replica_hardware(chip, chips, workdir)
+    replica = replica_hardware(chip, chips)
     servers = systems_of(chip.name)
     tp = min(chips, servers[0].chips) if servers else chips
     layout = Layout(replica, tp, chips // tp, 0, 0.0, 0.0)
