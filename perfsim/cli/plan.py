@@ -18,7 +18,8 @@ def _plan(args: argparse.Namespace) -> str:
     warn(args, result.notes)
     if args.format == "json":
         return shown(result.summary, args)
-    return shown(result.to_frame().astype(object).where(result.to_frame().notna(), None).to_dict("records"), args)
+    frame = result.to_frame()
+    return shown(frame.astype(object).where(frame.notna(), None).to_dict("records"), args)
 
 
 def register(commands: argparse._SubParsersAction, add: Callable[..., argparse.ArgumentParser]) -> None:
