@@ -7,6 +7,8 @@
     ps.step("llama-3-70b", "dgx-h100", tp=8, batch=64)        StepResult
     ps.serve("llama-3-70b", "dgx-h100", tp=8, rate=20)        ServeResult
     ps.offloaded("mixtral-8x7b", "host-8380x2-a40", offload="moe-lens", batch=4096)   OffloadResult
+    ps.sweep("workloads/sweeps/llama-3-70b.yaml", workers=2)  SweepResult
+    ps.plan("llama-3-70b", rate=20, slo_ttft="2s", slo_tpot="50ms", candidates=["h100-sxm", "mi300x"])   PlanResult
     ps.roofline("h100-sxm", ops=[...], compare=["mi300x"])    RooflineResult
     ps.validate()                                             ValidationResult
     ps.train("llama-3-70b", "h100-cluster", tp=8, pp=8, global_batch=1024)   TrainResult
@@ -47,6 +49,8 @@ if TYPE_CHECKING:
     from perfsim.models.spec import ModelSpec
     from perfsim.models.step import StepEstimate
     from perfsim.ops import OpBase
+    from perfsim.planning.search import Choice, Demand
+    from perfsim.planning.sweep_spec import SweepSpec
     from perfsim.serving.arrivals import Request
     from perfsim.serving.run import ServingRun
     from perfsim.training.result import TrainResult
@@ -498,6 +502,131 @@ def serve(model_ref: str | None = None, hardware_ref: str | Path | Device | Syst
                            Path(output) if output is not None else None, total if progress else None,
                            speculation, prefill_devices)
     return ServeResult(run, tuple(notes(base.hardware)))
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """A sweep: one row per point (`to_frame()`), how many were computed now and kept from the results file."""
+
+    frame: pd.DataFrame
+    computed: int
+    kept: int
+
+    @property
+    def summary(self) -> dict[str, int]:
+        invalid = int(self.frame["reason"].notna().sum()) if "reason" in self.frame else 0
+        return {"points": len(self.frame), "computed": self.computed, "kept": self.kept, "invalid": invalid}
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per point: its fields, results with units (step_s, tpot_s, tokens_per_s_per_device,
+        cost_per_million_tokens_low_usd, ...) and `reason` (why a point has no result, else empty)."""
+        return self.frame
+
+    def plot(self, kind: str = "throughput", latency: str = "tpot_s") -> Figure:
+        """Each hardware's Pareto front: tokens/s per chip (kind="throughput") or cost per million tokens
+        (kind="cost") against the `latency` column."""
+        from perfsim.planning.pareto import pareto_figure
+
+        return pareto_figure(self.frame, kind, latency)  # type: ignore[arg-type]
+
+
+def sweep(spec: str | Path | Mapping[str, Any] | SweepSpec, output: str | Path | None = None, *,
+          workers: int | None = None, dask: str | None = None, progress: bool = False) -> SweepResult:
+    """Run a sweep (a sweep YAML path, a mapping of its fields or a SweepSpec; perfsim.planning.sweep_spec).
+
+    `output` (.parquet or .csv) keeps finished points: a rerun computes only the missing ones. `workers`:
+    processes (default: the CPU count; 1: in this process); `dask`: a Dask scheduler address to run on
+    instead. `progress` draws a bar on a terminal.
+    """
+    from perfsim.planning.runner import run
+    from perfsim.planning.sweep_spec import SweepSpec, check_fields, expand, load_sweep
+    from perfsim.progress import Progress, on_terminal
+    from perfsim.specfile import validate
+
+    if isinstance(spec, str | Path):
+        spec = load_sweep(spec)
+    elif not isinstance(spec, SweepSpec):
+        spec = validate(SweepSpec, dict(spec), "sweep")
+        check_fields(spec, "sweep")
+    points = expand(spec)
+    bar: Progress | None = None
+
+    def on_chunk(done: int, total: int) -> None:
+        nonlocal bar
+        bar = bar or Progress(total, "points")
+        bar.update(done)
+
+    ran = run(points, Path(output) if output is not None else None, workers, dask,
+              on_chunk if progress and on_terminal() else None)
+    return SweepResult(ran.frame, ran.computed, ran.kept)
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    """Per candidate chip, the cheapest configuration meeting the SLOs (perfsim.planning.search)."""
+
+    demand: Demand
+    choices: tuple[Choice, ...]
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """{"candidates": [{hardware, chips, replicas, parallelism, max_batch, ttft_s, tpot_s,
+        throughput_tokens_per_s, cost_per_hour, cost_per_million_tokens, joules_per_token, meets_slo}]}"""
+        return {"candidates": [choice.summary for choice in self.choices]}
+
+    @property
+    def notes(self) -> list[str]:
+        """Why a candidate has no configuration, and what its cost or energy lacks."""
+        return [note for choice in self.choices for note in choice.notes]
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per candidate, parallelism and price ranges as columns."""
+        from perfsim.planning.pricing import columns
+
+        rows = []
+        for choice in self.choices:
+            row = flat_record({k: v for k, v in choice.summary.items()
+                               if k not in ("cost_per_hour", "cost_per_million_tokens")})
+            rows.append({**row, **columns(choice.cost_per_hour, choice.throughput_tokens_per_s)})
+        return _frame(rows)
+
+    def serve(self, hardware_name: str, **settings: Any) -> ServeResult:
+        """The serving simulation of one replica of `hardware_name`'s chosen configuration at rate / replicas
+        (its serving report; as many requests as the confirming run unless `settings` say otherwise); `settings`
+        go to serve() (output=DIR, requests=...)."""
+        choice = next((c for c in self.choices if c.hardware == hardware_name), None)
+        if choice is None or choice.layout is None:
+            raise PerfsimError(f"{hardware_name}: the plan has no configuration for it")
+        d, layout = self.demand, choice.layout
+        options = {"requests": choice.requests, "prompt_len": d.prompt_len, "output_len": d.output_len, "seed": d.seed,
+                   "slo_ttft": d.slo_ttft_s, "slo_tpot": d.slo_tpot_s, "max_batch": layout.max_batch, **settings}
+        return serve(d.model, layout.replica.ref, devices=layout.chips, tp=layout.tp, pp=layout.pp,
+                     rate=d.rate / choice.replicas, **options)
+
+
+def plan(model_ref: str | Path, rate: float, slo_ttft: float | str, slo_tpot: float | str,
+         candidates: Iterable[str | Path], *, percentile: float = 99.0, prompt_len: int = 512, output_len: int = 128,
+         requests: int | None = None, seed: int = 0, max_chips: int = 64) -> PlanResult:
+    """Per candidate chip, the cheapest configuration (chips, tp/pp, replicas, batch limit) serving Poisson `rate`
+    requests/s whose `percentile` TTFT and TPOT meet the SLOs: searched analytically, confirmed by the serving
+    simulation (`requests` per run; None: 200 per bisection run and a confirming run long enough for a steady
+    p99; perfsim.planning.search says how)."""
+    from perfsim.planning.search import Demand, plan_candidate
+
+    if not (math.isfinite(rate) and rate > 0):
+        raise PerfsimError(f"--rate must be a positive number of requests per second, got {rate}")
+    if not 0 < percentile <= 100:
+        raise PerfsimError(f"--percentile must be in (0, 100], got {percentile}")
+    for name, value, high in (("prompt_len", prompt_len, MAX_SETTING), ("output_len", output_len, MAX_SETTING),
+                              ("requests", requests, MAX_REQUESTS), ("max_chips", max_chips, 2**20)):
+        bounded(name, value, 1, high)
+    chips = [hardware(ref) for ref in candidates]
+    if not chips:
+        raise PerfsimError("--candidates: give at least one chip")
+    model(model_ref)
+    demand = Demand(str(model_ref), rate, duration(slo_ttft, "slo-ttft"), duration(slo_tpot, "slo-tpot"),  # type: ignore[arg-type]
+                    percentile, prompt_len, output_len, requests, seed, max_chips)
+    return PlanResult(demand, tuple(plan_candidate(spec.device, demand) for spec in chips))
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,8 @@ H100's compute is calibrated (0.7009 of every datasheet peak, CAL-GEMM-H100) and
 op_overhead and no L2 calibration, so the default launch (5 µs) and memory derating (0.8 of the L2) apply.
 """
 
+from itertools import pairwise
+
 import pytest
 
 from perfsim.analysis.gemm_sweep import gemm_efficiency_sweep, plot_gemm_efficiency
@@ -204,4 +206,4 @@ def test_decode_attention_never_gets_faster_with_a_longer_context():
     h100 = load_hardware("h100-sxm")
     times = [cost(parse_op(f"attention heads=4 kv_heads=4 q_len=1 kv_len={n} head_dim=80 dtype=fp16"), h100).time_s
              for n in range(960, 1100)]
-    assert all(later >= earlier for earlier, later in zip(times, times[1:], strict=False))
+    assert all(later >= earlier for earlier, later in pairwise(times))

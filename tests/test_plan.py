@@ -1,0 +1,148 @@
+"""Capacity plans: the acceptance case confirmed by an independent serve run, cost and energy by hand, pruning,
+and the Pareto fronts."""
+
+import json
+
+import pytest
+
+from perfsim import api
+from perfsim.planning import pricing
+from perfsim.planning.pareto import front
+
+SERVERS = {"h100-sxm": "dgx-h100", "mi300x": "mi300x-node"}
+PRICES = {"h100-sxm": (1.65, 6.88), "mi300x": (1.71, 1.85)}  # the specs' price ranges, USD per device-hour
+
+
+def test_plan_llama_3_70b_meets_the_slos_and_a_serve_run_confirms_it(cli):
+    result = cli("plan", "--model", "llama-3-70b", "--rate", "10", "--slo-ttft", "2s", "--slo-tpot", "100ms",
+                 "--candidates", "h100-sxm,mi300x", "--format", "json", "--requests", "100")
+    assert result.code == 0, result.err
+    entries = json.loads(result.out)["candidates"]
+    assert [e["hardware"] for e in entries] == ["h100-sxm", "mi300x"]
+    for entry in entries:
+        assert set(entry) == {"hardware", "chips", "replicas", "parallelism", "max_batch", "ttft_s", "tpot_s",
+                              "throughput_tokens_per_s", "cost_per_hour", "cost_per_million_tokens",
+                              "joules_per_token", "meets_slo"}
+        assert entry["meets_slo"] is True
+        tp, pp, replicas = entry["parallelism"]["tp"], entry["parallelism"]["pp"], entry["replicas"]
+        assert entry["chips"] == tp * pp * replicas
+        # confirmed independently: one replica on its server at rate / replicas (a random split of a Poisson
+        # stream is Poisson), the same 100 requests: p99 within both SLOs, and the plan's p99s are this run's
+        served = api.serve("llama-3-70b", SERVERS[entry["hardware"]], devices=tp * pp, tp=tp, pp=pp,
+                           rate=10 / replicas, requests=100, max_batch=entry["max_batch"])
+        p99 = served.to_frame().quantile(0.99)
+        assert p99["ttft_s"] <= 2.0 and p99["tpot_s"] <= 0.1
+        assert (entry["ttft_s"], entry["tpot_s"]) == pytest.approx((p99["ttft_s"], p99["tpot_s"]), rel=1e-9)
+        # the deployment serves 10 requests/s × 128 output tokens = 1280 tokens/s
+        assert entry["throughput_tokens_per_s"] == pytest.approx(1280.0)
+        low, high = PRICES[entry["hardware"]]
+        assert entry["cost_per_hour"] == pytest.approx([entry["chips"] * low, entry["chips"] * high])
+        assert entry["cost_per_million_tokens"] == pytest.approx(
+            [entry["chips"] * low / (1280 * 3600) * 1e6, entry["chips"] * high / (1280 * 3600) * 1e6])
+        assert entry["joules_per_token"] > 0
+
+
+def test_no_configuration_meets_an_impossible_slo(cli):
+    # a TPOT of 1 ms: Llama-3-70B's 131 GiB of bf16 weights over 8 × 3.35 TB/s of HBM take at least
+    # 141e9 B / 26.8e12 B/s = 5.3 ms per decode step, so no layout of up to 8 chips passes the analytic pruning
+    result = cli("plan", "--model", "llama-3-70b", "--rate", "1", "--slo-ttft", "2s", "--slo-tpot", "1ms",
+                 "--candidates", "h100-sxm", "--max-chips", "8", "--format", "json")
+    assert result.code == 0, result.err
+    (entry,) = json.loads(result.out)["candidates"]
+    assert entry["meets_slo"] is False and entry["chips"] is None
+    assert "no configuration up to 8 chips per replica meets the SLOs" in result.err
+    assert "over the TPOT SLO" in result.err
+
+
+@pytest.mark.parametrize(("argv", "needle"), [
+    (["--rate", "0"], "--rate must be a positive number"),
+    (["--rate", "1", "--percentile", "101"], "--percentile must be in (0, 100]"),
+    (["--rate", "1", "--candidates", "no-such-chip"], "no-such-chip"),
+])
+def test_bad_plan_input_is_one_line(cli, argv, needle):
+    base = {"--model": "llama-3-70b", "--slo-ttft": "2s", "--slo-tpot": "50ms", "--candidates": "h100-sxm"}
+    given = dict(zip(argv[::2], argv[1::2], strict=True))
+    flags = [item for key, value in {**base, **given}.items() for item in (key, value)]
+    result = cli("plan", *flags)
+    assert result.code == 2 and needle in result.err and len(result.err.strip().splitlines()) == 1
+
+
+def test_prices_by_hand():
+    # 4 chips at [1.65, 6.88] USD/h = [6.6, 27.52] USD/h; at 2000 tokens/s that is 7.2e6 tokens an hour:
+    # [6.6, 27.52] / 7.2 USD per million tokens
+    hourly = pricing.per_hour((1.65, 6.88), 4)
+    assert hourly == pytest.approx((6.6, 27.52))
+    assert pricing.per_million_tokens(hourly, 2000.0) == pytest.approx((6.6 / 7.2, 27.52 / 7.2))
+    assert pricing.shown((2.0, 2.0)) == 2.0 and pricing.shown((1.0, 2.0)) == [1.0, 2.0]
+    assert pricing.per_million_tokens(None, 2000.0) is None
+
+
+def test_pareto_front_by_hand():
+    # latency, throughput: (1, 10) (2, 5) (2, 30) (3, 20) (4, 40); (2, 5) is beaten by (1, 10), (3, 20) by (2, 30)
+    latency, value = [1, 2, 2, 3, 4], [10, 5, 30, 20, 40]
+    assert front(latency, value, higher_is_better=True) == [0, 2, 4]
+    # cost (lower is better): (1, 9) (2, 9) (3, 4) (4, 6): only (1, 9) and (3, 4) are undominated
+    assert front([1, 2, 3, 4], [9, 9, 4, 6], higher_is_better=False) == [0, 2]
+
+
+def test_pareto_plots_of_a_sweep_are_figures():
+    from matplotlib.figure import Figure
+
+    result = api.sweep({"base": {"model": "llama-3-8b", "phase": "decode"},
+                        "axes": {"hardware": ["h100-sxm", "mi300x"], "batch": [1, 8, 64]}}, workers=1)
+    for kind in ("throughput", "cost"):
+        figure = result.plot(kind)
+        assert isinstance(figure, Figure)
+        (ax,) = figure.axes
+        assert len(ax.lines) == 2  # one front per hardware
+    with pytest.raises(api.PerfsimError, match="no point of the sweep has both ttft_s"):
+        api.sweep({"base": {"model": "llama-3-8b", "hardware": "h100-sxm", "phase": "decode"}},
+                  workers=1).plot(latency="ttft_s")
+
+
+def test_a_replica_runs_on_the_chips_server_or_cluster(tmp_path):
+    from perfsim.planning.replicas import replica_hardware
+
+    h100 = api.hardware("h100-sxm")
+    assert (replica_hardware(h100, 4, tmp_path).ref, replica_hardware(h100, 4, tmp_path).devices) == ("dgx-h100", 4)
+    assert replica_hardware(h100, 16, tmp_path).ref == "h100-cluster"
+    with pytest.raises(api.PerfsimError, match="12 chips are not whole dgx-h100 servers of 8"):
+        replica_hardware(h100, 12, tmp_path)
+
+
+def test_servers_join_over_the_chips_scale_out_link(tmp_path):
+    from perfsim.planning.overrides import with_field
+    from perfsim.planning.replicas import replica_hardware
+
+    ascend = api.hardware("ascend-910b")  # its RoCE port gives no latency: no way to join two servers
+    with pytest.raises(api.PerfsimError, match="ascend-910b declares no scale-out link with a latency"):
+        replica_hardware(ascend, 16, tmp_path)
+    replica = replica_hardware(with_field(ascend, "links.roce.latency", "5 us"), 16, tmp_path)
+    # 2 Atlas 800I A2 servers of 8 NPUs, each NPU's one 25 GB/s RoCE port into the fabric: 8 links per server
+    assert replica.ref == str(tmp_path / "atlas-800i-a2-x2.yaml") and replica.devices == 16
+    fabric = replica.spec.interconnect
+    assert (fabric.topology, fabric.bandwidth_per_direction, fabric.links_per_member, fabric.latency) == \
+        ("fat_tree", 25e9, 8, 5e-6)
+    step = api.step("llama-3-70b", replica.ref, devices=16, tp=8, pp=2, batch=16, engine="analytic")
+    assert step.summary["hardware"] == "atlas-800i-a2-x2"
+
+
+def test_a_des_point_is_the_discrete_event_step():
+    from perfsim.planning.evaluate import evaluate
+    from perfsim.planning.sweep_spec import Point
+
+    fields = {"model": "llama-3-8b", "hardware": "dgx-h100", "devices": 2, "tp": 2, "batch": 4}
+    row = evaluate(Point(fields, {}, "des"))
+    assert row["step_s"] == pytest.approx(api.step("llama-3-8b", "dgx-h100", devices=2, tp=2, batch=4,
+                                                   engine="des").step_s, rel=1e-12)
+
+
+def test_progress_is_reported_per_chunk():
+    from perfsim.planning.runner import run
+    from perfsim.planning.sweep_spec import Point
+
+    points = [Point({"model": "llama-3-8b", "hardware": "h100-sxm", "batch": b}, {}, "analytic") for b in range(1, 6)]
+    seen = []
+    run(points, workers=1, on_progress=lambda done, total: seen.append((done, total)))
+    # one worker: 5 points in chunks of ⌈5 / 4⌉ = 2 → 2, 4, 5 done
+    assert seen == [(2, 5), (4, 5), (5, 5)]
