@@ -15,10 +15,11 @@ their KV heads), else main memory.
 
 Decode (q_len × group ≤ Br). The query rows of one KV head — q_len positions × the group's query heads
 (GQA) — are packed into one Br-row tile, so one read of K and V serves the whole group. The sequence is
-split into s chunks (flash-decoding): batch × kv_heads × s units, so small batches still fill the cores.
-s is the split giving the least time among the candidates GEMM split-K tries (gemm_tiles.split_candidates,
-≤ KV tokens; a chunk of ⌈kv_len / s⌉ tokens takes ⌈chunk / Bc⌉ tiles), counting the partial results (fp32 O and
-log-sum-exp per row per split) written and read back by the combine kernel, which costs one more launch.
+split into s chunks of whole KV tiles (flash-decoding): batch × kv_heads × s units, so small batches still
+fill the cores. s is the split taking least time of every split up to the KV tiles and three waves of units
+(FlashAttention's num_splits heuristic weighs the same); every unit waits for the longest chunk, each chunk
+reads the group's query rows, and the partial results (fp32 O and log-sum-exp per row per split) are written
+and read back by the combine kernel, which costs one more launch.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from functools import lru_cache
 from math import ceil
 
 from perfsim.cost.derating import add, compulsory, rates
-from perfsim.cost.gemm_tiles import split_candidates
 from perfsim.cost.opcost import OpCost
 from perfsim.cost.roofline import Cache
 from perfsim.dtypes import resolve_format
@@ -107,23 +107,28 @@ def decode_plan(op: Attention, device: Device, cache: Cache = "cold") -> tuple[i
     """(splits of the KV sequence, cost) of the flash-decoding kernel with the split that takes least time."""
     chip = rates(device)
     bc, n = attention_tiles(device)[1], chip.cores
-    rows = op.q_len * (op.heads // op.groups_divisor)
+    kv_tiles, rows = ceil(op.kv_len / bc), op.q_len * (op.heads // op.groups_divisor)
     used, tile_s = _tile_seconds(op, device, rows)
-    base = compulsory(op.operands(), device, cache)
+    operands = op.operands()
+    base = compulsory(operands, device, cache)
+    kv_stream = compulsory([o for o in operands if o.name in ("k", "v")], device, cache)
+    queries = compulsory([o for o in operands if o.name == "q"], device, cache)
     best = None
-    kept: list[tuple[float, float]] = []  # (compute, occupancy) of the splits costed so far
-    for split in split_candidates(op.batch * op.groups_divisor, n, op.kv_len):
+    for split in range(1, min(kv_tiles, max(1, 3 * n // (op.batch * op.groups_divisor))) + 1):
         units = op.batch * op.groups_divisor * split
-        waves = ceil(units / n)  # each split holds ceil(kv_len / split) tokens: a chunk need not be whole tiles
-        compute, occupancy = waves * ceil(ceil(op.kv_len / split) / bc) * tile_s, units / (waves * n)
-        if any(c <= compute and o >= occupancy for c, o in kept):
-            continue  # no faster and no fuller than a smaller split: only more partial traffic
-        kept.append((compute, occupancy))
+        waves = ceil(units / n)
+        chunk = ceil(kv_tiles / split)  # KV tiles of the longest chunk (FlashAttention splits whole tiles)
+        # every unit streams at the pace of the longest chunk: the KV stream takes as long as if all were that long
+        pace = split * min(op.kv_len, chunk * bc) / op.kv_len
+        compute, occupancy = waves * chunk * tile_s, units / (waves * n)
         traffic = dict(base)
+        for level, moved in queries.items():
+            add(traffic, level, (split - 1) * moved)  # every chunk's unit reads the group's query rows
         if split > 1:
             partials = split * op.batch * op.heads * op.q_len * (op.head_dim + 1) * PARTIAL_BYTES
             add(traffic, chip.holding(partials), 2 * partials)
-        resource = {f"compute:{used}": compute, **chip.memory_seconds(traffic, occupancy)}
+        paced = {level: moved + kv_stream.get(level, 0.0) * (pace - 1) for level, moved in traffic.items()}
+        resource = {f"compute:{used}": compute, **chip.memory_seconds(paced, occupancy)}
         overhead = (2 if split > 1 else 1) * chip.launch_s  # the combine kernel is one more launch
         seconds = max(resource.values()) + overhead
         if best is None or seconds < best[0]:
