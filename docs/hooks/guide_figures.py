@@ -258,18 +258,37 @@ def _accuracy() -> object:
     return ps.validate().plot()
 
 
-# Training steps (training.md) and capacity planning (capacity.md)
-@figure("training-forward.png")
-def _training_forward() -> object:
-    return ps.step("llama-3-8b", "h100-sxm", phase="prefill", batch=4, prompt_len=2048).plot()
+# Training steps (training.md)
+@figure("training-step.png")
+def _training_step() -> object:
+    return ps.train("llama-3-8b", "dgx-h100", zero=1, micro_batch=2, global_batch=64, seq_len=2048).plot()
 
 
-@figure("capacity-mi300x.png")
-def _capacity() -> object:
-    from perfsim.analysis.pim_study import max_qps
+@figure("training-pipeline.png")
+def _training_pipeline() -> object:
+    return ps.train("llama-3-8b", "dgx-h100", pp=4, zero=1, micro_batch=1, global_batch=16, seq_len=4096).gantt()
 
-    capacity = max_qps("llama-3-8b", "mi300x", 512, 128, max_batch=256, requests=200)
-    return ps.serve("llama-3-8b", "mi300x", rate=0.9 * capacity, requests=200, max_batch=256).plot()
+
+@figure("training-dp.png")
+def _training_dp() -> object:
+    return ps.train("llama-3-8b", "dgx-h100", zero=1, micro_batch=2, global_batch=64, seq_len=2048).gantt("dp")
+
+
+# Capacity planning (capacity.md)
+@figure("capacity-pareto.png")
+def _capacity_pareto() -> object:
+    return ps.sweep({"mode": "analytic", "base": {"model": "llama-3-70b", "phase": "decode"},
+                     "points": [{"hardware": hw, "devices": n, "tp": n}
+                                for hw in ("dgx-h100", "mi300x-node") for n in (1, 2, 4, 8)],
+                     "axes": {"batch": [1, 2, 4, 8, 16, 32, 64, 128, 256], "context": [1024, 4096, 8000]}},
+                    workers=1).plot("throughput", latency="tpot_s")
+
+
+@figure("capacity-serving.png")
+def _capacity_serving() -> object:
+    plan = ps.plan("llama-3-70b", rate=20, slo_ttft="2s", slo_tpot="50ms", candidates=["h100-sxm", "mi300x"],
+                   requests=100)
+    return plan.serve("mi300x").plot()
 
 
 def _gallery(chip: str) -> Callable[[], object]:
