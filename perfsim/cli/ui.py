@@ -18,7 +18,7 @@ def _ui(args: argparse.Namespace) -> str:
     try:
         from perfsim.ui import app
     except ModuleNotFoundError as err:
-        if err.name in ("starlette", "uvicorn"):
+        if (err.name or "").split(".")[0] in ("starlette", "uvicorn"):
             raise PerfsimError(UI_EXTRA) from None
         raise
     sock = app.listen(args.host, args.port)

@@ -13,6 +13,7 @@ import socket
 from dataclasses import asdict
 from pathlib import Path
 
+import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
@@ -80,7 +81,5 @@ def listen(host: str, port: int) -> socket.socket:
 
 def serve(sock: socket.socket) -> None:
     """Serve the app on the bound socket until interrupted (Ctrl-C)."""
-    import uvicorn
-
     config = uvicorn.Config(create_app(), log_level="warning", lifespan="off")
     uvicorn.Server(config).run(sockets=[sock])

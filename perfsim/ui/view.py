@@ -66,8 +66,8 @@ WHOLE_NUMBERS = ("batch", "prompt_len", "context", "devices", "tp", "pp", "ep")
 
 
 def inputs_from_query(query: dict[str, str]) -> Inputs:
-    """Inputs from the page's query string: blank means the default, an op makes the model irrelevant (None);
-    raise PerfsimError naming a bad field."""
+    """Inputs from the page's query string: blank means the default (but a blank op or model), an op makes the
+    model irrelevant (None); raise PerfsimError naming a bad field."""
     names = [f.name for f in dataclasses.fields(Inputs)]
     unknown = sorted(set(query) - set(names))
     if unknown:
@@ -86,10 +86,12 @@ def inputs_from_query(query: dict[str, str]) -> Inputs:
             values[name] = int(text)
         else:
             values[name] = text
-    if "op" in values:
+    if "op" in query:  # the page sends op (and no model) for an op, model (and no op) for a step
+        if "op" not in values:
+            raise PerfsimError('op: empty; give an op string, e.g. "gemm m=4096 n=4096 k=4096 dtype=bf16"')
         values["model"] = None
     elif "model" in query and "model" not in values:
-        raise PerfsimError("give a model or an op")
+        raise PerfsimError("model: empty; give a model name or a path to a model YAML file")
     return Inputs(**values)
 
 

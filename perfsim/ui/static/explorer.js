@@ -60,8 +60,10 @@ function svgImage(svg, alt) {
 function query() {
   const op = form.elements.mode.value === "op";
   for (const el of form.querySelectorAll(".step input, .step select")) el.disabled = op;
+  const opInput = document.getElementById("op");
   document.getElementById("model").disabled = op;
-  document.getElementById("op").disabled = !op;
+  opInput.disabled = !op;
+  if (op && !opInput.value) opInput.value = opInput.placeholder;  // an example to start from
   const params = new URLSearchParams();
   for (const el of form.elements) {
     if (el.name && el.name !== "mode" && !el.disabled) params.set(el.name, el.value);
