@@ -12,6 +12,7 @@ const LABELS = {  // summary rows: field -> [label, unit]
 };
 const PREFIXES = [[1e15, "P"], [1e12, "T"], [1e9, "G"], [1e6, "M"], [1e3, "k"], [1, ""], [1e-3, "m"], [1e-6, "µ"],
                   [1e-9, "n"]];
+const SUBUNIT_PREFIXES = ["s", "J", "W"];  // milli, micro, nano: for these units only (not 667 mFLOP/B)
 let latest = 0;
 let rendered = 0;
 let urls = [];
@@ -20,7 +21,8 @@ function human(value, unit) {
   if (value === null || value === undefined) return "—";
   if (unit === null || typeof value !== "number") return String(value);
   if (value === 0) return `0 ${unit}`.trim();
-  const [scale, prefix] = PREFIXES.find(([s]) => Math.abs(value) >= s) || PREFIXES[PREFIXES.length - 1];
+  const prefixes = SUBUNIT_PREFIXES.includes(unit) ? PREFIXES : PREFIXES.filter(([s]) => s >= 1);
+  const [scale, prefix] = prefixes.find(([s]) => Math.abs(value) >= s) || prefixes[prefixes.length - 1];
   return `${Number((value / scale).toPrecision(4))} ${prefix}${unit}`.trim();
 }
 
