@@ -112,7 +112,8 @@ def _explore(inputs: Inputs) -> dict[str, Any]:
     Raise PerfsimError for a bad input (unknown hardware or model, bad op string, a model that does not fit).
     """
     if inputs.op is not None:
-        results: list[api.StepResult | api.OpResult] = [api.estimate(inputs.op, ref) for ref in inputs.hardware_refs]
+        parsed = api.op(inputs.op)  # an op string, never a scenario file (as api.estimate would read a .yaml)
+        results: list[api.StepResult | api.OpResult] = [api.estimate(parsed, ref) for ref in inputs.hardware_refs]
         views = [op_view(r) for r in results]  # type: ignore[arg-type]
     else:
         results = [api.step(inputs.model, ref, engine=inputs.engine, **inputs.scenario_fields())
