@@ -667,11 +667,13 @@ class RooflineResult:
 
 
 def roofline(hardware_ref: str | Path | Device | System, ops: Iterable[OpBase | str] = (),
-             compare: Iterable[str | Path | Device | System] = (), step: StepResult | None = None,
+             compare: Iterable[str | Path | Device | System] = (),
+             step: StepResult | OpResult | Iterable[StepResult | OpResult] | None = None,
              cache: Cache = "cold", *, scenario: Scenario | Mapping[str, Any] | Path | None = None,
              cores: int | None = None) -> RooflineResult:
     """A roofline of `hardware_ref` (and the `compare` devices) with `ops` on each, every distinct op of
-    `step` on its own chip, and every distinct op of the model step `scenario` describes run on each device.
+    `step` (one result or several: a StepResult's ops, an OpResult's op, each on its own chip, not costed
+    again), and every distinct op of the model step `scenario` describes run on each device.
     `cores` limits the chips `ops` run on (CPUs and MCUs). Collectives have no arithmetic intensity and are
     refused."""
     from perfsim.analysis.roofline_plot import PlottedOp, plot_roofline
@@ -681,9 +683,11 @@ def roofline(hardware_ref: str | Path | Device | System, ops: Iterable[OpBase | 
     specs = [hardware(ref) for ref in (hardware_ref, *compare)]
     chips = [_chip_spec(spec.device, cores) for spec in specs]
     parsed = [op(o) if isinstance(o, str) else o for o in ops]
-    if any(isinstance(o, Collective) for o in parsed):
+    given = [] if step is None else [step] if isinstance(step, StepResult | OpResult) else list(step)
+    costed = [r for r in given if isinstance(r, OpResult)]
+    if any(isinstance(o, Collective) for o in [*parsed, *(r.op for r in costed)]):
         raise PerfsimError("a roofline shows ops on one chip; collectives have no arithmetic intensity to plot")
-    steps = [step] if step is not None else []
+    steps = [r for r in given if isinstance(r, StepResult)]
     if scenario is not None:
         base = scenario_of(scenario, specs[0], {})
         steps += [estimate(base, spec, cache=cache, engine="analytic") for spec in specs]  # type: ignore[misc]
@@ -692,6 +696,7 @@ def roofline(hardware_ref: str | Path | Device | System, ops: Iterable[OpBase | 
         unique = {t.op.label: c for t, c in zip(one.estimate.trace.ops, one.estimate.costs, strict=True)
                   if not isinstance(t.op, Collective)}
         points += [PlottedOp(label, c, one.estimate.resolved.chip.name) for label, c in unique.items()]
+    points += [PlottedOp(r.op.label, r.cost, r.hardware.device.name) for r in costed]
     points += [PlottedOp(o.label, cost(o, chip, cache), chip.name) for chip in chips for o in parsed]
     rows = [{"device": p.device, "op": p.label, "intensity_flop_per_byte": p.cost.intensity,
              "attained_flop_per_s": p.cost.flops / p.cost.time_s, "time_s": p.cost.time_s, "bound": p.cost.bound}

@@ -24,7 +24,10 @@ def cli(capsys):
     """cli("hardware", "list") -> Result(code, stdout, stderr)."""
 
     def run(*argv: str) -> Result:
-        code = main(list(argv))
+        try:
+            code = main(list(argv))
+        except SystemExit as exit_:  # argparse's --help and usage errors
+            code = exit_.code
         captured = capsys.readouterr()
         return Result(code, captured.out, captured.err)
 

@@ -15,7 +15,8 @@ from perfsim.output import FORMATS
 Command = Callable[[argparse.Namespace], str]
 COMMAND_MODULES: dict[str, str] = {
     "hardware": "specs", "schema": "specs", "model": "specs", "estimate": "estimate", "roofline": "estimate",
-    "serve": "serve", "train": "train", "sweep": "sweep", "plan": "plan", "validate": "checks", "verify": "checks"}
+    "serve": "serve", "train": "train", "sweep": "sweep", "plan": "plan", "validate": "checks", "verify": "checks",
+    "ui": "ui"}
 """The module of perfsim.cli that registers each command, in the order `perfsim --help` lists them."""
 DESCRIPTION = ("Predict how ML workloads perform on GPUs, NPUs, wafer-scale meshes, processing-in-memory, CPUs, "
                "MCUs and FPGAs, without running them there.")
