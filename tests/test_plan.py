@@ -114,17 +114,20 @@ def test_servers_join_over_the_chips_scale_out_link(tmp_path):
     from perfsim.planning.overrides import with_field
     from perfsim.planning.replicas import replica_hardware
 
-    ascend = api.hardware("ascend-910b")  # its RoCE port gives no latency: no way to join two servers
+    ascend = api.hardware("ascend-910b")
+    # up to 32 NPUs: the shipped 4-server cluster (atlas-800i-a2-x4, HCCS inside a server, RoCE between)
+    assert replica_hardware(ascend, 16, tmp_path).ref == "atlas-800i-a2-x4"
+    # beyond it, servers are joined over the chip's own RoCE port, which gives no latency: no way to join them
     with pytest.raises(api.PerfsimError, match="ascend-910b declares no scale-out link with a latency"):
-        replica_hardware(ascend, 16, tmp_path)
-    replica = replica_hardware(with_field(ascend, "links.roce.latency", "5 us"), 16, tmp_path)
-    # 2 Atlas 800I A2 servers of 8 NPUs, each NPU's one 25 GB/s RoCE port into the fabric: 8 links per server
-    assert replica.ref == str(tmp_path / "atlas-800i-a2-x2.yaml") and replica.devices == 16
+        replica_hardware(ascend, 64, tmp_path)
+    replica = replica_hardware(with_field(ascend, "links.roce.latency", "5 us"), 64, tmp_path)
+    # 8 Atlas 800I A2 servers of 8 NPUs, each NPU's one 25 GB/s RoCE port into the fabric: 8 links per server
+    assert replica.ref == str(tmp_path / "atlas-800i-a2-x8.yaml") and replica.devices == 64
     fabric = replica.spec.interconnect
     assert (fabric.topology, fabric.bandwidth_per_direction, fabric.links_per_member, fabric.latency) == \
         ("fat_tree", 25e9, 8, 5e-6)
-    step = api.step("llama-3-70b", replica.ref, devices=16, tp=8, pp=2, batch=16, engine="analytic")
-    assert step.summary["hardware"] == "atlas-800i-a2-x2"
+    step = api.step("llama-3-70b", replica.ref, devices=64, tp=8, pp=8, batch=64, engine="analytic")
+    assert step.summary["hardware"] == "atlas-800i-a2-x8"
 
 
 def test_a_des_point_is_the_discrete_event_step():
