@@ -1,7 +1,9 @@
-"""One serving simulation end to end: costs, KV capacity, the scheduler, metrics and outputs."""
+"""One serving simulation end to end: costs, KV capacity, the scheduler (or replicas behind a router), metrics and
+outputs."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
@@ -14,19 +16,36 @@ from perfsim.cost.collectives import rank_bandwidth
 from perfsim.cost.energy import waiting_power_w
 from perfsim.dtypes import resolve_format
 from perfsim.errors import PerfsimError
-from perfsim.models.scenario import Scenario, one_per_replica
+from perfsim.models.scenario import Resolved, Scenario, one_per_replica
 from perfsim.models.step import Engine
 from perfsim.progress import Progress, on_terminal
 from perfsim.serving.arrivals import Request
+from perfsim.serving.context import ContextLimit
 from perfsim.serving.costs import Speculation, StepCosts, kv_capacity_tokens
+from perfsim.serving.fleet import serve_fleet, tier_summary
+from perfsim.serving.kv_tiers import HostTier, host_link
+from perfsim.serving.prefix_cache import PrefixCache
 from perfsim.serving.report import Recorder, serving_figure, summary
-from perfsim.serving.scheduler import Disaggregation, SchedulerConfig, ServingResult, serve
+from perfsim.serving.scheduler import WATERMARK, Disaggregation, SchedulerConfig, ServingResult, serve
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """How the scenario is deployed: `replicas` copies of it behind a `router` (perfsim.serving.router), each with
+    `prefix_cache_tokens` of its KV cache set aside for shared prefixes and `host_kv_bytes` of host memory as a KV
+    tier; requests beyond a replica handled by `context_policy` (perfsim.serving.context)."""
+
+    replicas: int = 1
+    router: str = "round-robin"
+    prefix_cache_tokens: int = 0
+    host_kv_bytes: float = 0.0
+    context_policy: str = "drop"
 
 
 @dataclass(frozen=True)
 class ServingRun:
     """A finished serving simulation: its `summary` (as `serve --format json` prints it), the per-iteration
-    record and the per-request latencies behind it."""
+    record and the per-request latencies behind it (with replicas: the first replica's iterations)."""
 
     summary: dict[str, object]
     result: ServingResult
@@ -40,18 +59,33 @@ class ServingRun:
 def simulate_serving(base: Scenario, requests: Iterator[Request], config: SchedulerConfig, engine: Engine,
                      slo_ttft_s: float | None = None, slo_tpot_s: float | None = None,
                      output: Path | None = None, total: int | None = None,
-                     speculation: Speculation | None = None, prefill_devices: int | None = None) -> ServingRun:
+                     speculation: Speculation | None = None, prefill_devices: int | None = None,
+                     deployment: Deployment = Deployment()) -> ServingRun:
     """Serve `requests` on `base`'s model and hardware; with `output`, write requests.csv and serving.png.
 
-    `prefill_devices` splits the chips: that many run prefill only, the rest decode.
+    `prefill_devices` splits the chips: that many run prefill only, the rest decode. `deployment` replicates the
+    scenario behind a router and adds a prefix cache and a host KV tier (each replica's own).
     """
     resolved = one_per_replica(base)
     devices = resolved.par.devices
-    requests = _within_context(requests, resolved.model.name, resolved.model.max_context)
+    replicas = deployment.replicas
+    if replicas < 1:
+        raise PerfsimError(f"--replicas must be at least 1, got {replicas}")
+    if replicas > 1 and prefill_devices is not None:
+        raise PerfsimError("--replicas with --prefill-devices: disaggregate within one replica, or replicate it")
     disaggregation = None
     if prefill_devices is not None:
         base, disaggregation = _split(base, devices, prefill_devices, config, engine)
     capacity, per_token = kv_capacity_tokens(base, config.max_tokens, speculation.draft if speculation else None)
+    cached = deployment.prefix_cache_tokens
+    if not 0 <= cached < capacity:
+        raise PerfsimError(f"--prefix-cache: {cached} tokens must be at least 0 and below the KV capacity of "
+                           f"{capacity} tokens")
+    capacity -= cached
+    limit = _context_limit(resolved.model.name, resolved.model.max_context, capacity, config, disaggregation,
+                           deployment.context_policy)
+    requests = limit(iter(requests))
+    tiers = _tiers(resolved, deployment, per_token, devices)
     costs = StepCosts(base, engine, speculation)
     if speculation:
         config = replace(config, tokens_per_step=speculation.tokens_per_step)
@@ -59,16 +93,63 @@ def simulate_serving(base: Scenario, requests: Iterator[Request], config: Schedu
         table, picture = _open_outputs(stack, output) if output is not None else (None, None)
         recorder = Recorder(slo_ttft_s, slo_tpot_s, table)
         on_finish = _with_progress(recorder, total) if total and on_terminal() else recorder
-        result = serve(requests, costs, capacity, config, on_finish, disaggregation)
+        if replicas == 1 and deployment.router == "round-robin":
+            cache, host = tiers()
+            result = serve(requests, costs, capacity, config, on_finish, disaggregation, cache, host)
+            servers = [(result, cache, host)]
+            per_replica = None
+        else:
+            fleet = serve_fleet(requests, costs, capacity, config, replicas, deployment.router, on_finish, tiers,
+                                slo_ttft_s, slo_tpot_s)
+            servers = [(server.result, server.cache, server.host) for server in fleet.servers]
+            result = fleet.merged()
+            per_replica = fleet.per_replica(devices, waiting_power_w(resolved.chip))
         hardware = resolved.system.name if resolved.system else resolved.chip.name
-        run = ServingRun({**summary(result, recorder, devices, waiting_power_w(resolved.chip)), "devices": devices,
+        totals = summary(result, recorder, devices * replicas, waiting_power_w(resolved.chip))
+        run = ServingRun({**totals, "devices": devices * replicas,
                           "prefill_devices": prefill_devices, "kv_capacity_tokens": capacity,
                           "tokens_per_decode_step": config.tokens_per_step,
                           "kv_bytes_per_token_per_device": per_token, "step_cost_evaluations": costs.evaluations,
-                          "engine": engine}, result, recorder, f"{resolved.model.name} on {hardware}")
+                          "engine": engine, "scheduler": config.policy, "dropped_requests": limit.dropped,
+                          "clipped_requests": limit.clipped, **tier_summary(servers),
+                          **({} if per_replica is None else {"replicas": replicas, "router": deployment.router,
+                                                             "per_replica": per_replica})},
+                         servers[0][0] if per_replica is not None else result, recorder,
+                         f"{resolved.model.name} on {hardware}" + (f" · replica 0 of {replicas}" if per_replica
+                                                                   else ""))
         if picture is not None:
             run.figure().savefig(picture, format="png")
     return run
+
+
+def _context_limit(model: str, max_context: int, capacity: int, config: SchedulerConfig,
+                   disaggregation: Disaggregation | None, policy: str) -> ContextLimit:
+    """The most tokens one request may have: the model's context, and what the KV cache of one replica (and of the
+    prefill group) holds for a sequence alone (a reserving scheduler admits within its watermark)."""
+    caches = [capacity] + ([disaggregation.capacity] if disaggregation else [])
+    room = min(math.floor(c * (1 - WATERMARK)) if config.reserves else c for c in caches) - config.block_size
+    if max_context <= room:
+        return ContextLimit(max_context, f"{model}'s max_context ({max_context})", policy)
+    return ContextLimit(room, f"the KV cache one replica holds for a sequence ({room} tokens)", policy)
+
+
+def _tiers(resolved: Resolved, deployment: Deployment, per_token: float, devices: int):
+    """A factory of each replica's (prefix cache or None, host tier or None)."""
+    host_tokens = 0
+    seconds_per_token = 0.0
+    if deployment.host_kv_bytes:
+        if not (math.isfinite(deployment.host_kv_bytes) and deployment.host_kv_bytes > 0):
+            raise PerfsimError(f"--host-kv must be a positive size, got {deployment.host_kv_bytes:g} bytes")
+        link = host_link(resolved.chip.links, resolved.chip.name)
+        seconds_per_token = per_token / (link.bandwidth_per_direction * link.count)
+        host_tokens = int(deployment.host_kv_bytes // (per_token * devices))
+
+    def make() -> tuple[PrefixCache | None, HostTier | None]:
+        host = HostTier(host_tokens, seconds_per_token) if host_tokens else None
+        cache = PrefixCache(deployment.prefix_cache_tokens, host) if deployment.prefix_cache_tokens else None
+        return cache, host
+
+    return make
 
 
 def _split(base: Scenario, devices: int, prefill: int, config: SchedulerConfig,
@@ -109,15 +190,6 @@ def _open_outputs(stack: ExitStack, directory: Path) -> tuple[IO[str], IO[bytes]
         raise PerfsimError(f"-o {directory}: not a directory") from None
     except OSError as err:
         raise PerfsimError(f"-o {directory}: cannot write {err.filename or directory} ({err.strerror})") from None
-
-
-def _within_context(requests: Iterator[Request], model: str, max_context: int) -> Iterator[Request]:
-    """The requests, each checked against the model's context length."""
-    for request in requests:
-        if request.prompt_len + request.output_len > max_context:
-            raise PerfsimError(f"request {request.id}: {request.prompt_len} + {request.output_len} tokens exceed "
-                               f"{model}'s max_context ({max_context})")
-        yield request
 
 
 def _with_progress(recorder: Recorder, total: int, delay_s: float = 1.0):
