@@ -83,7 +83,7 @@ class RateSearch:
 
         return {"max_rate_rps": self.rate_rps, "bracket_rps": list(self.bracket), "binding_slo": self.binding,
                 "percentile": self.percentile, "tolerance": self.tolerance, "probes": len(self.probes),
-                "confidence": CONFIDENCE, "at_answer": ends(met), "above_answer": ends(missed),
+                "confidence": CONFIDENCE, "met": ends(met), "missed": ends(missed),
                 "goodput_requests_per_s": met.goodput_requests_per_s,
                 "throughput_tokens_per_s": met.throughput_tokens_per_s}
 
