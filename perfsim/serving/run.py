@@ -16,6 +16,7 @@ from perfsim.cost.collectives import rank_bandwidth
 from perfsim.cost.energy import waiting_power_w
 from perfsim.dtypes import resolve_format
 from perfsim.errors import PerfsimError
+from perfsim.hardware.system import Interconnect
 from perfsim.models.scenario import Resolved, Scenario, one_per_replica
 from perfsim.models.step import Engine
 from perfsim.progress import Progress, on_terminal
@@ -158,7 +159,7 @@ def _split(base: Scenario, devices: int, prefill: int, config: SchedulerConfig,
 
     Each group keeps `base`'s tensor-parallel degree (capped at its size) and is data-parallel
     beyond it. A sequence's KV cache (2 · layers · KV heads · head_dim per token) crosses the
-    system's innermost interconnect, each prefill chip of a TP group sending its shard.
+    interconnect that joins the two groups (joining_link), each prefill chip of a TP group sending its shard.
     """
     if not 0 < prefill < devices:
         raise PerfsimError(f"--prefill-devices must leave chips for decode: 0 < {prefill} < {devices}")
@@ -174,10 +175,23 @@ def _split(base: Scenario, devices: int, prefill: int, config: SchedulerConfig,
     model = r.model
     kv_bytes = sum(2 * model.layer_kv_heads(i) * model.dim_per_head for i in range(model.layers)) * \
         resolve_format(r.kv_dtype).bits_per_element / 8
-    link = r.system.interconnects[0][0]
-    seconds = kv_bytes / (rank_bandwidth(link, 2) * r.par.tp)
+    link, sharing = joining_link(r.system.interconnects, devices)
+    seconds = kv_bytes / (rank_bandwidth(link, 2, sharing) * r.par.tp)
     capacity, _ = kv_capacity_tokens(prefill_base, config.max_tokens)
     return decode_base, Disaggregation(StepCosts(prefill_base, engine), capacity, seconds)
+
+
+def joining_link(interconnects: list[tuple[Interconnect, int]], devices: int) -> tuple[Interconnect, int]:
+    """(the innermost interconnect whose span holds all `devices` chips, which therefore joins the prefill chips to
+    the decode chips; how many chips share a member's links on it: 1 on the innermost level or a network, where
+    each chip drives its own NIC, else the chips of a member)."""
+    span = 1
+    for level, (link, count) in enumerate(interconnects):
+        member = span
+        span *= count
+        if span >= devices or level == len(interconnects) - 1:
+            return link, 1 if level == 0 or link.network else member
+    raise PerfsimError("--prefill-devices needs a system (or --devices) to join the two groups")
 
 
 def _open_outputs(stack: ExitStack, directory: Path) -> tuple[IO[str], IO[bytes]]:
