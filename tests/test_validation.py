@@ -32,6 +32,7 @@ IDS |= {
     "RCCL-MI300X-8M", "CAL-NVLS-H100-1K", "CAL-NVLS-H100-8G", "EDGEMOE-01-gpu", "EDGEMOE-02-cpu",
 }
 IDS |= {"CAL-GEMM-H100", "CAL-GEMM-A100"}  # GPU compute calibrations (validation/gpu_calibration.yaml)
+IDS |= {"MLPERF41-AMD-offline", "MLPERF41-AMD-server", "MLPERF41-HPE-offline", "MLPERF41-HPE-server"}  # serving
 REPORT = validation_report()
 
 

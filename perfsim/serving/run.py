@@ -4,6 +4,7 @@ outputs."""
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
@@ -87,7 +88,8 @@ def simulate_serving(base: Scenario, requests: Iterator[Request], config: Schedu
                            deployment.context_policy)
     requests = limit(iter(requests))
     tiers = _tiers(resolved, deployment, per_token, devices)
-    costs = StepCosts(base, engine, speculation)
+    costs = step_costs(base, engine, speculation)
+    evaluations = costs.evaluations
     if speculation:
         config = replace(config, tokens_per_step=speculation.tokens_per_step)
     with ExitStack() as stack:
@@ -110,7 +112,8 @@ def simulate_serving(base: Scenario, requests: Iterator[Request], config: Schedu
         run = ServingRun({**totals, "devices": devices * replicas,
                           "prefill_devices": prefill_devices, "kv_capacity_tokens": capacity,
                           "tokens_per_decode_step": config.tokens_per_step,
-                          "kv_bytes_per_token_per_device": per_token, "step_cost_evaluations": costs.evaluations,
+                          "kv_bytes_per_token_per_device": per_token,
+                          "step_cost_evaluations": costs.evaluations - evaluations,
                           "engine": engine, "scheduler": config.policy, "dropped_requests": limit.dropped,
                           "clipped_requests": limit.clipped, **tier_summary(servers),
                           **({} if per_replica is None else {"replicas": replicas, "router": deployment.router,
@@ -121,6 +124,23 @@ def simulate_serving(base: Scenario, requests: Iterator[Request], config: Schedu
         if picture is not None:
             run.figure().savefig(picture, format="png")
     return run
+
+
+_RECENT_COSTS: OrderedDict[tuple[str, str], StepCosts] = OrderedDict()
+RECENT_COSTS = 4  # step-cost memos kept for the next run of the same scenario
+
+
+def step_costs(base: Scenario, engine: Engine, speculation: Speculation | None) -> StepCosts:
+    """The step costs of `base` on `engine`, reusing the memo of one of the last RECENT_COSTS scenarios run (the memo
+    is exact, so a capacity search's runs at many rates share their step estimates); speculation gets a fresh one."""
+    if speculation is not None:
+        return StepCosts(base, engine, speculation)
+    key = (base.model_dump_json(), engine)
+    costs = _RECENT_COSTS.pop(key, None) or StepCosts(base, engine)
+    _RECENT_COSTS[key] = costs
+    while len(_RECENT_COSTS) > RECENT_COSTS:
+        _RECENT_COSTS.popitem(last=False)
+    return costs
 
 
 def _context_limit(model: str, max_context: int, capacity: int, config: SchedulerConfig,
