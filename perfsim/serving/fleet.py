@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import simpy
 
 from perfsim.serving.arrivals import Request
@@ -22,7 +23,6 @@ from perfsim.serving.router import Router, route
 from perfsim.serving.scheduler import Handoffs, SchedulerConfig, Server, ServingResult
 
 Tiers = Callable[[], tuple[PrefixCache | None, HostTier | None]]
-ARRAYS = ("times_s", "durations_s", "batch_sizes", "queue_depths", "kv_tokens")
 
 
 @dataclass
@@ -34,7 +34,7 @@ class Fleet:
     router: Router
 
     def merged(self) -> ServingResult:
-        """The fleet's totals as one result (per-iteration records concatenated, replica after replica)."""
+        """The fleet's totals as one result, without per-iteration records (they stay with each replica)."""
         first = self.servers[0].result
         total = ServingResult(kv_capacity_tokens=first.kv_capacity_tokens, makespan_s=first.makespan_s)
         for server in self.servers:
@@ -42,9 +42,16 @@ class Fleet:
             for name in ("finished", "output_tokens", "iterations", "preemptions", "busy_energy_j", "busy_chip_s",
                          "swaps", "host_transfer_s"):
                 setattr(total, name, getattr(total, name) + getattr(r, name))
-            for name in ARRAYS:
-                getattr(total, name).extend(getattr(r, name))
         return total
+
+    def mean_batch(self) -> float | None:
+        """Σ batch · Δt / Σ Δt over every replica's iterations: the batch weighted by busy time."""
+        weighted = busy = 0.0
+        for server in self.servers:
+            durations = np.frombuffer(server.result.durations_s, dtype=float)
+            weighted += float(np.dot(np.asarray(server.result.batch_sizes, dtype=float), durations))
+            busy += float(durations.sum())
+        return weighted / busy if busy > 0 else None
 
     def per_replica(self, devices: int, waiting_w: float | None) -> list[dict[str, object]]:
         """Each replica's summary (as serve's, over its own requests and iterations) and its prefix-cache counts."""

@@ -109,6 +109,8 @@ def simulate_serving(base: Scenario, requests: Iterator[Request], config: Schedu
             per_replica = fleet.per_replica(devices, waiting_power_w(resolved.chip))
         hardware = resolved.system.name if resolved.system else resolved.chip.name
         totals = summary(result, recorder, devices * replicas, waiting_power_w(resolved.chip))
+        if per_replica is not None:
+            totals["mean_batch"] = fleet.mean_batch()
         run = ServingRun({**totals, "devices": devices * replicas,
                           "prefill_devices": prefill_devices, "kv_capacity_tokens": capacity,
                           "tokens_per_decode_step": config.tokens_per_step,
