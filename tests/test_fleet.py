@@ -382,11 +382,13 @@ def test_quantile_interval_of_the_median_of_100():
     assert quantile_interval(np.arange(1.0, 101.0), 50) == (40.0, 61.0)
 
 
-def test_cli_max_rate(cli):
+def test_cli_max_rate(cli, tmp_path):
     out = cli("serve", "--model", "llama-2-7b", "--hardware", "a100-sxm-80gb", "--max-rate", "--slo-ttft", "2s",
               "--slo-tpot", "50ms", "--percentile", "99", "--requests", "200", "--rate-range", "1:64",
-              "--format", "json")
+              "--format", "json", "-o", str(tmp_path))
     s = json.loads(out.out)
+    curve = (tmp_path / "capacity.csv").read_text().splitlines()
+    assert len(curve) == 1 + s["probes"] and (tmp_path / "capacity.png").stat().st_size > 0
     low, high = s["bracket_rps"]
     assert s["max_rate_rps"] == low and high / low <= 1.01 and s["percentile"] == 99
     assert s["met"]["tpot_s"] <= 0.05 and s["met"]["ttft_s"] <= 2.0
