@@ -409,3 +409,14 @@ def test_disaggregated_kv_crosses_the_link_joining_the_pools():
     cluster = hardware("h100-cluster")  # 8-GPU NVSwitch nodes on an InfiniBand fat tree
     assert joining_link(cluster.interconnects, 8)[0].name == "nvswitch"  # both pools in one node
     assert joining_link(cluster.interconnects, 16) == (cluster.interconnect, 1)  # the pools in two nodes: IB
+
+
+def test_a_shared_step_cost_memo_changes_nothing_but_the_count():
+    from perfsim.serving.run import shared_step_costs
+
+    fresh = ps.serve(**SERVE, rate=8, requests=40, prompt_len="uniform:64:900", output_len=8).summary
+    with shared_step_costs():
+        ps.serve(**SERVE, rate=3, requests=40, prompt_len="uniform:64:900", output_len=8)
+        shared = ps.serve(**SERVE, rate=8, requests=40, prompt_len="uniform:64:900", output_len=8).summary
+    assert shared["step_cost_evaluations"] < fresh["step_cost_evaluations"]
+    assert {**shared, "step_cost_evaluations": 0} == {**fresh, "step_cost_evaluations": 0}

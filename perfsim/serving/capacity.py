@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from perfsim.errors import PerfsimError
-from perfsim.serving.run import ServingRun
+from perfsim.serving.run import ServingRun, shared_step_costs
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -163,6 +163,13 @@ def max_rate(run_at: Callable[[float], ServingRun], slo_ttft_s: float | None, sl
         probes.append(probe(run_at(rate), rate, slo_ttft_s, slo_tpot_s, percentile))
         return probes[-1]
 
+    with shared_step_costs():
+        return _search(check, probes, bracket, start, tolerance, percentile, where)
+
+
+def _search(check: Callable[[float], Probe], probes: list[Probe], bracket: tuple[float, float] | None, start: float,
+            tolerance: float, percentile: float, where: str) -> RateSearch:
+    """The bracket (given, or found from `start`), then the bisection; `check` appends each probe to `probes`."""
     if bracket is not None:
         low, high = bracket
         if not 0 < low < high:

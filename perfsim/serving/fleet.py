@@ -1,9 +1,10 @@
 """A fleet: replicas of one scenario behind a router in one simulation, with per-replica and fleet metrics.
 
 Every replica runs its own scheduler (perfsim.serving.scheduler) over its own KV cache, prefix cache and host tier;
-they share the memoised step costs (the same model on the same chips). Fleet totals add the replicas up: requests,
-tokens, iterations, preemptions and energy are sums; the makespan is the last replica's end; latency percentiles
-are over every request; mean batch is weighted by each replica's busy time.
+they share the memoised step costs (the same model on the same chips). Only the first replica keeps per-iteration
+records (for the picture); every replica keeps its busy time and Σ batch · Δt, whence mean batches. Fleet totals
+add the replicas up: requests, tokens, iterations, preemptions and energy are sums; the makespan is the last
+replica's end; latency percentiles are over every request; mean batch is weighted by each replica's busy time.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-import numpy as np
 import simpy
 
 from perfsim.serving.arrivals import Request
@@ -46,16 +46,13 @@ class Fleet:
 
     def mean_batch(self) -> float | None:
         """Σ batch · Δt / Σ Δt over every replica's iterations: the batch weighted by busy time."""
-        weighted = busy = 0.0
-        for server in self.servers:
-            durations = np.frombuffer(server.result.durations_s, dtype=float)
-            weighted += float(np.dot(np.asarray(server.result.batch_sizes, dtype=float), durations))
-            busy += float(durations.sum())
-        return weighted / busy if busy > 0 else None
+        busy = sum(server.result.busy_s for server in self.servers)
+        return sum(server.result.batch_s for server in self.servers) / busy if busy > 0 else None
 
     def per_replica(self, devices: int, waiting_w: float | None) -> list[dict[str, object]]:
         """Each replica's summary (as serve's, over its own requests and iterations) and its prefix-cache counts."""
         return [{"replica": i, **summary(server.result, recorder, devices, waiting_w),
+                 "mean_batch": server.result.batch_s / server.result.busy_s if server.result.busy_s > 0 else None,
                  **tier_summary([(server.result, server.cache, server.host)])}
                 for i, (server, recorder) in enumerate(zip(self.servers, self.recorders, strict=True))]
 
@@ -82,7 +79,8 @@ def serve_fleet(requests: Iterator[Request], costs: StepCosts, capacity: int, co
     for i in range(replicas):
         cache, host = tiers()
         servers.append(Server(env, inboxes[i], costs, capacity, config, finisher(i),
-                              ServingResult(kv_capacity_tokens=capacity), cache=cache, host=host))
+                              ServingResult(kv_capacity_tokens=capacity, keep_records=i == 0), cache=cache,
+                              host=host))
     router = Router(policy, servers)
     env.process(route(env, requests, router, inboxes))
     for server in servers:

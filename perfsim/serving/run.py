@@ -4,9 +4,8 @@ outputs."""
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
@@ -128,21 +127,27 @@ def simulate_serving(base: Scenario, requests: Iterator[Request], config: Schedu
     return run
 
 
-_RECENT_COSTS: OrderedDict[tuple[str, str], StepCosts] = OrderedDict()
-RECENT_COSTS = 4  # step-cost memos kept for the next run of the same scenario
+_SHARED_COSTS: dict[tuple[str, str], StepCosts] | None = None
+
+
+@contextmanager
+def shared_step_costs() -> Iterator[None]:
+    """Within this block, runs of one scenario share one step-cost memo (it is exact, so a capacity search's runs
+    at many rates give what they would alone, faster; their step_cost_evaluations count only new estimates)."""
+    global _SHARED_COSTS
+    outer = _SHARED_COSTS
+    _SHARED_COSTS = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _SHARED_COSTS = outer
 
 
 def step_costs(base: Scenario, engine: Engine, speculation: Speculation | None) -> StepCosts:
-    """The step costs of `base` on `engine`, reusing the memo of one of the last RECENT_COSTS scenarios run (the memo
-    is exact, so a capacity search's runs at many rates share their step estimates); speculation gets a fresh one."""
-    if speculation is not None:
+    """The step costs of `base` on `engine`: a fresh memo, or the shared one inside shared_step_costs()."""
+    if _SHARED_COSTS is None or speculation is not None:
         return StepCosts(base, engine, speculation)
-    key = (base.model_dump_json(), engine)
-    costs = _RECENT_COSTS.pop(key, None) or StepCosts(base, engine)
-    _RECENT_COSTS[key] = costs
-    while len(_RECENT_COSTS) > RECENT_COSTS:
-        _RECENT_COSTS.popitem(last=False)
-    return costs
+    return _SHARED_COSTS.setdefault((base.model_dump_json(), engine), StepCosts(base, engine))
 
 
 def _context_limit(model: str, max_context: int, capacity: int, config: SchedulerConfig,

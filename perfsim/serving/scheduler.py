@@ -130,6 +130,9 @@ class ServingResult:
     queue_depths: array = field(default_factory=lambda: array("I"))
     kv_tokens: array = field(default_factory=lambda: array("d"))
     swaps: int = 0  # preemptions that swapped to host memory (of `preemptions`)
+    busy_s: float = 0.0  # Σ iteration durations
+    batch_s: float = 0.0  # Σ batch · duration over iterations
+    keep_records: bool = True  # False: no per-iteration arrays (a fleet keeps them for its first replica only)
     host_transfer_s: float = 0.0  # seconds iterations stalled on host-memory moves
 
 
@@ -239,11 +242,14 @@ class Server:
             result.iterations += 1
             result.busy_energy_j += cost.energy_j
             result.busy_chip_s += cost.busy_chip_s
-            result.times_s.append(self.env.now)
-            result.durations_s.append(seconds)
-            result.batch_sizes.append(batch)
-            result.queue_depths.append(waiting)
-            result.kv_tokens.append(kv_tokens)
+            result.busy_s += seconds
+            result.batch_s += batch * seconds
+            if result.keep_records:
+                result.times_s.append(self.env.now)
+                result.durations_s.append(seconds)
+                result.batch_sizes.append(batch)
+                result.queue_depths.append(waiting)
+                result.kv_tokens.append(kv_tokens)
             self._advance(chunks)
             self._preempt()
 
