@@ -11,6 +11,7 @@
 
 and, in perfsim.api (what the other CLI commands print):
 
+    api.max_rate("llama-3-8b", "h100-sxm", slo_ttft="2s", slo_tpot="50ms")   RateSearchResult (serve --max-rate)
     api.verify()                                              VerifyResult
     api.hardware_list(), api.model_list()                     one row per spec on the search path
     api.hardware_info("h100-sxm"), api.model_info("llama-3-70b")   one spec's fields, as `show` prints them
