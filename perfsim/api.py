@@ -15,6 +15,7 @@
 
 and, in perfsim.api (what the other CLI commands print):
 
+    api.max_rate("llama-3-8b", "h100-sxm", slo_ttft="2s", slo_tpot="50ms")   RateSearchResult (serve --max-rate)
     api.verify()                                              VerifyResult
     api.hardware_list(), api.model_list()                     one row per spec on the search path
     api.hardware_info("h100-sxm"), api.model_info("llama-3-70b")   one spec's fields, as `show` prints them
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
     from perfsim.planning.search import Choice, Demand
     from perfsim.planning.sweep_spec import SweepSpec
     from perfsim.serving.arrivals import Request
+    from perfsim.serving.capacity import RateSearch
     from perfsim.serving.run import ServingRun
     from perfsim.training.result import TrainResult
 
@@ -425,6 +427,34 @@ class ServeResult:
         """Latency CCDFs with p50/p99 and the SLOs, batch and queue over time, KV-cache use over time."""
         return self.run.figure()
 
+    def replicas_frame(self) -> pd.DataFrame:
+        """One row per replica (its requests, latency percentiles, throughput, batch, cache counts); one row
+        for a single replica, its summary's."""
+        import pandas as pd
+
+        rows = self.summary.get("per_replica") or [{"replica": 0, **self.summary}]
+        return pd.DataFrame([flat_record(row) for row in rows])
+
+
+@dataclass(frozen=True)
+class RateSearchResult:
+    """A capacity search: `summary` as `serve --max-rate --format json` prints it; the goodput curve behind it."""
+
+    search: RateSearch
+    notes: tuple[str, ...] = ()
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return self.search.summary()
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per probed rate: rate_rps, goodput_requests_per_s, throughput, the percentiles, meets_slo."""
+        return self.search.to_frame()
+
+    def plot(self) -> Figure:
+        """Goodput against the offered rate, the answer marked."""
+        return self.search.figure()
+
 
 def duration(value: float | str | None, what: str) -> float | None:
     """A positive finite time in seconds from 2, '2', '2s', '150ms' or '150 us' (a bare number is seconds)."""
@@ -460,36 +490,83 @@ def serve(model_ref: str | None = None, hardware_ref: str | Path | Device | Syst
           slo_tpot: float | str | None = None, max_batch: int = 256, max_tokens: int = 8192,
           chunked_prefill: bool = True, block_size: int = 16, engine: str = "analytic",
           draft_model: str | None = None, draft_len: int = 4, prefill_devices: int | None = None,
-          output: str | Path | None = None, progress: bool = False, **fields: Any) -> ServeResult:
-    """Serve Poisson arrivals at `rate` (or a CSV `trace`, or Request objects) with continuous batching.
+          output: str | Path | None = None, progress: bool = False, arrivals: str = "poisson", replicas: int = 1,
+          router: str = "round-robin", scheduler: str = "vllm", preemption: str = "recompute",
+          prefix_cache: int = 0, host_kv: float | str | None = None, context_policy: str = "drop",
+          **fields: Any) -> ServeResult:
+    """Serve arrivals at a mean `rate` (or a CSV/JSONL `trace`, or Request objects) with continuous batching.
 
     Lengths are a number or `uniform:LO:HI`, `exponential:MEAN`, `normal:MEAN:STD`,
     `lognormal:MEDIAN:SIGMA`; SLOs are seconds or strings with units ('2s', '150ms'). `output`
-    writes DIR/requests.csv and DIR/serving.png; `progress` draws a bar on a terminal.
+    writes DIR/requests.csv and DIR/serving.png; `progress` draws a bar on a terminal. `arrivals` is `poisson`,
+    `gamma:CV`, `onoff:ON_S:OFF_S` or `diurnal:AMPLITUDE:PERIOD_S`; `replicas` copies of the scenario sit behind
+    `router`; `scheduler` is vllm, sarathi, orca or static; each replica sets aside `prefix_cache` KV tokens for
+    shared prefixes and has `host_kv` of host memory ('64 GiB', or bytes) as a KV tier, where `preemption='swap'`
+    puts preempted caches; requests beyond a replica are dropped or clipped (`context_policy`) and counted.
     """
-    from perfsim.serving.arrivals import from_csv, poisson
     from perfsim.serving.run import simulate_serving
+
+    slo_ttft_s, slo_tpot_s = duration(slo_ttft, "slo-ttft"), duration(slo_tpot, "slo-tpot")
+    base, requests_in, total, config, speculation, deployment = _serving_setup(
+        model_ref, hardware_ref, scenario, rate, requests, prompt_len, output_len, seed, trace, max_batch,
+        max_tokens, chunked_prefill, block_size, engine, draft_model, draft_len, prefill_devices, arrivals, replicas,
+        router, scheduler, preemption, prefix_cache, host_kv, context_policy, fields)
+    run = simulate_serving(base, requests_in, config, engine, slo_ttft_s, slo_tpot_s,  # type: ignore[arg-type]
+                           Path(output) if output is not None else None, total if progress else None,
+                           speculation, prefill_devices, deployment)
+    return ServeResult(run, tuple(notes(base.hardware)))
+
+
+def max_rate(model_ref: str | None = None, hardware_ref: str | Path | None = None, *,
+             slo_ttft: float | str | None = None, slo_tpot: float | str | None = None, percentile: float = 99,
+             rate_range: tuple[float, float] | None = None, rate: float = 1.0, **settings: Any) -> RateSearchResult:
+    """The highest mean arrival rate whose `percentile` TTFT and TPOT meet the SLOs, by bisection
+    (perfsim.serving.capacity): within `rate_range` (low meets, high misses), or found by doubling or halving
+    `rate`. `settings` are serve's (requests, lengths, arrivals, replicas, scheduler, scenario fields…); each
+    probed rate draws the same requests."""
+    from perfsim.serving.capacity import max_rate as search
+
+    if settings.get("trace") is not None:
+        raise PerfsimError("--max-rate varies the arrival rate; a trace fixes it")
+    slo_ttft_s, slo_tpot_s = duration(slo_ttft, "slo-ttft"), duration(slo_tpot, "slo-tpot")
+    found: list[ServeResult] = []
+
+    def run_at(at: float) -> ServingRun:
+        found.append(serve(model_ref, hardware_ref, rate=at, slo_ttft=slo_ttft_s, slo_tpot=slo_tpot_s, **settings))
+        return found[-1].run
+
+    return RateSearchResult(search(run_at, slo_ttft_s, slo_tpot_s, percentile, rate_range, rate),
+                            found[0].notes if found else ())
+
+
+def _serving_setup(model_ref, hardware_ref, scenario, rate, requests, prompt_len, output_len, seed, trace, max_batch,
+                   max_tokens, chunked_prefill, block_size, engine, draft_model, draft_len, prefill_devices, arrivals,
+                   replicas, router, scheduler, preemption, prefix_cache, host_kv, context_policy, fields):
+    """serve's inputs checked and built: (base scenario, request iterator, total or None, scheduler config,
+    speculation or None, deployment)."""
+    from perfsim.serving.arrivals import from_trace, poisson
+    from perfsim.serving.run import Deployment
     from perfsim.serving.scheduler import SchedulerConfig
 
     for name, value in (("max_batch", max_batch), ("max_tokens", max_tokens), ("block_size", block_size),
-                        ("draft_len", draft_len), ("prefill_devices", prefill_devices)):
+                        ("draft_len", draft_len), ("prefill_devices", prefill_devices), ("replicas", replicas)):
         bounded(name, value, 1, MAX_SETTING)
-    slo_ttft_s, slo_tpot_s = duration(slo_ttft, "slo-ttft"), duration(slo_tpot, "slo-tpot")
+    bounded("prefix_cache", prefix_cache, 0, MAX_SETTING)
     spec = hardware(hardware_ref) if hardware_ref is not None else None
     if spec is not None and not isinstance(hardware_ref, str | Path) and hardware(spec.name) != spec:
         raise PerfsimError(f"serve takes hardware by name or path; {spec.name} was changed in memory "
                            "(write it to a YAML file and pass its path)")
     base = scenario_of(scenario if scenario is not None else {"model": model_ref} if model_ref else {},
-                     hardware_ref, fields)
-    arrivals: Iterator[Request]
+                     hardware_ref, dict(fields))
+    incoming: Iterator[Request]
     total: int | None = None
     if trace is None:
         bounded("requests", requests, 1, MAX_REQUESTS)
-        arrivals, total = poisson(rate, requests, str(prompt_len), str(output_len), seed), requests
+        incoming, total = poisson(rate, requests, str(prompt_len), str(output_len), seed, arrivals), requests
     elif isinstance(trace, str | Path):
-        arrivals = from_csv(Path(trace))
+        incoming = from_trace(Path(trace))
     else:
-        arrivals = iter(trace)
+        incoming = iter(trace)
     if engine not in ("analytic", "des"):
         raise PerfsimError(f"engine: '{engine}' is not one of analytic, des")
     speculation = None
@@ -497,11 +574,20 @@ def serve(model_ref: str | None = None, hardware_ref: str | Path | Device | Syst
         from perfsim.serving.costs import Speculation
 
         speculation = Speculation(base.model_copy(update={"model": draft_model}), draft_len, base.acceptance)
-    config = SchedulerConfig(max_batch, max_tokens, chunked_prefill, block_size)
-    run = simulate_serving(base, arrivals, config, engine, slo_ttft_s, slo_tpot_s,  # type: ignore[arg-type]
-                           Path(output) if output is not None else None, total if progress else None,
-                           speculation, prefill_devices)
-    return ServeResult(run, tuple(notes(base.hardware)))
+    config = SchedulerConfig(max_batch, max_tokens, chunked_prefill, block_size, policy=scheduler,
+                             preemption=preemption)
+    host_bytes = 0.0
+    if host_kv is not None:
+        from perfsim.units import UnitError, parse_quantity
+
+        try:
+            host_bytes = parse_quantity(host_kv, "capacity")
+        except UnitError as err:
+            raise PerfsimError(f"--host-kv: {err}") from None
+    if preemption == "swap" and not host_bytes:
+        raise PerfsimError("--preemption swap needs host memory for the swapped caches (--host-kv SIZE)")
+    deployment = Deployment(replicas, router, prefix_cache, host_bytes, context_policy)
+    return base, incoming, total, config, speculation, deployment
 
 
 @dataclass(frozen=True)

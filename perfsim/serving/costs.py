@@ -205,6 +205,7 @@ class StepCosts:
         if self._draft is not None:
             self._passes.append(self._draft)
         self._dp = self._passes[0].template.par.dp
+        self._decodes: dict[tuple[int, int, int], IterationCost] = {}  # pure-decode passes: (sequences, cached ×2)
 
     @property
     def evaluations(self) -> int:
@@ -215,8 +216,19 @@ class StepCosts:
         """`decoding` sequences, holding `context` cached tokens on average, gain a token each and every
         prompt chunk (new tokens, tokens of its prompt already cached) is prefilled, in one pass."""
         share = chunks if self._dp == 1 else busiest_share(chunks, self._dp)
-        pieces: list[tuple[int, int, float]] = [(1, new, cached) for new, cached in share]
         seqs, spec = -(-decoding // self._dp), self.speculation
+        if not share and seqs:  # a pure-decode pass: memoised by what its cost depends on (exactly)
+            key = (seqs, self._decode_pass._cached(context, spec.length + 1 if spec else 1),
+                   self._draft._cached(context, 1) if self._draft is not None else 0)
+            found = self._decodes.get(key)
+            if found is None:
+                found = self._decodes[key] = self._iteration(seqs, context, share)
+            return found
+        return self._iteration(seqs, context, share)
+
+    def _iteration(self, seqs: int, context: float, share: Iterable[tuple[int, int]]) -> IterationCost:
+        pieces: list[tuple[int, int, float]] = [(1, new, cached) for new, cached in share]
+        spec = self.speculation
         total: np.ndarray = np.zeros(3)
         if seqs:
             pieces.append((seqs, spec.length + 1 if spec else 1, context))

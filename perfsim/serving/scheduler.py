@@ -20,6 +20,20 @@ in expectation, and finishes after ⌈remaining / tokens_per_step⌉ iterations.
 prefill/decode disaggregation a prefill-only server hands each prefilled sequence (its
 first token emitted) to a decode server after the KV transfer.
 
+Schedulers (`SchedulerConfig.policy`): `vllm` is the loop above, chunked or not; `sarathi` is Sarathi-Serve's
+stall-free batching, the same loop with chunked prefill always on (`max_tokens` is its token budget); `orca` is
+Orca's iteration-level scheduling with selective batching: whole prompts join running decodes, and each request
+reserves KV for its prompt and all its output on admission (so it is never preempted); `static` batches as the
+classic TensorRT-LLM benchmark tables do: a batch forms only when the previous one has finished, reserves as
+`orca` does, and every iteration costs its formed size (finished sequences keep their padded slots) until the
+last one ends.
+
+With a prefix cache, a new request whose conversation (or prefix id) is cached prefills only the rest of its
+prompt (at least one token) and attends over the cached tokens; a prefill that completes caches its prefix, a
+finished turn its conversation. With a host tier, preemption may swap (`preemption="swap"`): the victim's KV
+goes to host memory and comes back on re-admission instead of being recomputed; host moves stall the next
+iteration (perfsim.serving.kv_tiers).
+
 KV capacity is block-granular: a sequence holds ⌈len / block⌉ blocks, budgeted as its
 tokens plus one block. Decode sequences finish at iterations known when they start, so an
 iteration costs O(log n), not O(batch): a million requests run in bounded memory.
@@ -39,6 +53,8 @@ import simpy
 from perfsim.errors import PerfsimError
 from perfsim.serving.arrivals import Request
 from perfsim.serving.costs import StepCosts
+from perfsim.serving.kv_tiers import HostTier
+from perfsim.serving.prefix_cache import PrefixCache
 
 WATERMARK = 0.01  # admit only while 1 % of the KV cache stays free, as vLLM's watermark does
 
@@ -52,6 +68,30 @@ class SchedulerConfig:
     chunked_prefill: bool = True
     block_size: int = 16
     tokens_per_step: float = 1.0  # expected tokens a decoding sequence gains per iteration (speculation: > 1)
+    policy: str = "vllm"  # vllm, sarathi, orca, static (see the module doc)
+    preemption: str = "recompute"  # or swap (needs a host tier)
+
+    def __post_init__(self) -> None:
+        if self.policy not in POLICIES:
+            raise PerfsimError(f"--scheduler: unknown scheduler '{self.policy}' (known: {', '.join(POLICIES)})")
+        if self.preemption not in PREEMPTIONS:
+            raise PerfsimError(f"--preemption: '{self.preemption}' is not one of {', '.join(PREEMPTIONS)}")
+        if self.policy == "sarathi" and not self.chunked_prefill:
+            raise PerfsimError("--scheduler sarathi is chunked prefill; it cannot run with --no-chunked-prefill")
+
+    @property
+    def chunks(self) -> bool:
+        """Whether prompts are split into chunks across iterations."""
+        return self.policy == "sarathi" or (self.policy == "vllm" and self.chunked_prefill)
+
+    @property
+    def reserves(self) -> bool:
+        """Whether a request reserves KV for its whole output on admission."""
+        return self.policy in ("orca", "static")
+
+
+POLICIES = ("vllm", "sarathi", "orca", "static")
+PREEMPTIONS = ("recompute", "swap")
 
 
 @dataclass(eq=False)
@@ -65,6 +105,10 @@ class Sequence:
     first_token_s: float = -1.0
     decode_from: int = -1
     epoch: int = 0  # bumps on preemption, invalidating its finish entry
+    shared: int = 0  # prompt tokens read from the prefix cache (not in kv_tokens)
+    swapped: float = 0.0  # KV tokens waiting in host memory after a swap
+    promise: float = 0.0  # KV tokens reserved on admission (orca, static)
+    queued: bool = True  # not yet admitted once (counted in its server's queued_tokens)
 
 
 @dataclass
@@ -85,6 +129,11 @@ class ServingResult:
     batch_sizes: array = field(default_factory=lambda: array("I"))
     queue_depths: array = field(default_factory=lambda: array("I"))
     kv_tokens: array = field(default_factory=lambda: array("d"))
+    swaps: int = 0  # preemptions that swapped to host memory (of `preemptions`)
+    busy_s: float = 0.0  # Σ iteration durations
+    batch_s: float = 0.0  # Σ batch · duration over iterations
+    keep_records: bool = True  # False: no per-iteration arrays (a fleet keeps them for its first replica only)
+    host_transfer_s: float = 0.0  # seconds iterations stalled on host-memory moves
 
 
 class Arrivals:
@@ -145,9 +194,15 @@ class Server:
 
     def __init__(self, env: simpy.Environment, inbox: Arrivals | Handoffs, costs: StepCosts, capacity: int,
                  config: SchedulerConfig, on_finish: Callable[[Request, float, float], None], result: ServingResult,
-                 handoff: Callable[[Sequence], None] | None = None) -> None:
+                 handoff: Callable[[Sequence], None] | None = None, cache: PrefixCache | None = None,
+                 host: HostTier | None = None) -> None:
         self.env, self.inbox, self.costs, self.capacity, self.config = env, inbox, costs, capacity, config
         self.on_finish, self.result, self.handoff = on_finish, result, handoff
+        self.cache, self.host = cache, host
+        self.transfer_s = 0.0  # host moves the next iteration waits for
+        self.queued_tokens = 0  # prompt tokens routed here and not yet admitted (for a router)
+        self.promised = 0.0  # Σ promise of running sequences
+        self.slots = 0  # a static batch's formed size
         self.waiting: deque[Sequence] = deque()
         self.prefilling: list[Sequence] = []
         self.decoding: dict[int, Sequence] = {}
@@ -174,9 +229,12 @@ class Server:
                 continue
             chunks = self._plan()
             decoding = len(self.decoding)
-            cost = self.costs.iteration(decoding, self.ctx_sum / decoding if decoding else 0.0,
-                                        [(take, seq.kv_tokens - seq.to_prefill) for seq, take in chunks])
-            seconds = cost.seconds
+            padded = max(decoding, self.slots - len(self.prefilling)) if decoding and self.slots else decoding
+            cost = self.costs.iteration(padded, self.ctx_sum / decoding if decoding else 0.0,
+                                        [(take, seq.kv_tokens + seq.shared - seq.to_prefill) for seq, take in chunks])
+            seconds = cost.seconds + self.transfer_s
+            self.result.host_transfer_s += self.transfer_s
+            self.transfer_s = 0.0
             batch, waiting, kv_tokens = self.running, len(self.waiting), self.kv_total
             yield self.env.timeout(seconds)
             self.iteration += 1
@@ -184,11 +242,14 @@ class Server:
             result.iterations += 1
             result.busy_energy_j += cost.energy_j
             result.busy_chip_s += cost.busy_chip_s
-            result.times_s.append(self.env.now)
-            result.durations_s.append(seconds)
-            result.batch_sizes.append(batch)
-            result.queue_depths.append(waiting)
-            result.kv_tokens.append(kv_tokens)
+            result.busy_s += seconds
+            result.batch_s += batch * seconds
+            if result.keep_records:
+                result.times_s.append(self.env.now)
+                result.durations_s.append(seconds)
+                result.batch_sizes.append(batch)
+                result.queue_depths.append(waiting)
+                result.kv_tokens.append(kv_tokens)
             self._advance(chunks)
             self._preempt()
 
@@ -199,20 +260,39 @@ class Server:
             if request.prompt_len + request.output_len + block > self.capacity:
                 raise PerfsimError(f"request {request.id} ({request.prompt_len} + {request.output_len} tokens) "
                                    f"can never fit the KV cache of {self.capacity} tokens")
-            if seq.to_prefill > budget and not self.config.chunked_prefill:
+            if seq.to_prefill > budget and not self.config.chunks:
                 raise PerfsimError(f"request {request.id}: a prompt of {seq.to_prefill} tokens exceeds the budget of "
                                    f"{budget} tokens per iteration (--max-tokens) without chunked prefill")
             self.waiting.append(seq)
 
     def _admit(self) -> None:
         limit = self.capacity * (1 - WATERMARK)
-        block = self.config.block_size
-        while self.waiting and self.running < min(self.config.max_batch, self.config.max_tokens):
+        config = self.config
+        block = config.block_size
+        if config.policy == "static":
+            if self.running:
+                return
+            self.slots = 0
+        while self.waiting and self.running < min(config.max_batch, config.max_tokens):
             seq = self.waiting[0]
+            if seq.queued and self.cache is not None and seq.to_prefill == seq.request.prompt_len:
+                self._lookup(seq)
             need = seq.to_prefill or seq.request.prompt_len + seq.produced
-            if self.kv_total + block * (self.running + 1) + need > limit:
+            if config.reserves:
+                promise = need + seq.request.output_len - seq.produced
+                if self.promised + block * (self.running + 1) + promise > limit:
+                    break
+                seq.promise = promise
+                self.promised += promise
+            elif self.kv_total + block * (self.running + 1) + need > limit:
                 break
             self.waiting.popleft()
+            if seq.queued:
+                seq.queued = False
+                self.queued_tokens -= seq.request.prompt_len
+            if seq.swapped:
+                self.transfer_s += self.host.swap_in(seq.swapped)  # type: ignore[union-attr]
+                seq.swapped = 0.0
             seq.kv_tokens = need  # the prompt's blocks (or the handed-over cache) are allocated on admission
             self.kv_total += need
             self.admitted.append(seq)
@@ -220,13 +300,31 @@ class Server:
                 self.prefilling.append(seq)
             else:
                 self._start_decoding(seq)
+        if config.policy == "static":
+            self.slots = self.running
+
+    def _lookup(self, seq: Sequence) -> None:
+        """Read a new request's conversation (or else its prefix) from the prefix cache: at least one prompt token is
+        left to prefill; a hit from the host tier stalls the next iteration for the fetch."""
+        request, cache = seq.request, self.cache
+        assert cache is not None
+        keys = [(kind, key) for kind, key in (("conversation", request.conversation_id), ("prefix", request.prefix_id))
+                if key is not None]
+        if not keys:
+            return
+        key = next((key for key in keys if cache.peek(key)), keys[-1])
+        tokens, seconds = cache.lookup(key)
+        limit = request.prefix_len if key[0] == "prefix" else request.prompt_len
+        seq.shared = min(tokens, limit, request.prompt_len - 1)
+        seq.to_prefill = request.prompt_len - seq.shared
+        self.transfer_s += seconds
 
     def _plan(self) -> list[tuple[Sequence, int]]:
         """Prompt chunks (sequence, tokens) for the budget the decoding sequences leave, FIFO."""
         budget = self.config.max_tokens - len(self.decoding)
         chunks: list[tuple[Sequence, int]] = []
         for seq in self.prefilling:
-            whole = not self.config.chunked_prefill and seq.to_prefill <= self.config.max_tokens
+            whole = not self.config.chunks and seq.to_prefill <= self.config.max_tokens
             take = min(seq.to_prefill, budget)
             if take <= 0 or (whole and take < seq.to_prefill):
                 break
@@ -237,7 +335,7 @@ class Server:
     def _start_decoding(self, seq: Sequence) -> None:
         seq.decode_from = self.iteration
         self.decoding[seq.request.id] = seq
-        self.ctx_sum += seq.kv_tokens
+        self.ctx_sum += seq.kv_tokens + seq.shared
         steps = math.ceil((seq.request.output_len - seq.produced) / self.config.tokens_per_step)
         heapq.heappush(self.finishing, (self.iteration + steps, seq.request.id, seq.epoch))
 
@@ -261,6 +359,9 @@ class Server:
             seq.produced += 1  # the step that completes a prefill emits the next token
             if seq.first_token_s < 0:
                 seq.first_token_s = self.env.now
+            request = seq.request
+            if self.cache is not None and request.prefix_id is not None and request.prefix_len:
+                self.transfer_s += self.cache.insert(("prefix", request.prefix_id), request.prefix_len)
             if seq.produced >= seq.request.output_len:
                 self._release(seq)
                 self._finish(seq)
@@ -275,20 +376,31 @@ class Server:
         block = self.config.block_size
         while self.admitted and self.kv_total + block * self.running > self.capacity:
             victim = self.admitted[-1]
-            if victim.decode_from >= 0:
+            decoding = victim.decode_from >= 0
+            if decoding:
                 grown = (self.iteration - victim.decode_from) * self.config.tokens_per_step
                 victim.kv_tokens += grown
                 victim.produced = min(victim.request.output_len - 1, victim.produced + math.floor(grown))
+            held = victim.kv_tokens + victim.shared
             self._release(victim)
             victim.epoch += 1
+            victim.shared = 0
             victim.to_prefill = victim.request.prompt_len + victim.produced
+            if decoding and self.config.preemption == "swap" and self.host is not None:
+                seconds = self.host.swap_out(held)
+                if seconds is not None:  # the cache waits in host memory; re-admission fetches it, no prefill
+                    self.transfer_s += seconds
+                    victim.swapped, victim.to_prefill = held, 0
+                    self.result.swaps += 1
             self.waiting.appendleft(victim)
             self.result.preemptions += 1
 
     def _release(self, seq: Sequence) -> None:
         self.kv_total -= seq.kv_tokens
+        self.promised -= seq.promise
+        seq.promise = 0.0
         if seq.decode_from >= 0:
-            self.ctx_sum -= seq.kv_tokens
+            self.ctx_sum -= seq.kv_tokens + seq.shared
             del self.decoding[seq.request.id]
         else:
             self.prefilling.remove(seq)
@@ -296,6 +408,10 @@ class Server:
         seq.kv_tokens, seq.decode_from = 0, -1
 
     def _finish(self, seq: Sequence) -> None:
+        request = seq.request
+        if self.cache is not None and request.conversation_id is not None:  # the next turn starts with all of it
+            self.transfer_s += self.cache.insert(("conversation", request.conversation_id),
+                                                 request.prompt_len + request.output_len)
         self.result.finished += 1
         self.result.output_tokens += seq.request.output_len
         self.on_finish(seq.request, seq.first_token_s, self.env.now)
@@ -312,17 +428,20 @@ class Disaggregation:
 
 def serve(requests: Iterator[Request], costs: StepCosts, capacity_tokens: int, config: SchedulerConfig,
           on_finish: Callable[[Request, float, float], None],
-          disaggregation: Disaggregation | None = None) -> ServingResult:
+          disaggregation: Disaggregation | None = None, cache: PrefixCache | None = None,
+          host: HostTier | None = None) -> ServingResult:
     """Run every request to completion; `on_finish(request, first_token_s, end_s)` as each one ends.
 
     With `disaggregation`, a prefill server feeds this (decode) server after each sequence's
-    KV transfer. Raise PerfsimError if a single request can never fit the KV cache.
+    KV transfer. `cache` and `host` are the (decode) server's prefix cache and host KV tier.
+    Raise PerfsimError if a single request can never fit the KV cache.
     """
     env = simpy.Environment()
     result = ServingResult(kv_capacity_tokens=capacity_tokens)
     arrivals = Arrivals(env, iter(requests))
     if disaggregation is None:
-        env.process(Server(env, arrivals, costs, capacity_tokens, config, on_finish, result).run())
+        env.process(Server(env, arrivals, costs, capacity_tokens, config, on_finish, result, cache=cache,
+                           host=host).run())
     else:
         handoffs = Handoffs(env)
         state = {"in_flight": 0, "prefill_done": False}
@@ -345,7 +464,8 @@ def serve(requests: Iterator[Request], costs: StepCosts, capacity_tokens: int, c
                 handoffs.close()
 
         env.process(prefill_then_close())
-        env.process(Server(env, handoffs, costs, capacity_tokens, config, on_finish, result).run())
+        env.process(Server(env, handoffs, costs, capacity_tokens, config, on_finish, result, cache=cache,
+                           host=host).run())
     env.run()
     result.makespan_s = env.now
     return result

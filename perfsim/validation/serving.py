@@ -2,18 +2,13 @@
 
 ttft_s, tpot_s and e2e_s are the block's percentile over the finished requests (numpy's linear
 interpolation; requests with one output token have no TPOT); throughput and energy are the run's
-summary. max_rate_meeting_slo bisects the Poisson rate geometrically over `rate_search` [low, high]:
+summary. max_rate_meeting_slo is perfsim.serving.capacity.max_rate over `rate_search` [low, high]:
 low must meet the SLOs (the percentile of TTFT and of TPOT at or under each SLO given) and high must
-miss them; each step keeps the half that brackets the answer, and the search stops when high / low ≤
-1 + RATE_TOLERANCE or after MAX_BISECTIONS steps. The answer is the last rate that met them, within
-RATE_TOLERANCE below the lowest rate found to miss them. One seed draws the same requests at every
-rate, their gaps scaled by 1 / rate, so latencies grow with the rate up to the noise of a finite run
-(more requests, less noise).
+miss them; it bisects geometrically to within RATE_TOLERANCE below the lowest rate found to miss them.
 """
 
 from __future__ import annotations
 
-import math
 from array import array
 from collections.abc import Iterator
 
@@ -22,14 +17,10 @@ import numpy as np
 from perfsim.errors import PerfsimError
 from perfsim.models.scenario import Scenario
 from perfsim.serving.arrivals import Request, length_sampler, poisson
+from perfsim.serving.capacity import MAX_BISECTIONS, RATE_TOLERANCE, max_rate, probe
 from perfsim.serving.run import ServingRun, simulate_serving
 from perfsim.serving.scheduler import SchedulerConfig
 from perfsim.validation.case import ServeBlock
-
-RATE_TOLERANCE = 0.01
-"""max_rate_meeting_slo is found to within 1 % (relative) below the true threshold."""
-MAX_BISECTIONS = 30
-"""A bound on the bisection steps: ⌈log2(ln(high / low) / ln(1.01))⌉ is 10 for high / low = 1000."""
 
 
 def served_value(scenario: Scenario, block: ServeBlock, metric: str) -> tuple[float | None, str]:
@@ -72,34 +63,19 @@ def percentile(values: array, q: float, metric: str) -> float:
 
 def missed_slo(scenario: Scenario, block: ServeBlock, rate: float) -> str | None:
     """The first SLO the block's percentile misses at `rate` ("slo_ttft_s" or "slo_tpot_s"), or None if all hold."""
-    run = simulate(scenario, block, rate)
-    for slo, values in (("slo_ttft_s", run.recorder.ttft), ("slo_tpot_s", run.recorder.tpot)):
-        limit = getattr(block, slo)
-        data = np.frombuffer(values, dtype=float)
-        if limit is not None and not np.isnan(data).all() and percentile(values, block.percentile, slo) > limit:
-            return slo
-    return None
+    return probe(simulate(scenario, block, rate), rate, block.slo_ttft_s, block.slo_tpot_s, block.percentile).missed
 
 
 def max_rate_meeting_slo(scenario: Scenario, block: ServeBlock) -> tuple[float, str]:
-    """(the highest Poisson rate, requests/s, whose percentile latencies meet the SLOs; the SLO that binds above it).
+    """(the highest Poisson rate, requests/s, whose percentile latencies meet the SLOs; the SLO that binds above it),
+    by perfsim.serving.capacity.max_rate over `rate_search`.
 
     Raise PerfsimError if `rate_search`'s low end misses the SLOs or its high end meets them.
     """
     assert block.rate_search is not None
-    low, high = block.rate_search
-    if (missed := missed_slo(scenario, block, low)) is not None:
-        raise PerfsimError(f"serve.rate_search: the low end, {low:g} requests/s, already misses {missed}; lower it")
-    binding = missed_slo(scenario, block, high)
-    if binding is None:
-        raise PerfsimError(f"serve.rate_search: the high end, {high:g} requests/s, still meets the SLOs; raise it")
-    for _ in range(MAX_BISECTIONS):
-        if high / low <= 1 + RATE_TOLERANCE:
-            break
-        middle = math.sqrt(low * high)
-        missed = missed_slo(scenario, block, middle)
-        if missed is None:
-            low = middle
-        else:
-            high, binding = middle, missed
-    return low, binding
+    search = max_rate(lambda rate: simulate(scenario, block, rate), block.slo_ttft_s, block.slo_tpot_s,
+                      block.percentile, block.rate_search, where="serve.rate_search")
+    return search.rate_rps, search.binding
+
+
+__all__ = ["MAX_BISECTIONS", "RATE_TOLERANCE", "max_rate_meeting_slo", "missed_slo", "served_value"]
