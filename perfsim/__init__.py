@@ -1,8 +1,8 @@
 """perfsim: predict how ML workloads perform on GPUs, NPUs, wafer-scale meshes, PIM, CPUs, MCUs and FPGAs.
 
 `import perfsim as ps` gives the Python API (see perfsim.api): ps.hardware, ps.model, ps.op, ps.estimate,
-ps.step, ps.offloaded, ps.serve, ps.train, ps.sweep, ps.plan, ps.roofline, ps.validate, ps.verify, ps.notes and the
-spec listings.
+ps.step, ps.offloaded, ps.serve, ps.max_rate, ps.train, ps.sweep, ps.plan, ps.roofline, ps.validate, ps.verify,
+ps.notes and the spec listings.
 It is loaded on first use, so the command line starts without it.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-__all__ = ["PerfsimError", "estimate", "hardware", "hardware_info", "hardware_list", "model", "model_info",
+__all__ = ["PerfsimError", "estimate", "hardware", "hardware_info", "hardware_list", "max_rate", "model", "model_info",
            "model_list", "notes", "offloaded", "op", "plan", "roofline", "schema", "serve", "step", "sweep", "train",
            "validate", "verify"]
 

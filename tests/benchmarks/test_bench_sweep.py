@@ -19,25 +19,18 @@ def _timed_sweep(**where) -> tuple[float, api.SweepResult]:
     return time.perf_counter() - start, result
 
 
-@pytest.fixture
-def bench(benchmark):
-    if benchmark.disabled:
-        pytest.skip("a wall-clock budget: run with `make bench`")
-    return benchmark
-
-
-def test_sweep_10000_analytic_points_on_a_pool_of_2(bench):
-    wall_s, result = bench.pedantic(_timed_sweep, kwargs={"workers": 2}, rounds=1, iterations=1)
+def test_sweep_10000_analytic_points_on_a_pool_of_2(budget_benchmark):
+    wall_s, result = budget_benchmark.pedantic(_timed_sweep, kwargs={"workers": 2}, rounds=1, iterations=1)
     print(f"\n10,240-point analytic sweep, process pool of 2: {wall_s:.1f} s")
     assert result.summary["points"] == 10240 and result.computed == 10240
     assert wall_s < BUDGET_S
 
 
-def test_sweep_10000_analytic_points_on_a_2_worker_dask_cluster(bench):
+def test_sweep_10000_analytic_points_on_a_2_worker_dask_cluster(budget_benchmark):
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster:
-        wall_s, result = bench.pedantic(_timed_sweep, kwargs={"dask": cluster.scheduler_address}, rounds=1,
+        wall_s, result = budget_benchmark.pedantic(_timed_sweep, kwargs={"dask": cluster.scheduler_address}, rounds=1,
                                         iterations=1)
     print(f"\n10,240-point analytic sweep, 2-worker Dask LocalCluster: {wall_s:.1f} s")
     assert result.summary["points"] == 10240 and result.computed == 10240
