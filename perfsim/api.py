@@ -523,8 +523,10 @@ def max_rate(model_ref: str | None = None, hardware_ref: str | Path | None = Non
     """The highest mean arrival rate whose `percentile` TTFT and TPOT meet the SLOs, by bisection
     (perfsim.serving.capacity): within `rate_range` (low meets, high misses), or found by doubling or halving
     `rate`. `settings` are serve's (requests, lengths, arrivals, replicas, scheduler, scenario fields…); each
-    probed rate draws the same requests."""
+    probed rate draws the same requests. Without `requests`, a probe's run is lengthened until its arrivals span
+    STEADY_LIFETIMES request lifetimes (perfsim.serving.capacity), so a short burst cannot pass for a rate."""
     from perfsim.serving.capacity import max_rate as search
+    from perfsim.serving.capacity import steady_requests
 
     if settings.get("trace") is not None:
         raise PerfsimError("--max-rate varies the arrival rate; a trace fixes it")
@@ -533,6 +535,12 @@ def max_rate(model_ref: str | None = None, hardware_ref: str | Path | None = Non
 
     def run_at(at: float) -> ServingRun:
         found.append(serve(model_ref, hardware_ref, rate=at, slo_ttft=slo_ttft_s, slo_tpot=slo_tpot_s, **settings))
+        if "requests" not in settings:  # lengthen the run until its arrivals span STEADY_LIFETIMES lifetimes
+            lifetime_s = found[-1].summary["e2e_s"]["p50"] or 0.0
+            requests = steady_requests(at, lifetime_s, found[-1].summary["requests"])
+            if requests > found[-1].summary["requests"]:
+                found[-1] = serve(model_ref, hardware_ref, rate=at, slo_ttft=slo_ttft_s, slo_tpot=slo_tpot_s,
+                                  requests=requests, **settings)
         return found[-1].run
 
     return RateSearchResult(search(run_at, slo_ttft_s, slo_tpot_s, percentile, rate_range, rate),

@@ -420,3 +420,14 @@ def test_a_shared_step_cost_memo_changes_nothing_but_the_count():
         shared = ps.serve(**SERVE, rate=8, requests=40, prompt_len="uniform:64:900", output_len=8).summary
     assert shared["step_cost_evaluations"] < fresh["step_cost_evaluations"]
     assert {**shared, "step_cost_evaluations": 0} == {**fresh, "step_cost_evaluations": 0}
+
+
+def test_max_rate_without_a_request_count_judges_a_steady_state_not_a_burst():
+    # 100 requests at a million per second all arrive at once and finish within the SLOs: a burst, not a rate.
+    # Without `requests`, each probe is lengthened until its arrivals span 100 median request lifetimes. A request
+    # of 32 output tokens lives at least 31 decode steps, each at least Llama-3-8B's 16.06 GB of bf16 weights over
+    # the H100's 3.35 TB/s datasheet HBM: 31 × 4.79 ms = 0.149 s, so the arrivals span at least 14.9 s.
+    summary = ps.max_rate("llama-3-8b", "h100-sxm", slo_ttft="2s", slo_tpot="50ms", output_len=32).summary
+    assert 1 < summary["max_rate_rps"] < 1000  # one H100 serves tens of requests per second, not a million
+    met = summary["met"]
+    assert met["requests"] / met["rate_rps"] >= 100 * 31 * 16.06e9 / 3.35e12

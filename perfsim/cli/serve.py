@@ -36,6 +36,8 @@ def _serve(args: argparse.Namespace) -> str:
                     router=args.router, scheduler=args.scheduler, preemption=args.preemption,
                     prefix_cache=args.prefix_cache, host_kv=args.host_kv, context_policy=args.context_policy)
     if args.max_rate:
+        if args.requests is None:  # the search lengthens each probe to a steady state (api.max_rate)
+            del arrivals["requests"]
         search = api.max_rate(slo_ttft=args.slo_ttft, slo_tpot=args.slo_tpot,
                               percentile=99 if args.percentile is None else args.percentile,
                               rate_range=_rate_range(args.rate_range), **arrivals, **settings)
@@ -82,7 +84,8 @@ def register(commands: argparse._SubParsersAction, add: Callable[..., argparse.A
     serve = add(commands, "serve", _serve, "simulate serving: arrivals, replicas, schedulers, KV cache, SLOs")
     serve.add_argument("--rate", type=float, help="mean arrivals per second (default: 1; with --max-rate: where the "
                                                   "search starts)")
-    serve.add_argument("--requests", type=int, help="number of requests (default: 100)")
+    serve.add_argument("--requests", type=int, help="number of requests (default: 100; with --max-rate, enough "
+                       "for a steady state at each rate)")
     serve.add_argument("--arrivals", metavar="PROCESS",
                        help="poisson, gamma:CV (bursty for CV > 1), onoff:ON_S:OFF_S, diurnal:AMPLITUDE:PERIOD_S "
                             "(default: poisson)")

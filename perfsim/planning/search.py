@@ -11,7 +11,7 @@
 3. Confirmation by the serving simulation (analytic step costs, continuous batching, `percentile` of TTFT and
    TPOT): perfsim.validation.serving.max_rate_meeting_slo bisects the rate one replica carries within the
    SLOs (λ*) on runs of BISECTION_REQUESTS requests, R = ⌈rate / λ*⌉, and one replica is simulated at
-   rate / R on a run long enough to leave the start-up transient behind: its arrivals span CONFIRM_LIFETIMES
+   rate / R on a run long enough to leave the start-up transient behind: its arrivals span STEADY_LIFETIMES
    request lifetimes (`requests`, where the demand gives it, sets every run's length instead). Sending each
    request of a Poisson stream to one of R replicas at random (probability 1/R each) splits it into R
    independent Poisson streams of rate / R, so one replica's run is exactly each replica's; if that run
@@ -34,17 +34,13 @@ from perfsim.hardware import Device
 from perfsim.models.scenario import Scenario
 from perfsim.planning import pricing
 from perfsim.planning.replicas import ReplicaHardware, replica_hardware, systems_of
+from perfsim.serving.capacity import steady_requests
 
 MAX_BATCH = 256
 MAX_EXTRA_REPLICAS = 3
 """The confirmation tries up to 2 · R + MAX_EXTRA_REPLICAS replicas (R from the bisection) before giving up."""
 BISECTION_REQUESTS = 200
 """Requests of each run of the rate bisection, unless the demand gives a number."""
-CONFIRM_LIFETIMES = 100
-"""Unless the demand gives a number of requests, a confirming run's arrivals span this many request lifetimes
-(one prompt's prefill + output × the analytic TPOT at the batch limit), at least BISECTION_REQUESTS: a p99 of
-the steady state, not of the start-up transient (checked against runs of 10,000 requests)."""
-MAX_CONFIRM_REQUESTS = 20_000
 BRACKET_GROWTH = 4.0
 """The analytic rate per replica is widened by this factor each way until the serving runs bracket λ*."""
 
@@ -53,7 +49,7 @@ BRACKET_GROWTH = 4.0
 class Demand:
     """What the deployment must serve: Poisson `rate` requests/s of `prompt_len` → `output_len` tokens, its SLOs
     (seconds) at `percentile`, judged on serving runs from `seed` of `requests` requests (None: BISECTION_REQUESTS
-    while bisecting, CONFIRM_LIFETIMES request lifetimes to confirm)."""
+    while bisecting, STEADY_LIFETIMES request lifetimes to confirm)."""
 
     model: str
     rate: float
@@ -210,8 +206,9 @@ def _confirmed(chip: Device, layout: Layout, demand: Demand, budget: int | None)
     lifetime_s = layout.prefill_s + demand.output_len * layout.tpot_s
     while replicas <= 2 * first + MAX_EXTRA_REPLICAS and (budget is None or layout.chips * replicas < budget):
         rate = demand.rate / replicas
-        requests = demand.requests or min(MAX_CONFIRM_REQUESTS, max(BISECTION_REQUESTS,
-                                                                   math.ceil(rate * CONFIRM_LIFETIMES * lifetime_s)))
+        # unless the demand gives a number, the run spans STEADY_LIFETIMES request lifetimes (one prompt's
+        # prefill + output × the analytic TPOT at the batch limit): a p99 of the steady state
+        requests = demand.requests or steady_requests(rate, lifetime_s, BISECTION_REQUESTS)
         run = simulate(scenario, block.model_copy(update={"requests": requests}), rate)
         ttft = percentile(run.recorder.ttft, demand.percentile, "ttft_s")
         tpot = percentile(run.recorder.tpot, demand.percentile, "tpot_s")

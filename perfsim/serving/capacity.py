@@ -40,6 +40,17 @@ MAX_EXPANSIONS = 20
 """Doublings (or halvings) from the start rate when no bracket is given: a factor of about a million each way."""
 CONFIDENCE = 0.95
 SLOS = ("slo_ttft_s", "slo_tpot_s")
+STEADY_LIFETIMES = 100
+"""A run judges a rate's steady state when its arrivals span this many request lifetimes (a request's median
+end-to-end time at that rate): fewer, and a burst that finishes before the queue builds flatters the rate."""
+MAX_STEADY_REQUESTS = 20_000
+"""The most requests a probe is lengthened to (checked against runs of 10,000 requests)."""
+
+
+def steady_requests(rate: float, lifetime_s: float, least: int) -> int:
+    """Requests whose arrivals at `rate` span STEADY_LIFETIMES lifetimes of `lifetime_s`: at least `least`, at
+    most MAX_STEADY_REQUESTS."""
+    return min(MAX_STEADY_REQUESTS, max(least, math.ceil(rate * STEADY_LIFETIMES * lifetime_s)))
 
 
 @dataclass(frozen=True)
