@@ -166,3 +166,24 @@ def test_an_interrupted_sweep_keeps_its_finished_points(tmp_path):
     assert len(pd.read_csv(path)) == 2
     rest = run(points, path, workers=1)
     assert (rest.computed, rest.kept) == (6, 2)
+
+
+def test_an_op_sweep_varies_a_mac_arrays_shape_through_its_spec(tmp_path):
+    # 256³ int8, output-stationary on R × C: ⌈256/R⌉·⌈256/C⌉ folds of R + C + K − 2 cycles back to back, total − 1
+    # (SCALE-Sim's count). 128 × 128: 4 folds of 510 → 2,039; 64 × 64: 16 folds of 382 → 6,111;
+    # 64 × 128: 4 · 2 = 8 folds of 446 → 3,567.
+    path = tmp_path / "arrays.yaml"
+    path.write_text("mode: op\nbase: {hardware: tpe-systolic-os-128, op: 'gemm m=256 n=256 k=256 dtype=int8'}\n"
+                    "hardware_overrides: {array.rows: [64, 128], array.cols: [64, 128]}\n")
+    frame = api.sweep(path).to_frame().set_index(["array.rows", "array.cols"])
+    assert frame["reason"].isna().all()
+    assert int(frame.loc[(128, 128), "cycles"]) == 2_039
+    assert int(frame.loc[(64, 64), "cycles"]) == 6_111
+    assert int(frame.loc[(64, 128), "cycles"]) == 3_567
+
+
+def test_an_op_sweep_needs_an_op(tmp_path):
+    path = tmp_path / "no-op.yaml"
+    path.write_text("mode: op\nbase: {hardware: tpe-systolic-os-128}\n")
+    with pytest.raises(PerfsimError, match="op: give it in base, axes or every listed point"):
+        api.sweep(path)

@@ -3,7 +3,8 @@
 A row is the point's fields (override paths as columns named by the path; a field the point gives is not
 replaced by its result, e.g. `devices`), then the results with their
 units (step_s, ttft_s, tpot_s, tokens_per_s, tokens_per_s_per_device, joules_per_token, memory bytes, cost
-columns; serving: the summary flattened, ttft_p99_s ...), then `reason`: None, or the one-line message of a
+columns; serving: the summary flattened, ttft_p99_s ...; op: the op estimate flattened, time_s, flops, bytes,
+utilization ...), then `reason`: None, or the one-line message of a
 point that does not fit or is invalid (the sweep goes on). Hardware specs with overrides are memoised per
 process, and so are the shipped specs and models (perfsim's loaders cache them).
 """
@@ -32,10 +33,10 @@ def evaluate(point: Point) -> dict[str, Any]:
     """The point's fields, its results and `reason` (None, or why the point has no result)."""
     row: dict[str, Any] = {"point_id": point.point_id, **point.fields, **point.overrides}
     try:
-        results = _served(point) if point.mode == "serving" else _stepped(point)
+        results = {"serving": _served, "op": _estimated}.get(point.mode, _stepped)(point)
         reason = None
     except PerfsimError as err:
-        results, reason = dict.fromkeys(STEP_COLUMNS if point.mode != "serving" else ()), str(err)
+        results, reason = dict.fromkeys(STEP_COLUMNS if point.mode in ("analytic", "des") else ()), str(err)
     return {**row, **{k: v for k, v in results.items() if k not in row}, "reason": reason}
 
 
@@ -81,6 +82,14 @@ def _stepped(point: Point) -> dict[str, Any]:
             "memory_bytes_per_device": memory.total_bytes, "capacity_bytes": memory.capacity_bytes,
             "bound": estimate.bound,
             **pricing.columns(pricing.per_hour(pricing.price_per_device_hour(spec), r.par.devices), tokens_per_s)}
+
+
+def _estimated(point: Point) -> dict[str, Any]:
+    from perfsim.api import estimate, flat_record
+
+    if not isinstance(point.fields.get("op"), str):
+        raise PerfsimError(f"op: expected an op string as given to --op, got {point.fields.get('op')!r}")
+    return flat_record(estimate(point.fields["op"], _hardware(point)).summary)
 
 
 def _served(point: Point) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """The sweep YAML and its expansion into points.
 
     mode: analytic              # analytic | des (one model step each) | serving (a serving simulation each)
+                                # | op (one op string each, as `estimate --op`: a kernel or a network)
     base: {model: llama-3-70b, prompt_len: 1024}     # fields every point shares
     axes:                       # the product of every axis
       hardware: [dgx-h100, mi300x-node]
@@ -15,7 +16,8 @@
 
 Fields are Scenario fields (model, hardware, devices, tp, pp, ep, batch, phase, weight_dtype, kv_dtype, ...)
 and, in serving mode, the serving settings (rate, requests, prompt_len, output_len, seed, slo_ttft, slo_tpot,
-max_batch, max_tokens) in place of phase, batch, context and micro_batches. A point is a mapping of those
+max_batch, max_tokens) in place of phase, batch, context and micro_batches; in op mode, `hardware` and `op`
+(e.g. an array-shape sweep of a MAC-array engine: workloads/sweeps/tpe-array-shapes.yaml). A point is a mapping of those
 fields and of the override paths; its `point_id` hashes the mode and every field, so a results file keeps
 finished points across runs.
 """
@@ -35,7 +37,7 @@ from perfsim.errors import PerfsimError
 from perfsim.hardware.common import Spec
 from perfsim.specfile import read_yaml, validate
 
-Mode = Literal["analytic", "des", "serving"]
+Mode = Literal["analytic", "des", "serving", "op"]
 SERVING_FIELDS = ("rate", "requests", "prompt_len", "output_len", "seed", "slo_ttft", "slo_tpot", "max_batch",
                   "max_tokens")
 """Settings of api.serve a serving point takes besides its scenario."""
@@ -47,7 +49,8 @@ MAX_POINTS = 10_000_000
 class SweepSpec(Spec):
     """A sweep: `base` fields, the product of `axes` and `hardware_overrides`, times the `points` listed."""
 
-    mode: Mode = Field("analytic", description="analytic or des (one step per point) or serving (a simulation)")
+    mode: Mode = Field("analytic", description="analytic or des (one step per point), serving (a simulation) or op "
+                                               "(one op string per point)")
     description: str | None = None
     base: dict[str, Any] = Field({}, description="fields every point shares")
     axes: dict[str, list[Any]] = Field({}, description="field → values; the sweep is their product")
@@ -80,6 +83,8 @@ def load_sweep(path: str | Path) -> SweepSpec:
 def allowed_fields(mode: Mode) -> list[str]:
     from perfsim.models.scenario import Scenario
 
+    if mode == "op":
+        return ["hardware", "op"]
     scenario = [name for name in Scenario.model_fields if mode != "serving" or name not in NOT_SERVED]
     return [*scenario, *(f for f in SERVING_FIELDS if mode == "serving" and f not in scenario)]
 
@@ -101,7 +106,7 @@ def check_fields(spec: SweepSpec, origin: str) -> None:
     if spec.hardware_overrides and spec.mode == "serving":
         raise PerfsimError(f"{origin}: hardware_overrides: a serving simulation takes hardware by name or path; "
                            "sweep overrides in analytic or des mode (or write each spec to a file)")
-    for required in ("model", "hardware"):
+    for required in ("op" if spec.mode == "op" else "model", "hardware"):
         listed = bool(spec.points) and all(required in p for p in spec.points)
         if required not in spec.base and required not in spec.axes and not listed:
             raise PerfsimError(f"{origin}: {required}: give it in base, axes or every listed point")
