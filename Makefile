@@ -8,8 +8,9 @@ $(BIN)/perfsim: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	@echo "perfsim: upgrading pip"
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	@echo "perfsim: installing perfsim and its dependencies (numpy, pandas, matplotlib, pydantic, simpy, pyyaml) and" \
-		"the dev tools (pytest, hypothesis, ruff, mkdocs); about a minute on a fresh machine"
+	@echo "perfsim: installing perfsim and its dependencies (numpy, pandas, matplotlib, pydantic, simpy, pyyaml)," \
+		"its extras (pyarrow, dask, starlette, uvicorn) and the dev tools (pytest, hypothesis, ruff, mkdocs, selenium);" \
+		"about a minute on a fresh machine"
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	@echo "perfsim: ready: $(BIN)/perfsim"
 	touch $@
