@@ -42,11 +42,13 @@ def test_calibration_points_are_reproduced_by_the_tile_model():
 
 
 def test_results_say_whether_a_default_derating_stood_in():
-    # no shipped GPU has a cited launch microbenchmark: each lacks op_overhead (M3 Max also its compute, the
-    # Apple GPUs their LPDDR5 stream efficiency), so their costs carry calibrated = False
+    # A100 and M3 Max carry every calibration (GEMM, stream copy, launch: CAL-GEMM/CAL-HBM/CAL-MEM/CAL-LAUNCH);
+    # H100 and the M2 have no cited launch microbenchmark, so they lack op_overhead alone and their costs carry
+    # calibrated = False
     assert uncalibrated_fields(H100) == ["op_overhead"]
-    assert uncalibrated_fields(load_hardware("m3-max-gpu")) == ["compute_efficiency", "memory_efficiency.lpddr5",
-                                                                "op_overhead"]
+    assert uncalibrated_fields(load_hardware("m2-gpu")) == ["op_overhead"]
+    assert uncalibrated_fields(A100) == uncalibrated_fields(load_hardware("m3-max-gpu")) == []
+    assert cost(Gemm(m=256, n=256, k=256, dtype="fp16"), A100).calibrated
     op = Gemm(m=256, n=256, k=256, dtype="bf16")
     assert cost(op, H100).as_dict()["calibrated"] is False
     launch = H100.calibration.model_copy(update={"op_overhead": H100.calibration.compute_efficiency.model_copy(
