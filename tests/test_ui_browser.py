@@ -75,9 +75,11 @@ def browser():
 
 
 def state(page) -> tuple[str, int, dict[str, list[str]]]:
-    body = page.find_element("tag name", "body")
-    return (body.get_attribute("data-state"), int(body.get_attribute("data-rendered")),
-            parse_qs(body.get_attribute("data-query") or ""))
+    """(data-state, data-rendered, data-query) read in one script call: three separate reads could straddle the
+    page's update and pair the old state with the new query."""
+    now, rendered, query = page.execute_script(
+        "const d = document.body.dataset; return [d.state, d.rendered, d.query || ''];")
+    return now, int(rendered), parse_qs(query)
 
 
 def shown_after(page, before: int, **expected: str) -> str:
