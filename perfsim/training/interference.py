@@ -7,8 +7,9 @@ ncclTopoCompute, src/init.cc, src/graph/connect.cc) for a ring searched at per-c
   s admits n(s) = ⌊per-GPU NVLink bandwidth / s⌋ rings (NVLink bandwidth: links × NCCL's per-link figure,
   src/graph/topo.h SM80_NVLINK_BW 20.0, SM90_NVLINK_BW 20.6 GB/s), across nodes also at most
   NICs × ⌊NIC bandwidth / s⌋ (each ring enters and leaves the node through a NIC), at most MAXCHANNELS / 2 = 32
-  (init.cc ringGraph->maxChannels); the search keeps the first s of greatest n·s, going down while the next speed
-  is above 0.49 × the first that found rings;
+  (init.cc ringGraph->maxChannels); s starts at the fastest speed within the GPU's fastest path out (NVLink, or
+  its NIC across nodes), and the search keeps the first s of greatest n·s, going down while the next speed is
+  above 0.49 × the kept one;
 - ncclTopoDupChannels doubles n (within 32) when s ≥ 25 GB/s, unless cc > 80, s < 50 and n > 4;
 - connect.cc doubles it again ("Duplication should be complete now"), within MAXCHANNELS = 64.
 By hand: DGX H100, 18 × 20.6 = 370.8 GB/s: s = 60 → 6 rings (360; 50 → 7: 350, 40 → 9: 360, 30 → 12: 360, not
@@ -50,17 +51,16 @@ def ring_channels(cc: int, nvlink_gbps: float, nics: int = 0, nic_gbps: float = 
     """NCCL's ring channel count (module doc) on a GPU of compute capability `cc` with `nvlink_gbps` of NVLink;
     `nics` NICs of `nic_gbps` per node when the ring crosses nodes (0: one node)."""
     speeds = SPEEDS[(cc, nics > 0)]
-    start = next((s for s in speeds if s <= max(nvlink_gbps, nic_gbps if nics else 0.0)), speeds[-1])
-    best_n, best_s, first = 0, 0.0, None
+    path_gbps = min(nvlink_gbps, nic_gbps) if nics else nvlink_gbps  # NCCL's maxBw: the GPU's fastest path out
+    start = next((s for s in speeds if s <= path_gbps), speeds[-1])
+    best_n, best_s = 0, 0.0
     for s in speeds[speeds.index(start):]:
-        if first is not None and s / first <= 0.49:
+        if best_n and s / best_s <= 0.49:
             break
         n = math.floor(nvlink_gbps / s)
         if nics:
             n = min(n, nics * math.floor(nic_gbps / s))
         n = min(n, MAX_RING_CHANNELS)
-        if n and first is None:
-            first = s
         if n * s > best_n * best_s:
             best_n, best_s = n, s
     if best_s >= 25 and not (cc > 80 and best_s < 50 and best_n > 4):

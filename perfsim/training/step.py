@@ -18,6 +18,7 @@ computes) over all chips; hardware FLOPs add the recomputed forward. MFU and HFU
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -195,7 +196,7 @@ def _hit(kind: str, params: StageParams, seconds: float, lay: Layout, chip: Devi
     return Interference.of(kind, sent, seconds, collective_channels(chip, system, crosses))
 
 
-def _slowed(segment: Segment, phases: tuple[str, ...], chip: Device):
+def _slowed(segment: Segment, phases: tuple[str, ...], chip: Device) -> Callable[[Interference], float]:
     """One layer of `segment`'s seconds in `phases` under an interference."""
     return lambda hit: sum(slowed_s(c, chip, hit) for phase, _, c in segment.rows if phase in phases)
 
