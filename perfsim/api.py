@@ -975,8 +975,9 @@ def train(model_ref: str | None = None, hardware_ref: str | Path | None = None, 
     """One training step: `ps.train("llama-3-70b", "h100-cluster", tp=8, pp=8, global_batch=1024, seq_len=4096)`.
 
     `fields` are perfsim.training.config.TrainConfig's (devices, tp, pp, dp, ep, zero, micro_batch, global_batch,
-    seq_len, recompute, optimizer, precision, schedule, virtual_stages, bucket_mb, tokens, check_memory). A model
-    that names a network in workloads/networks/ (a CNN) is trained on one chip, one sample at a time.
+    seq_len, recompute, optimizer, precision, schedule, virtual_stages, grad_reduce, bucket_mb, tokens,
+    check_memory). A model that names a network in workloads/networks/ (a CNN) is trained on one chip, one sample at
+    a time.
     """
     from perfsim.models.network import shipped_networks
     from perfsim.specfile import validate as validated

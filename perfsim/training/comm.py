@@ -1,6 +1,7 @@
 """Data-parallel communication of a training step, as collectives on the system's links.
 
-Per chip, with Ψ_d dense and Ψ_e expert parameters on it and 16-bit gradients and weights (2 bytes each):
+Per chip, with Ψ_d dense and Ψ_e expert parameters on it and 16-bit gradients and weights (2 bytes each; gradients
+reduced in fp32, TrainConfig.grad_reduce, carry 4 bytes each):
 - ZeRO 0 (DDP): gradients all-reduced over the dp group in buckets during the last micro-batch's backward.
 - ZeRO 1 / 2 (Megatron's distributed optimizer; DeepSpeed stage 2): gradients reduce-scattered in buckets, the
   updated weights all-gathered after the optimizer step (the same bytes on the wire as an all-reduce).

@@ -33,6 +33,9 @@ class TrainConfig(Spec):
                                                      "matrix units; other ops stay bf16)")
     schedule: Literal["1f1b", "interleaved"] = Field("1f1b", description="pipeline schedule")
     virtual_stages: Count = Field(2, description="model chunks per device in the interleaved schedule")
+    grad_reduce: Literal["bf16", "fp32"] = Field("bf16", description="dtype the gradients are reduced in: bf16, "
+                                                                      "or fp32 (FSDP mixed precision DEFAULT: "
+                                                                      "bf16 weights, fp32 reduce_dtype)")
     bucket_mb: Annotated[float, Field(gt=0)] = Field(25.0, description="DP gradient bucket in MB (PyTorch DDP's "
                                                                        "default bucket_cap_mb is 25)")
     tokens: Annotated[float, Field(gt=0)] | None = Field(None, description="tokens to train, for the time to "

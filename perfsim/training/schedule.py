@@ -13,17 +13,21 @@ min(2(p − d − 1) + (v − 1)p, m·v) interleaved; interleaved forward k runs
 Overlap (`overlapped`): one device's layers run in order on its compute stream; collectives (a bucket's
 gradient all-reduce once the layers that fill it are done, ZeRO-3's parameter all-gather before a layer and
 its gradient reduce-scatter after it) run in issue order on its comm stream; a prefetched all-gather waits for
-the compute `prefetch` layers back (FSDP's limit_all_gathers). The exposed communication is what remains after
-the last compute task.
+the compute `prefetch` layers back (FSDP's limit_all_gathers). While a collective runs, the layer beside it
+progresses at its time alone over its time under the collective's interference (perfsim.training.interference:
+SMs held by the channels' CTAs, HBM bandwidth taken by the traffic); the collective itself keeps its pace. The
+exposed communication is what remains after the last compute task.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from perfsim.engine.simulate import Schedule, simulate
+from perfsim.engine.simulate import Schedule, _backtrack, predecessors, simulate
 from perfsim.engine.tasks import Task
 from perfsim.errors import PerfsimError
+from perfsim.training.interference import NONE, Interference
 
 
 @dataclass
@@ -114,13 +118,18 @@ def pipeline(forward_s: list[float], backward_s: list[float], send_s: float, mic
 @dataclass(frozen=True)
 class Layer:
     """One layer's compute seconds, and the collectives around it: an all-gather before (ZeRO-3), a reduce after
-    it (ZeRO-3's reduce-scatter), and a bucket collective issued after it (a DP bucket it closes)."""
+    it (ZeRO-3's reduce-scatter), and a bucket collective issued after it (a DP bucket it closes); each collective's
+    interference, and `slowed` (the layer's seconds under an interference; None: unaffected)."""
 
     name: str
     compute_s: float
     gather_s: float = 0.0
     reduce_s: float = 0.0
     bucket_s: float = 0.0
+    gather_hit: Interference = NONE
+    reduce_hit: Interference = NONE
+    bucket_hit: Interference = NONE
+    slowed: Callable[[Interference], float] | None = None
 
 
 @dataclass(frozen=True)
@@ -139,25 +148,71 @@ class Overlap:
         return self.span_s - self.compute_s
 
 
+def _run_two_streams(tasks: list[Task], rate: Callable[[int, int], float]) -> Schedule:
+    """Run `tasks` on one chip's compute and comm streams in issue order; the compute task i progresses at
+    rate(i, j) of its seconds per second while comm task j runs (1 when none runs)."""
+    waits = predecessors(tasks)
+    queues = {stream: [t.id for t in tasks if t.stream == stream][::-1] for stream in ("comm", "compute")}
+    start, end = [0.0] * len(tasks), [0.0] * len(tasks)
+    done = [False] * len(tasks)
+    running: dict[str, tuple[int, float]] = {}  # stream → (task id, seconds left at its own pace)
+    now = 0.0
+    while True:
+        for stream, queue in queues.items():
+            if stream not in running and queue and all(done[w] for w in waits[queue[-1]]):
+                i = queue.pop()
+                start[i] = now
+                running[stream] = (i, tasks[i].overhead_s)
+        if not running:
+            break
+        comm = running["comm"][0] if "comm" in running else None
+        pace = {s: (rate(i, comm) if s == "compute" and comm is not None else 1.0) for s, (i, _) in running.items()}
+        step, first = min((left / pace[s], s) for s, (_, left) in running.items())
+        for stream, (i, left) in list(running.items()):
+            left = 0.0 if stream == first else left - step * pace[stream]
+            if left <= 0.0:
+                del running[stream]
+                end[i], done[i] = now + step, True
+            else:
+                running[stream] = (i, left)
+        now += step
+    if not all(done):
+        raise PerfsimError("the overlap schedule has a task waiting for one issued after it")  # a builder bug
+    return Schedule(tasks, start, end, [0.0] * len(tasks), max(end, default=0.0), _backtrack(end, waits))
+
+
 def overlapped(layers: list[Layer], prefetch: int = 2, chip: int = 0) -> Overlap:
     """`layers` in order on one chip's compute stream with their collectives on its comm stream (module doc)."""
     b = _Builder()
     compute: list[int] = []
     gathers: dict[int, int] = {}
+    hits: dict[int, Interference] = {}
+    layer_of: dict[int, Layer] = {}
+
+    def comm(name: str, seconds: float, deps: tuple[int, ...], hit: Interference) -> int:
+        hits[task := b.add(name, chip, "comm", seconds, deps, "link")] = hit
+        return task
 
     def gather(j: int) -> None:  # issued `prefetch` layers ahead, each waiting for the compute prefetch layers back
         if j < len(layers) and j not in gathers and layers[j].gather_s > 0:
             wait = (compute[j - prefetch],) if j >= prefetch else ()
-            gathers[j] = b.add(f"{layers[j].name}.all_gather", chip, "comm", layers[j].gather_s, wait, "link")
+            gathers[j] = comm(f"{layers[j].name}.all_gather", layers[j].gather_s, wait, layers[j].gather_hit)
 
     for i, layer in enumerate(layers):
         for j in range(i, i + prefetch):
             gather(j)
         deps = tuple(compute[-1:]) + ((gathers[i],) if i in gathers else ())
         compute.append(b.add(layer.name, chip, "compute", layer.compute_s, deps, "compute"))
+        layer_of[compute[-1]] = layer
         gather(i + prefetch)  # the next prefetch goes out before this layer's reduce-scatter, as FSDP issues it
         if layer.reduce_s > 0:
-            b.add(f"{layer.name}.reduce_scatter", chip, "comm", layer.reduce_s, (compute[-1],), "link")
+            comm(f"{layer.name}.reduce_scatter", layer.reduce_s, (compute[-1],), layer.reduce_hit)
         if layer.bucket_s > 0:
-            b.add(f"{layer.name}.bucket", chip, "comm", layer.bucket_s, (compute[-1],), "link")
-    return Overlap(simulate(b.tasks), sum(layer.compute_s for layer in layers))
+            comm(f"{layer.name}.bucket", layer.bucket_s, (compute[-1],), layer.bucket_hit)
+
+    def rate(task: int, beside: int) -> float:
+        layer = layer_of[task]
+        slowed = layer.slowed(hits[beside]) if layer.slowed else layer.compute_s
+        return layer.compute_s / slowed if slowed > 0 else 1.0
+
+    return Overlap(_run_two_streams(b.tasks, rate), sum(layer.compute_s for layer in layers))

@@ -4,7 +4,8 @@ step_s = max over stages d of (end of d's last backward in the pipeline schedule
 its last backward left exposed) + the optimizer update + (ZeRO 1/2) the all-gather of the updated weights.
 - Stage times per micro-batch come from the costed ops (perfsim.training.costing); with ZeRO-3 from the
   layer-by-layer overlap of compute and the weight all-gathers / gradient reduce-scatters
-  (perfsim.training.schedule.overlapped).
+  (perfsim.training.schedule.overlapped), a layer slowed while a collective's channels and traffic share its chip
+  (perfsim.training.interference).
 - The pipeline runs on the discrete-event engine (perfsim.training.schedule.pipeline); one stage runs its m
   micro-batches back to back.
 - ZeRO 0-2: the gradients of the last micro-batch's backward fill `bucket_mb` buckets in backward order; each
@@ -17,6 +18,7 @@ computes) over all chips; hardware FLOPs add the recomputed forward. MFU and HFU
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,9 +30,10 @@ from perfsim.models.params import embedding_params, head_params, layer_params, l
 from perfsim.models.scenario import Scenario, resolve
 from perfsim.models.spec import ModelSpec
 from perfsim.specfile import validate
-from perfsim.training.comm import PARAM_BYTES, collective_s
+from perfsim.training.comm import GRAD_BYTES, PARAM_BYTES, collective_s, ring_bytes_sent
 from perfsim.training.config import TrainConfig
-from perfsim.training.costing import FP8, StageWork, stage_work
+from perfsim.training.costing import FP8, Segment, StageWork, stage_work
+from perfsim.training.interference import Interference, collective_channels, slowed_s
 from perfsim.training.layout import Layout, StageParams, hardware_for, layout, local_params, stage_params
 from perfsim.training.memory import TrainingMemory, check_fits, training_memory
 from perfsim.training.optimizer import OptimizerStep
@@ -182,8 +185,24 @@ class TrainingEstimate:
         }
 
 
-def _dp_overlap(work: StageWork, params: list[StageParams], lay: Layout, system: System | None,
-                bucket_bytes: float) -> Overlap:
+def _hit(kind: str, params: StageParams, seconds: float, lay: Layout, chip: Device, system: System | None,
+         bytes_per_param: float = PARAM_BYTES) -> Interference:
+    """What a `kind` collective of these parameters' tensors takes from its chip while it runs."""
+    if seconds <= 0 or system is None:
+        return Interference()
+    crosses = isinstance(system.member, System) and lay.tp * lay.dp > system.member.chips
+    sent = (ring_bytes_sent(kind, params.dense * bytes_per_param, lay.dp)
+            + ring_bytes_sent(kind, params.experts * bytes_per_param, lay.expert_dp))
+    return Interference.of(kind, sent, seconds, collective_channels(chip, system, crosses))
+
+
+def _slowed(segment: Segment, phases: tuple[str, ...], chip: Device) -> Callable[[Interference], float]:
+    """One layer of `segment`'s seconds in `phases` under an interference."""
+    return lambda hit: sum(slowed_s(c, chip, hit) for phase, _, c in segment.rows if phase in phases)
+
+
+def _dp_overlap(work: StageWork, params: list[StageParams], lay: Layout, chip: Device, system: System | None,
+                bucket_bytes: float, grad_bytes: float) -> Overlap:
     """The last micro-batch's backward of one stage with its bucketed gradient collectives (module doc)."""
     kind = "all_reduce" if lay.zero == 0 else "reduce_scatter"
     layers: list[Layer] = []
@@ -191,25 +210,34 @@ def _dp_overlap(work: StageWork, params: list[StageParams], lay: Layout, system:
     expanded = [(s, p, k) for s, p in zip(work.segments, params, strict=True) for k in range(s.count)]
     for i, (segment, share, k) in enumerate(reversed(expanded)):
         pending = StageParams(pending.dense + share.dense, pending.experts + share.experts)
-        closes = pending.total * PARAM_BYTES >= bucket_bytes or i == len(expanded) - 1
-        bucket = collective_s(kind, pending, lay, system) if closes else 0.0
+        closes = pending.total * grad_bytes >= bucket_bytes or i == len(expanded) - 1
+        bucket = collective_s(kind, pending, lay, system, grad_bytes) if closes else 0.0
         name = segment.name if segment.layer is None else f"layer {segment.layer + k}"
-        layers.append(Layer(f"{name}.grad", segment.backward_s, bucket_s=bucket))
+        layers.append(Layer(f"{name}.grad", segment.backward_s, bucket_s=bucket,
+                            bucket_hit=_hit(kind, pending, bucket, lay, chip, system, grad_bytes),
+                            slowed=_slowed(segment, ("backward", "recompute"), chip)))
         if closes:
             pending = StageParams(0.0, 0.0)
     return overlapped(layers)
 
 
-def _zero3_times(work: StageWork, params: list[StageParams], lay: Layout, system: System | None) -> tuple[float,
-                                                                                                       float]:
+def _zero3_times(work: StageWork, params: list[StageParams], lay: Layout, chip: Device, system: System | None,
+                 grad_bytes: float) -> tuple[float, float]:
     """(forward, backward) seconds of one micro-batch on a stage with FSDP's gathers and reduce-scatters."""
     expanded = [(s, p) for s, p in zip(work.segments, params, strict=True) for _ in range(s.count)]
-    gathers = {id(s): collective_s("all_gather", p, lay, system) for s, p in zip(work.segments, params, strict=True)}
-    scatters = {id(s): collective_s("reduce_scatter", p, lay, system)
-                for s, p in zip(work.segments, params, strict=True)}
-    forward = overlapped([Layer(s.name, s.seconds["forward"], gather_s=gathers[id(s)]) for s, _ in expanded])
-    backward = overlapped([Layer(s.name, s.backward_s, gather_s=gathers[id(s)], reduce_s=scatters[id(s)])
-                           for s, _ in reversed(expanded)])
+    comm: dict[tuple[int, str], tuple[float, Interference]] = {}
+    for s, p in zip(work.segments, params, strict=True):
+        for kind, size in (("all_gather", PARAM_BYTES), ("reduce_scatter", grad_bytes)):
+            seconds = collective_s(kind, p, lay, system, size)
+            comm[(id(s), kind)] = (seconds, _hit(kind, p, seconds, lay, chip, system, size))
+
+    def layer(s: Segment, phases: tuple[str, ...], reduce: bool) -> Layer:
+        (gather_s, gather_hit), (reduce_s, reduce_hit) = comm[(id(s), "all_gather")], comm[(id(s), "reduce_scatter")]
+        return Layer(s.name, sum(s.seconds[p] for p in phases), gather_s=gather_s, gather_hit=gather_hit,
+                     reduce_s=reduce_s if reduce else 0.0, reduce_hit=reduce_hit, slowed=_slowed(s, phases, chip))
+
+    forward = overlapped([layer(s, ("forward",), False) for s, _ in expanded])
+    backward = overlapped([layer(s, ("backward", "recompute"), True) for s, _ in reversed(expanded)])
     return forward.span_s, backward.span_s
 
 
@@ -245,9 +273,10 @@ def estimate_training(config: TrainConfig) -> TrainingEstimate:
     r = resolve(scenario, system if group > 1 else chip)
     stages = stage_work(r, system or chip, c.precision, c.recompute == "full")
     params = [_segment_params(model, lay, work) for work in stages]
+    grad_bytes = 4 if c.grad_reduce == "fp32" else GRAD_BYTES
     if lay.zero == 3:
         for work, p in zip(stages, params, strict=True):
-            forward, backward = _zero3_times(work, p, lay, system)
+            forward, backward = _zero3_times(work, p, lay, chip, system, grad_bytes)
             work.exposed_s = (forward - work.forward_s, backward - work.backward_s)
     run = None
     if lay.pp > 1:
@@ -255,7 +284,8 @@ def estimate_training(config: TrainConfig) -> TrainingEstimate:
         run = pipeline([w.forward_s for w in stages], [w.backward_s for w in stages], send, lay.micro_batches,
                        virtual)
     overlaps = [] if lay.zero == 3 or lay.dp == 1 else [
-        _dp_overlap(work, p, lay, system, c.bucket_mb * 1e6) for work, p in zip(stages, params, strict=True)]
+        _dp_overlap(work, p, lay, chip, system, c.bucket_mb * 1e6, grad_bytes)
+        for work, p in zip(stages, params, strict=True)]
     heaviest = max((stage_params(model, lay, s) for s in range(lay.pp)), key=lambda p: p.total)
     shard = StageParams(heaviest.dense / (lay.dp if lay.zero >= 1 else 1),
                         heaviest.experts / (lay.expert_dp if lay.zero >= 1 else 1))
