@@ -104,7 +104,7 @@ def predecessors(tasks: list[Task]) -> list[tuple[int, ...]]:
     return result
 
 
-def _backtrack(end: list[float], waits: list[tuple[int, ...]]) -> list[tuple[int, int]]:
+def backtrack(end: list[float], waits: list[tuple[int, ...]]) -> list[tuple[int, int]]:
     """From the last-finishing task back through the predecessor that ended last."""
     if not end:
         return []
@@ -151,4 +151,4 @@ def simulate(tasks: list[Task]) -> Schedule:
     for task, before in zip(tasks, waits, strict=True):
         env.process(run(task, before))
     env.run()
-    return Schedule(tasks, start, end, [0.0] * len(tasks), max(end, default=0.0), _backtrack(end, waits))
+    return Schedule(tasks, start, end, [0.0] * len(tasks), max(end, default=0.0), backtrack(end, waits))

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from perfsim.engine.simulate import Schedule, _backtrack, predecessors, simulate
+from perfsim.engine.simulate import Schedule, backtrack, predecessors, simulate
 from perfsim.engine.tasks import Task
 from perfsim.errors import PerfsimError
 from perfsim.training.interference import NONE, Interference
@@ -178,7 +178,7 @@ def _run_two_streams(tasks: list[Task], rate: Callable[[int, int], float]) -> Sc
         now += step
     if not all(done):
         raise PerfsimError("the overlap schedule has a task waiting for one issued after it")  # a builder bug
-    return Schedule(tasks, start, end, [0.0] * len(tasks), max(end, default=0.0), _backtrack(end, waits))
+    return Schedule(tasks, start, end, [0.0] * len(tasks), max(end, default=0.0), backtrack(end, waits))
 
 
 def overlapped(layers: list[Layer], prefetch: int = 2, chip: int = 0) -> Overlap:
