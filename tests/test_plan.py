@@ -114,11 +114,11 @@ def test_servers_join_over_the_chips_scale_out_link(tmp_path):
     from perfsim.planning.overrides import with_field
     from perfsim.planning.replicas import replica_hardware
 
-    ascend = api.hardware("ascend-910b")
+    ascend = api.hardware("ascend-910b4-1")  # the Atlas 800I A2's NPU
     # up to 32 NPUs: the shipped 4-server cluster (atlas-800i-a2-x4, HCCS inside a server, RoCE between)
     assert replica_hardware(ascend, 16, tmp_path).ref == "atlas-800i-a2-x4"
     # beyond it, servers are joined over the chip's own RoCE port, which gives no latency: no way to join them
-    with pytest.raises(api.PerfsimError, match="ascend-910b declares no scale-out link with a latency"):
+    with pytest.raises(api.PerfsimError, match="ascend-910b4-1 declares no scale-out link with a latency"):
         replica_hardware(ascend, 64, tmp_path)
     replica = replica_hardware(with_field(ascend, "links.roce.latency", "5 us"), 64, tmp_path)
     # 8 Atlas 800I A2 servers of 8 NPUs, each NPU's one 25 GB/s RoCE port into the fabric: 8 links per server
