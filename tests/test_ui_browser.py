@@ -119,6 +119,8 @@ def test_the_explorer_shows_the_apis_numbers_as_inputs_change(server, browser):
     for row in step.records():
         assert value(browser, f"#breakdown [data-device='0'][data-op={row['op']}][data-field=time_s]") == row["time_s"]
     assert value(browser, "#memory [data-field=kv_bytes]") == summary["memory"]["kv_bytes"]
+    # sizes read in binary units, as the CLI prints them: the H100's 80 GiB, not 85.9 GB
+    assert browser.find_element("css selector", "#memory [data-field=capacity_bytes]").text == "80 GiB"
     points = browser.find_elements("css selector", "#points [data-field=time_s]")
     assert len(points) == len(ps.roofline("h100-sxm", step=step).points)
     assert browser.find_element("id", "roofline").get_attribute("naturalWidth") != "0"  # the SVG was drawn

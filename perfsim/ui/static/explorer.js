@@ -17,10 +17,16 @@ let latest = 0;
 let rendered = 0;
 let urls = [];
 
+const BINARY = [[2 ** 40, "Ti"], [2 ** 30, "Gi"], [2 ** 20, "Mi"], [2 ** 10, "Ki"], [1, ""]];
+
 function human(value, unit) {
   if (value === null || value === undefined) return "—";
   if (unit === null || typeof value !== "number") return String(value);
   if (value === 0) return `0 ${unit}`.trim();
+  if (unit === "B") {  // sizes in binary units, as the CLI prints them (80 GiB, not 85.9 GB)
+    const [scale, prefix] = BINARY.find(([s]) => Math.abs(value) >= s) || BINARY[BINARY.length - 1];
+    return `${Number((value / scale).toPrecision(4))} ${prefix}B`;
+  }
   const prefixes = SUBUNIT_PREFIXES.includes(unit) ? PREFIXES : PREFIXES.filter(([s]) => s >= 1);
   const [scale, prefix] = prefixes.find(([s]) => Math.abs(value) >= s) || prefixes[prefixes.length - 1];
   return `${Number((value / scale).toPrecision(4))} ${prefix}${unit}`.trim();
