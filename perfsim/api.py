@@ -71,7 +71,7 @@ def hardware(ref: str | Path | Device | System) -> Device | System:
 
 
 def model(ref: str | Path) -> ModelSpec:
-    """A model spec: a shipped name or a path to a YAML file."""
+    """A model spec: a shipped name, a path to a YAML file or a Hugging Face config.json."""
     from perfsim.models import load_model
 
     return load_model(str(ref))
