@@ -431,3 +431,8 @@ def test_max_rate_without_a_request_count_judges_a_steady_state_not_a_burst():
     assert 1 < summary["max_rate_rps"] < 1000  # one H100 serves tens of requests per second, not a million
     met = summary["met"]
     assert met["requests"] / met["rate_rps"] >= 100 * 31 * 16.06e9 / 3.35e12
+
+
+def test_max_rate_on_a_burst_asks_for_more_requests():
+    with pytest.raises(PerfsimError, match="too few requests to load a replica; give more --requests"):
+        ps.max_rate("llama-3-8b", "h100-sxm", slo_ttft="2s", requests=10)

@@ -149,3 +149,12 @@ def test_progress_is_reported_per_chunk():
     run(points, workers=1, on_progress=lambda done, total: seen.append((done, total)))
     # one worker: 5 points in chunks of ⌈5 / 4⌉ = 2 → 2, 4, 5 done
     assert seen == [(2, 5), (4, 5), (5, 5)]
+
+
+def test_an_offloading_host_machine_is_no_server_for_a_replica():
+    # host-8380x2-a100 holds one A100 beside two Xeons for MoE offload: no server of A100s to replicate on
+    from perfsim.planning.replicas import replica_hardware, systems_of
+
+    assert systems_of("a100-sxm-80gb") == ()
+    replica = replica_hardware(api.hardware("a100-sxm-80gb"), 2)
+    assert (replica.ref, replica.devices) == ("a100-sxm-80gb", 2)

@@ -32,11 +32,12 @@ class ReplicaHardware:
 
 @functools.cache
 def systems_of(member: str) -> tuple[System, ...]:
-    """The shipped (and search-path) system specs whose direct member is `member`, fewest chips first."""
+    """The shipped (and search-path) system specs whose direct member is `member`, fewest chips first; a system
+    with a host CPU (an offloading machine such as host-8380x2-a100) is no server to replicate a deployment on."""
     from perfsim.api import hardware, hardware_list
 
     found = [hardware(row["name"]) for row in hardware_list() if row["system"]]
-    return tuple(sorted((s for s in found if isinstance(s, System) and s.member.name == member),
+    return tuple(sorted((s for s in found if isinstance(s, System) and s.member.name == member and s.host is None),
                         key=lambda s: s.chips))
 
 

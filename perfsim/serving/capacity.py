@@ -217,6 +217,9 @@ def _expand(check: Callable[[float], Probe], start: float) -> tuple[float, float
             low, high = (rate, nxt) if factor > 1 else (nxt, rate)
             return low, high, (now or missed)  # type: ignore[return-value]
         rate, missed = nxt, now
-    side = "still meets the SLOs" if missed is None else "still misses them"
-    raise PerfsimError(f"--max-rate: {rate:g} requests/s {side} after {MAX_EXPANSIONS} steps from {start:g}; "
-                       "give --rate-range LOW:HIGH")
+    if missed is None:  # every request arrives at once and still meets the SLOs: the run is a burst
+        raise PerfsimError(f"--max-rate: {rate:g} requests/s still meets the SLOs after {MAX_EXPANSIONS} steps from "
+                           f"{start:g}: too few requests to load a replica; give more --requests (or leave it out: "
+                           "each probe then spans a steady state) or --rate-range LOW:HIGH")
+    raise PerfsimError(f"--max-rate: {rate:g} requests/s still misses them after {MAX_EXPANSIONS} steps from "
+                       f"{start:g}; give --rate-range LOW:HIGH")
