@@ -74,7 +74,7 @@ def test_chapter_shows_figures_the_build_draws(page):
     images = IMAGE.findall(page.read_text())
     assert images, f"{page.name}: no figure"
     for image in images:
-        assert image.removeprefix("figures/") in FIGURES, f"{page.name}: {image} is not in guide_figures.FIGURES"
+        assert f"guide/{image}" in FIGURES, f"{page.name}: {image} is not in figure_registry.FIGURES"
 
 
 def test_answers_are_compared_to_the_digits_stated():

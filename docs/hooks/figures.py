@@ -1,7 +1,9 @@
-"""mkdocs hook: draw the guide's figures with perfsim at build time and add them to the site.
+"""mkdocs hook: draw the docs' figures with perfsim at build time and add them to the site.
 
-Each figure is a zero-argument function in guide_figures.FIGURES beside this file (the guide's chapters show
-the calls); the gallery page (guide/gallery.md, one roofline per shipped hardware spec) is written here too.
+Each figure is a zero-argument function in figure_registry.FIGURES beside this file, keyed by the docs-relative
+path its page links: guide_figures.py registers the guide's (its chapters show the calls), page_figures.py those
+of the other pages (each its page's python block). The gallery page (guide/gallery.md, one roofline per shipped
+hardware spec) is written here too.
 Figures are cached in .cache/docs-figures/DIGEST/, DIGEST covering perfsim's code, the specs, the cases and
 these hooks, so a rebuild with nothing changed draws nothing; a changed digest redraws them all, one process
 per core (at most four), and removes the older cache folders.
@@ -20,9 +22,11 @@ from pathlib import Path
 from mkdocs.structure.files import File, Files
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(ROOT), str(Path(__file__).parent)]  # this checkout's perfsim, and guide_figures
+sys.path[:0] = [str(ROOT), str(Path(__file__).parent)]  # this checkout's perfsim, and the figure modules
 
-from guide_figures import FIGURES, draw, gallery_markdown  # noqa: E402
+import page_figures  # noqa: E402, F401  (registers the pages' figures)
+from figure_registry import FIGURES, draw  # noqa: E402
+from guide_figures import gallery_markdown  # noqa: E402
 
 CACHE = ROOT / ".cache" / "docs-figures"
 WATCHED = ("perfsim", "hardware_specs", "workloads", "validation", "docs/hooks", "docs/guide")
@@ -41,7 +45,7 @@ def digest() -> str:
 
 def _drawn(folder: Path) -> None:
     """Draw every figure missing from `folder`, in parallel."""
-    missing = [name for name in FIGURES if not (folder / name).exists()]
+    missing = [path for path in FIGURES if not (folder / path).exists()]
     if not missing:
         return
     workers = max(1, min(len(missing), os.cpu_count() or 1, 4))
@@ -56,7 +60,7 @@ def on_files(files: Files, config) -> Files:
         if old != folder:
             shutil.rmtree(old, ignore_errors=True)
     _drawn(folder)
-    for name in FIGURES:
-        files.append(File.generated(config, f"guide/figures/{name}", abs_src_path=str(folder / name)))
+    for path in FIGURES:
+        files.append(File.generated(config, path, abs_src_path=str(folder / path)))
     files.append(File.generated(config, "guide/gallery.md", content=gallery_markdown()))
     return files

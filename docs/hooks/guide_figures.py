@@ -1,4 +1,5 @@
-"""The guide's figures: file name → a function returning the matplotlib Figure perfsim draws.
+"""The guide's figures: each a function returning the matplotlib Figure perfsim draws, registered in
+figure_registry.FIGURES under guide/figures/<name>.
 
 Each function is the call its chapter shows (docs/guide/*.md), so a figure is what a reader running the
 chapter gets; docs/hooks/figures.py draws them at build time. No plotting code lives here: every figure
@@ -10,37 +11,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
+import figure_registry
+from figure_registry import FIGURES
 
 import perfsim as ps
 from perfsim import api
 
-FIGURES: dict[str, Callable[[], object]] = {}
-DPI = 80
+FOLDER = "guide/figures"
 
 
 def figure(name: str) -> Callable[[Callable[[], object]], Callable[[], object]]:
-    """Register the decorated function as the figure `name` (a .png file name)."""
-
-    def register(function: Callable[[], object]) -> Callable[[], object]:
-        FIGURES[name] = function
-        return function
-
-    return register
-
-
-def draw(name: str, folder: Path) -> Path:
-    """Draw figure `name` into `folder`; return its path."""
-    import matplotlib.pyplot as plt
-
-    fig = FIGURES[name]()
-    path = folder / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI)  # type: ignore[attr-defined]
-    plt.close(fig)  # type: ignore[arg-type]
-    return path
+    """Register the decorated function as the guide's figure `name` (a .png file name under guide/figures/)."""
+    return figure_registry.figure(f"{FOLDER}/{name}")
 
 
 def gallery_rows() -> list[dict]:
@@ -296,4 +278,4 @@ def _gallery(chip: str) -> Callable[[], object]:
 
 
 for _row in gallery_rows():
-    FIGURES.setdefault(f"gallery/{_row['chip'] or _row['name']}.png", _gallery(_row["chip"] or _row["name"]))
+    FIGURES.setdefault(f"{FOLDER}/gallery/{_row['chip'] or _row['name']}.png", _gallery(_row["chip"] or _row["name"]))
