@@ -711,9 +711,10 @@ def plan(model_ref: str | Path, rate: float, slo_ttft: float | str, slo_tpot: fl
         raise PerfsimError(f"--rate must be a positive number of requests per second, got {rate}")
     if not 0 < percentile <= 100:
         raise PerfsimError(f"--percentile must be in (0, 100], got {percentile}")
-    for name, value, high in (("prompt_len", prompt_len, MAX_SETTING), ("output_len", output_len, MAX_SETTING),
-                              ("requests", requests, MAX_REQUESTS), ("max_chips", max_chips, 2**20)):
-        bounded(name, value, 1, high)
+    for name, value, low, high in (("prompt_len", prompt_len, 1, MAX_SETTING),
+                                   ("output_len", output_len, 1, MAX_SETTING), ("requests", requests, 1, MAX_REQUESTS),
+                                   ("max_chips", max_chips, 1, 2**20), ("seed", seed, 0, 2**63 - 1)):
+        bounded(name, value, low, high)
     chips = [hardware(ref) for ref in candidates]
     if not chips:
         raise PerfsimError("--candidates: give at least one chip")
@@ -747,17 +748,26 @@ class RooflineResult:
 
         Raise PerfsimError for a directory, an unknown format or a path that cannot be written.
         """
-        path = Path(path)
-        if path.is_dir():
-            raise PerfsimError(f"-o {path}: is a directory; give a file name, e.g. {path / 'roofline.png'}")
-        path = path if path.suffix else path.with_name(f"{path.name}.png")
-        try:
-            self.figure.savefig(path)
-        except OSError as err:
-            raise PerfsimError(f"cannot write {path}: {err.strerror}") from None
-        except ValueError as err:
-            raise PerfsimError(f"cannot write {path}: {err}") from None
-        return path
+        return save_figure(self.figure, path, "-o", "roofline.png")
+
+
+def save_figure(figure: Figure, path: str | Path, option: str, example: str) -> Path:
+    """Write `figure` to `path` (its suffix picks the format; none: .png added); return the path written.
+
+    Raise PerfsimError naming `option` for a directory (suggesting DIR/`example`), an unknown format or a path that
+    cannot be written.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise PerfsimError(f"{option} {path}: is a directory; give a file name, e.g. {path / example}")
+    path = path if path.suffix else path.with_name(f"{path.name}.png")
+    try:
+        figure.savefig(path)
+    except OSError as err:
+        raise PerfsimError(f"cannot write {path}: {err.strerror}") from None
+    except ValueError as err:
+        raise PerfsimError(f"cannot write {path}: {err}") from None
+    return path
 
 
 def roofline(hardware_ref: str | Path | Device | System, ops: Iterable[OpBase | str] = (),

@@ -74,7 +74,7 @@ class NetworkTrainingEstimate:
 
 
 CLUSTER_FIELDS = ("devices", "tp", "pp", "dp", "ep", "zero", "micro_batch", "seq_len", "recompute", "precision",
-                  "schedule", "virtual_stages", "bucket_mb")
+                  "schedule", "virtual_stages", "grad_reduce", "bucket_mb")
 """TrainConfig fields of a transformer on a cluster, which a CNN trained one sample at a time on one chip refuses."""
 
 
