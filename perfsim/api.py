@@ -476,9 +476,9 @@ def duration(value: float | str | None, what: str) -> float | None:
 
 
 def bounded(name: str, value: int | None, low: int, high: int) -> None:
-    """Raise PerfsimError if a given integer setting is outside [low, high], naming its flag (a 400-digit number
+    """Raise PerfsimError if a given setting is not an integer in [low, high], naming its flag (a 400-digit number
     shown elided)."""
-    if value is not None and not low <= value <= high:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high):
         shown = str(value) if len(str(value)) <= 20 else f"{str(value)[:20]}… ({len(str(value))} digits)"
         raise PerfsimError(f"--{name.replace('_', '-')} must be {low} to {high:,}, got {shown}")
 
@@ -640,6 +640,9 @@ def sweep(spec: str | Path | Mapping[str, Any] | SweepSpec, output: str | Path |
     if isinstance(spec, str | Path):
         spec = load_sweep(spec)
     elif not isinstance(spec, SweepSpec):
+        if not isinstance(spec, Mapping):
+            raise PerfsimError(f"sweep: expected a sweep YAML path, a mapping of its fields or a SweepSpec, got "
+                               f"{type(spec).__name__}")
         spec = validate(SweepSpec, dict(spec), "sweep")
         check_fields(spec, "sweep")
     points = expand(spec)

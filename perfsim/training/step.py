@@ -288,7 +288,7 @@ def estimate_training(config: TrainConfig) -> TrainingEstimate:
         run = pipeline([w.forward_s for w in stages], [w.backward_s for w in stages], send, lay.micro_batches,
                        virtual)
     overlaps = [] if lay.zero == 3 or lay.dp == 1 else [
-        _dp_overlap(work, p, lay, chip, system, c.bucket_mb * 1e6, grad_bytes)
+        _dp_overlap(work, p, lay, chip, system, c.bucket_mb * 2**20, grad_bytes)
         for work, p in zip(stages, params, strict=True)]
     heaviest = max((stage_params(model, lay, s) for s in range(lay.pp)), key=lambda p: p.total)
     shard = StageParams(heaviest.dense / (lay.dp if lay.zero >= 1 else 1),
