@@ -228,3 +228,19 @@ def test_python_api_raises_the_one_line_error(call, needle):
         call()
     assert needle in str(caught.value)
     assert len(str(caught.value).splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("overrides", "needle"),
+    [
+        ("memory.hbm.bandwith: [1 TB/s]", "memory.hbm.bandwith: MemoryLevel has no field 'bandwith'"),
+        ("memory..capacity: [80 GiB]", "memory..capacity: no item '' in the list"),
+        ("memory.hbm.capacity: [-1, 80 GiB]", "memory.hbm.capacity: capacity: capacity must be positive"),
+    ],
+)
+def test_a_sweep_override_no_hardware_takes_is_an_error(cli, tmp_path, overrides, needle):
+    # a typo in an override path used to make every point invalid, with exit 0 (an unknown hardware stays a reason)
+    path = tmp_path / "sweep.yaml"
+    path.write_text("axes:\n  model: [llama-2-7b]\n  hardware: [h100-sxm, no-such-chip]\n"
+                    f"hardware_overrides:\n  {overrides}\n")
+    one_line_error(cli("sweep", str(path), "--workers", "1"), f"{path}: hardware_overrides.{needle}")
