@@ -59,6 +59,7 @@ if TYPE_CHECKING:
 
 MAX_REQUESTS = 10**8
 MAX_SETTING = 2**31 - 1  # the largest max_batch, max_tokens, block_size, draft_len, prefill_devices
+MAX_REPLICAS = 10**5  # each replica is simulated (10^5 take seconds); 2^31 would exhaust memory
 
 
 def hardware(ref: str | Path | Device | System) -> Device | System:
@@ -557,8 +558,9 @@ def _serving_setup(model_ref, hardware_ref, scenario, rate, requests, prompt_len
     from perfsim.serving.scheduler import SchedulerConfig
 
     for name, value in (("max_batch", max_batch), ("max_tokens", max_tokens), ("block_size", block_size),
-                        ("draft_len", draft_len), ("prefill_devices", prefill_devices), ("replicas", replicas)):
+                        ("draft_len", draft_len), ("prefill_devices", prefill_devices)):
         bounded(name, value, 1, MAX_SETTING)
+    bounded("replicas", replicas, 1, MAX_REPLICAS)
     bounded("prefix_cache", prefix_cache, 0, MAX_SETTING)
     spec = hardware(hardware_ref) if hardware_ref is not None else None
     if spec is not None and not isinstance(hardware_ref, str | Path) and hardware(spec.name) != spec:

@@ -168,6 +168,8 @@ PLAN = ["plan", "--model", "llama-2-7b", "--rate", "1", "--slo-ttft", "2s", "--s
         ([*TRAIN_7B, "--schedule", "interleaved"], "--schedule interleaved needs --pp above 1"),
         (["train", "--model", "resnet8", "--hardware", "h100-sxm", "--grad-reduce", "fp32"],
          "--grad-reduce does not apply to training resnet8"),
+        # used to hang: 10^8 micro-batches through an 8-stage pipeline simulation
+        ([*TRAIN_7B[:-2], "--pp", "8", "--global-batch", "100000000"], "more pipeline slots than the 100,000"),
     ],
 )
 def test_impossible_training_and_planning_flags(cli, argv, needle):
@@ -244,3 +246,18 @@ def test_a_sweep_override_no_hardware_takes_is_an_error(cli, tmp_path, overrides
     path.write_text("axes:\n  model: [llama-2-7b]\n  hardware: [h100-sxm, no-such-chip]\n"
                     f"hardware_overrides:\n  {overrides}\n")
     one_line_error(cli("sweep", str(path), "--workers", "1"), f"{path}: hardware_overrides.{needle}")
+
+
+SERVE = ["serve", "--model", "llama-2-7b", "--hardware", "h100-sxm", "--requests", "20"]
+
+
+@pytest.mark.parametrize(
+    ("flags", "needle"),
+    [
+        (["--arrivals", "gamma:1e300"], "gamma's CV must be positive, from 1e-06 to 1e+06, got 1e+300"),  # overflowed
+        (["--arrivals", "gamma:1e-300"], "CV must be positive, from 1e-06 to 1e+06, got 1e-300"),  # divided by 0
+        (["--replicas", "2147483647"], "--replicas must be 1 to 100,000, got 2147483647"),  # exhausted memory
+    ],
+)
+def test_serving_values_that_crashed_or_hung(cli, flags, needle):
+    one_line_error(cli(*SERVE, *flags), needle)
