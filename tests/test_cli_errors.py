@@ -257,6 +257,8 @@ SERVE = ["serve", "--model", "llama-2-7b", "--hardware", "h100-sxm", "--requests
         (["--arrivals", "gamma:1e300"], "gamma's CV must be positive, from 1e-06 to 1e+06, got 1e+300"),  # overflowed
         (["--arrivals", "gamma:1e-300"], "CV must be positive, from 1e-06 to 1e+06, got 1e-300"),  # divided by 0
         (["--replicas", "2147483647"], "--replicas must be 1 to 100,000, got 2147483647"),  # exhausted memory
+        # used to say "the KV cache ... (-2147363441 tokens) leaves room for -2147363441 token(s)"
+        (["--block-size", "2147483647"], "--block-size 2147483647: a block must be smaller than the KV cache"),
     ],
 )
 def test_serving_values_that_crashed_or_hung(cli, flags, needle):
