@@ -59,6 +59,7 @@ if TYPE_CHECKING:
 
 MAX_REQUESTS = 10**8
 MAX_SETTING = 2**31 - 1  # the largest max_batch, max_tokens, block_size, draft_len, prefill_devices
+MAX_REPLICAS = 10**5  # each replica is simulated (10^5 take seconds); 2^31 would exhaust memory
 
 
 def hardware(ref: str | Path | Device | System) -> Device | System:
@@ -476,9 +477,9 @@ def duration(value: float | str | None, what: str) -> float | None:
 
 
 def bounded(name: str, value: int | None, low: int, high: int) -> None:
-    """Raise PerfsimError if a given integer setting is outside [low, high], naming its flag (a 400-digit number
+    """Raise PerfsimError if a given setting is not an integer in [low, high], naming its flag (a 400-digit number
     shown elided)."""
-    if value is not None and not low <= value <= high:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high):
         shown = str(value) if len(str(value)) <= 20 else f"{str(value)[:20]}… ({len(str(value))} digits)"
         raise PerfsimError(f"--{name.replace('_', '-')} must be {low} to {high:,}, got {shown}")
 
@@ -557,8 +558,9 @@ def _serving_setup(model_ref, hardware_ref, scenario, rate, requests, prompt_len
     from perfsim.serving.scheduler import SchedulerConfig
 
     for name, value in (("max_batch", max_batch), ("max_tokens", max_tokens), ("block_size", block_size),
-                        ("draft_len", draft_len), ("prefill_devices", prefill_devices), ("replicas", replicas)):
+                        ("draft_len", draft_len), ("prefill_devices", prefill_devices)):
         bounded(name, value, 1, MAX_SETTING)
+    bounded("replicas", replicas, 1, MAX_REPLICAS)
     bounded("prefix_cache", prefix_cache, 0, MAX_SETTING)
     spec = hardware(hardware_ref) if hardware_ref is not None else None
     if spec is not None and not isinstance(hardware_ref, str | Path) and hardware(spec.name) != spec:
@@ -640,6 +642,9 @@ def sweep(spec: str | Path | Mapping[str, Any] | SweepSpec, output: str | Path |
     if isinstance(spec, str | Path):
         spec = load_sweep(spec)
     elif not isinstance(spec, SweepSpec):
+        if not isinstance(spec, Mapping):
+            raise PerfsimError(f"sweep: expected a sweep YAML path, a mapping of its fields or a SweepSpec, got "
+                               f"{type(spec).__name__}")
         spec = validate(SweepSpec, dict(spec), "sweep")
         check_fields(spec, "sweep")
     points = expand(spec)
@@ -711,9 +716,10 @@ def plan(model_ref: str | Path, rate: float, slo_ttft: float | str, slo_tpot: fl
         raise PerfsimError(f"--rate must be a positive number of requests per second, got {rate}")
     if not 0 < percentile <= 100:
         raise PerfsimError(f"--percentile must be in (0, 100], got {percentile}")
-    for name, value, high in (("prompt_len", prompt_len, MAX_SETTING), ("output_len", output_len, MAX_SETTING),
-                              ("requests", requests, MAX_REQUESTS), ("max_chips", max_chips, 2**20)):
-        bounded(name, value, 1, high)
+    for name, value, low, high in (("prompt_len", prompt_len, 1, MAX_SETTING),
+                                   ("output_len", output_len, 1, MAX_SETTING), ("requests", requests, 1, MAX_REQUESTS),
+                                   ("max_chips", max_chips, 1, 2**20), ("seed", seed, 0, 2**63 - 1)):
+        bounded(name, value, low, high)
     chips = [hardware(ref) for ref in candidates]
     if not chips:
         raise PerfsimError("--candidates: give at least one chip")
@@ -747,17 +753,26 @@ class RooflineResult:
 
         Raise PerfsimError for a directory, an unknown format or a path that cannot be written.
         """
-        path = Path(path)
-        if path.is_dir():
-            raise PerfsimError(f"-o {path}: is a directory; give a file name, e.g. {path / 'roofline.png'}")
-        path = path if path.suffix else path.with_name(f"{path.name}.png")
-        try:
-            self.figure.savefig(path)
-        except OSError as err:
-            raise PerfsimError(f"cannot write {path}: {err.strerror}") from None
-        except ValueError as err:
-            raise PerfsimError(f"cannot write {path}: {err}") from None
-        return path
+        return save_figure(self.figure, path, "-o", "roofline.png")
+
+
+def save_figure(figure: Figure, path: str | Path, option: str, example: str) -> Path:
+    """Write `figure` to `path` (its suffix picks the format; none: .png added); return the path written.
+
+    Raise PerfsimError naming `option` for a directory (suggesting DIR/`example`), an unknown format or a path that
+    cannot be written.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise PerfsimError(f"{option} {path}: is a directory; give a file name, e.g. {path / example}")
+    path = path if path.suffix else path.with_name(f"{path.name}.png")
+    try:
+        figure.savefig(path)
+    except OSError as err:
+        raise PerfsimError(f"cannot write {path}: {err.strerror}") from None
+    except ValueError as err:
+        raise PerfsimError(f"cannot write {path}: {err}") from None
+    return path
 
 
 def roofline(hardware_ref: str | Path | Device | System, ops: Iterable[OpBase | str] = (),

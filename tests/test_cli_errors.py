@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+import perfsim as ps
+from perfsim.errors import PerfsimError
 from perfsim.models import WORKLOAD_DIR
 from perfsim.output import render
 
@@ -150,3 +152,114 @@ def test_roofline_op_flags_and_output_path(cli, tmp_path):
     assert result.out.strip().endswith(f"wrote {tmp_path / 'plot.png'}")
     assert (tmp_path / "plot.png").is_file()
     one_line_error(cli(*roof, "-o", str(tmp_path)), "is a directory; give a file name")
+
+
+TRAIN_7B = ["train", "--model", "llama-2-7b", "--hardware", "h100-sxm", "--devices", "8", "--zero", "3"]
+PLAN = ["plan", "--model", "llama-2-7b", "--rate", "1", "--slo-ttft", "2s", "--slo-tpot", "50ms",
+        "--candidates", "h100-sxm"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        ([*PLAN, "--seed", "-1"], "--seed must be 0 to 9,223,372,036,854,775,807, got -1"),
+        (["train", "--model", "vit-mcuformer", "--hardware", "h100-sxm"], "no backward pass for norm layers"),
+        ([*TRAIN_7B, "--virtual-stages", "4"], "--virtual-stages applies to --schedule interleaved only"),
+        ([*TRAIN_7B, "--schedule", "interleaved"], "--schedule interleaved needs --pp above 1"),
+        (["train", "--model", "resnet8", "--hardware", "h100-sxm", "--grad-reduce", "fp32"],
+         "--grad-reduce does not apply to training resnet8"),
+        # used to hang: 10^8 micro-batches through an 8-stage pipeline simulation
+        ([*TRAIN_7B[:-2], "--pp", "8", "--global-batch", "100000000"], "more pipeline slots than the 100,000"),
+    ],
+)
+def test_impossible_training_and_planning_flags(cli, argv, needle):
+    one_line_error(cli(*argv), needle)
+
+
+def test_train_plot_path(cli, tmp_path):
+    one_line_error(cli(*TRAIN_7B, "--plot", str(tmp_path)), f"--plot {tmp_path}: is a directory; give a file name")
+    one_line_error(cli(*TRAIN_7B, "--plot", str(tmp_path / "step.txt")), "Format 'txt' is not supported")
+
+
+HF_LLAMA = {"model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32,
+            "intermediate_size": 11008, "vocab_size": 32000, "max_position_embeddings": 4096}
+HF_DEEPSEEK = {**HF_LLAMA, "model_type": "deepseek", "num_hidden_layers": 4, "n_routed_experts": 64,
+               "num_experts_per_tok": 6, "moe_intermediate_size": 1408}
+
+
+@pytest.mark.parametrize(
+    ("config", "needle"),
+    [
+        ({**HF_DEEPSEEK, "moe_layer_freq": 0}, "moe_layer_freq: must be an integer from 1 to 10,000, got 0"),
+        ({**HF_DEEPSEEK, "first_k_dense_replace": "one"}, "first_k_dense_replace: must be an integer from 0 to"),
+        ({**HF_DEEPSEEK, "num_hidden_layers": "4"}, "num_hidden_layers: must be an integer from 1 to 10,000, got '4'"),
+        ({**HF_DEEPSEEK, "num_hidden_layers": 10**9}, "num_hidden_layers: must be an integer from 1 to 10,000"),
+        ({**HF_LLAMA, "torch_dtype": ["bfloat16"]}, "torch_dtype: '['bfloat16']' is not one of bfloat16"),
+        ({**HF_LLAMA, "num_key_value_heads": 0}, "kv_heads"),  # not silently the 32 heads
+        ({**HF_LLAMA, "tie_word_embeddings": "no"}, "tied_embeddings: Input should be a valid boolean"),  # not True
+    ],
+)
+def test_broken_hugging_face_configs(cli, tmp_path, config, needle):
+    path = tmp_path / "model" / "config.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(config))
+    one_line_error(cli("model", "show", str(path)), needle)
+
+
+SWEEP = {"axes": {"model": ["llama-2-7b"], "hardware": ["h100-sxm"]}}
+
+
+@pytest.mark.parametrize(
+    ("call", "needle"),
+    [
+        (lambda: ps.sweep([SWEEP]), "sweep: expected a sweep YAML path, a mapping of its fields or a SweepSpec"),
+        (lambda: ps.plan("llama-2-7b", 1, "2s", "50ms", ["h100-sxm"], seed=-1), "--seed must be 0 to"),
+        (lambda: ps.plan("llama-2-7b", 1, "2s", "50ms", ["h100-sxm"], prompt_len=1.5), "--prompt-len must be 1 to"),
+        (lambda: ps.serve("llama-2-7b", "h100-sxm", requests=10, replicas=1.5), "--replicas must be 1 to"),
+        (lambda: ps.max_rate("llama-2-7b", "h100-sxm", slo_ttft="2s", rate_range="5:1"),
+         "--rate-range: '5:1' is not a pair LOW, HIGH of rates"),
+        (lambda: ps.max_rate("llama-2-7b", "h100-sxm", slo_ttft="2s", rate_range=(1, 2, 3)),
+         "--rate-range: (1, 2, 3) is not a pair"),
+        (lambda: ps.offloaded("mixtral-8x7b", "host-8380x2-a40", cache="lukewarm"),
+         "cache: 'lukewarm' is not one of cold, warm"),
+        (lambda: ps.train("vit-mcuformer", "h100-sxm"), "no backward pass for norm layers"),
+    ],
+)
+def test_python_api_raises_the_one_line_error(call, needle):
+    with pytest.raises(PerfsimError) as caught:
+        call()
+    assert needle in str(caught.value)
+    assert len(str(caught.value).splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("overrides", "needle"),
+    [
+        ("memory.hbm.bandwith: [1 TB/s]", "memory.hbm.bandwith: MemoryLevel has no field 'bandwith'"),
+        ("memory..capacity: [80 GiB]", "memory..capacity: no item '' in the list"),
+        ("memory.hbm.capacity: [-1, 80 GiB]", "memory.hbm.capacity: capacity: capacity must be positive"),
+    ],
+)
+def test_a_sweep_override_no_hardware_takes_is_an_error(cli, tmp_path, overrides, needle):
+    # a typo in an override path used to make every point invalid, with exit 0 (an unknown hardware stays a reason)
+    path = tmp_path / "sweep.yaml"
+    path.write_text("axes:\n  model: [llama-2-7b]\n  hardware: [h100-sxm, no-such-chip]\n"
+                    f"hardware_overrides:\n  {overrides}\n")
+    one_line_error(cli("sweep", str(path), "--workers", "1"), f"{path}: hardware_overrides.{needle}")
+
+
+SERVE = ["serve", "--model", "llama-2-7b", "--hardware", "h100-sxm", "--requests", "20"]
+
+
+@pytest.mark.parametrize(
+    ("flags", "needle"),
+    [
+        (["--arrivals", "gamma:1e300"], "gamma's CV must be positive, from 1e-06 to 1e+06, got 1e+300"),  # overflowed
+        (["--arrivals", "gamma:1e-300"], "CV must be positive, from 1e-06 to 1e+06, got 1e-300"),  # divided by 0
+        (["--replicas", "2147483647"], "--replicas must be 1 to 100,000, got 2147483647"),  # exhausted memory
+        # used to say "the KV cache ... (-2147363441 tokens) leaves room for -2147363441 token(s)"
+        (["--block-size", "2147483647"], "--block-size 2147483647: a block must be smaller than the KV cache"),
+    ],
+)
+def test_serving_values_that_crashed_or_hung(cli, flags, needle):
+    one_line_error(cli(*SERVE, *flags), needle)

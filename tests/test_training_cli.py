@@ -59,7 +59,7 @@ def test_reference_backward_checks_pass():
 
 def test_cnn_refuses_cluster_settings(cli):
     result = cli("train", "--model", "resnet8", "--hardware", "pulp-open", "--tp", "2")
-    assert result.code == 2 and "--tp do not apply" in result.err
+    assert result.code == 2 and "--tp does not apply" in result.err
     data = json.loads(cli("train", "--model", "resnet8", "--hardware", "pulp-open", "--global-batch", "10",
                           "--tokens", "50000", "--format", "json").out)
     assert data["time_to_train_s"] == pytest.approx(5000 * data["step_s"])  # 50,000 samples, 10 per step

@@ -28,8 +28,8 @@ def register(commands: argparse._SubParsersAction, add: Callable[..., argparse.A
                                         "TTFT and TPOT SLOs at a request rate, with cost and energy")
     plan.add_argument("--model", required=True, metavar="NAME|PATH", help="the model to serve")
     plan.add_argument("--rate", type=float, required=True, help="Poisson arrivals per second")
-    plan.add_argument("--slo-ttft", required=True, metavar="TIME", help="TTFT target: 2s, 500ms")
-    plan.add_argument("--slo-tpot", required=True, metavar="TIME", help="TPOT target: 50ms, 0.05")
+    plan.add_argument("--slo-ttft", required=True, metavar="TIME", help="TTFT target: 2s, 500ms (a bare number: s)")
+    plan.add_argument("--slo-tpot", required=True, metavar="TIME", help="TPOT target: 50ms, 0.05 (a bare number: s)")
     plan.add_argument("--percentile", type=float, default=99.0, help="the percentile held to the SLOs (default: 99)")
     plan.add_argument("--candidates", required=True, metavar="CHIP,CHIP,...",
                       help="chips to plan with, comma-separated (h100-sxm,mi300x,ascend-910b)")

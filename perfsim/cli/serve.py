@@ -120,12 +120,15 @@ def register(commands: argparse._SubParsersAction, add: Callable[..., argparse.A
     serve.add_argument("--block-size", type=int, default=16, help="KV-cache block in tokens (default: 16)")
     serve.add_argument("--prefix-cache", type=int, default=0, metavar="TOKENS",
                        help="KV tokens per replica kept for shared prefixes, LRU (default: 0, off)")
-    serve.add_argument("--host-kv", metavar="SIZE", help="host memory per replica as a KV tier: 256GiB")
+    serve.add_argument("--host-kv", metavar="SIZE", help="host memory per replica as a KV tier, with a unit: 256GiB "
+                       "(default: none, the KV cache lives in chip memory only)")
     serve.add_argument("--preemption", choices=["recompute", "swap"], default="recompute",
                        help="what a preempted sequence's cache does (swap needs --host-kv; default: recompute)")
-    serve.add_argument("--engine", choices=["analytic", "des"], help="step costs from (default: analytic)")
+    serve.add_argument("--engine", choices=["analytic", "des"], help="step costs from the analytic model or the "
+                       "discrete-event simulation (default: analytic)")
     serve.add_argument("--prefill-devices", type=int, metavar="N",
-                       help="disaggregate: N chips run prefill only, the rest decode")
+                       help="disaggregate: N chips run prefill only, the rest decode (default: none, "
+                            "every chip runs both)")
     serve.add_argument("--draft-model", metavar="NAME|PATH", help="speculative decoding with this draft model")
     serve.add_argument("--draft-len", type=int, default=4, help="draft tokens proposed per step (default: 4)")
     serve.add_argument("-o", "--output", metavar="DIR",

@@ -7,15 +7,12 @@ import typing
 from collections.abc import Callable
 
 from perfsim.cli.present import shown, warn, wrote
-from perfsim.errors import PerfsimError
 
 HEAD_LEFT_OUT = ("memory", "time_s", "breakdown")
 """Summary fields the table's head row leaves out (the rows below, or JSON, show them)."""
 
 
 def _train(args: argparse.Namespace) -> str:
-    from pathlib import Path
-
     from perfsim import api
     from perfsim.training.config import TrainConfig
 
@@ -26,12 +23,7 @@ def _train(args: argparse.Namespace) -> str:
     warn(args, result.notes)
     written = []
     if args.plot:
-        path = Path(args.plot)
-        try:
-            result.plot().savefig(path)
-        except OSError as err:
-            raise PerfsimError(f"cannot write {path}: {err.strerror}") from None
-        written.append(path)
+        written.append(api.save_figure(result.plot(), args.plot, "--plot", "train.png"))
     summary = result.summary
     if args.format == "json":
         text = shown(summary, args)
@@ -68,4 +60,5 @@ def register(commands: argparse._SubParsersAction, add: Callable[..., argparse.A
                                metavar="NAME|PATH" if name in ("model", "hardware") else name.upper())
     train.add_argument("--no-memory-check", action="store_true",
                        help="estimate even when the step does not fit the chips' memory")
-    train.add_argument("--plot", metavar="FILE.png", help="write the step's time and memory breakdown")
+    train.add_argument("--plot", metavar="FILE.png",
+                       help="write the step's time and memory breakdown to FILE (.png, .svg, .pdf; no suffix: .png)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 import weakref
 from collections.abc import Callable
 from dataclasses import replace
@@ -47,7 +48,7 @@ def cost(op: OpBase, hardware: Device | System, cache: Cache = "cold") -> OpCost
     An accelerator chip's cost says `calibrated=False` when a default derating stood in for a missing calibration.
     Memoised per hardware object on (op, cache): the same op on the same spec object is priced once.
 
-    Raise PerfsimError if a collective is asked of a single chip.
+    Raise PerfsimError if a collective is asked of a single chip, or for a cache other than cold or warm.
     """
     memo = _memos.get(id(hardware))
     if memo is None:
@@ -66,6 +67,8 @@ def cost(op: OpBase, hardware: Device | System, cache: Cache = "cold") -> OpCost
 
 
 def _cost(op: OpBase, hardware: Device | System, cache: Cache) -> OpCost:
+    if cache not in typing.get_args(Cache):
+        raise PerfsimError(f"cache: '{cache}' is not one of {', '.join(typing.get_args(Cache))}")
     if isinstance(op, Collective):
         if not isinstance(hardware, System):
             raise PerfsimError(f"{op.kind} needs a system of chips; {hardware.name} is one chip")

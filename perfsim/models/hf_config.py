@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from perfsim.errors import PerfsimError
+from perfsim.models.spec import MAX_LAYERS
 from perfsim.specfile import read_text, shown, validate
 
 FAMILIES = ("llama", "qwen2", "mixtral", "deepseek", "deepseek_v2", "deepseek_v3")
@@ -71,7 +72,7 @@ def spec_fields(config: dict[str, Any], name: str, where: Path | str) -> dict[st
         if config.get(key):
             raise PerfsimError(f"{where}: {key}: biases on the output projection or FFN are not represented")
     dtype = config.get("torch_dtype", "bfloat16")
-    if dtype not in DTYPES:
+    if not isinstance(dtype, str) or dtype not in DTYPES:
         raise PerfsimError(f"{where}: torch_dtype: '{dtype}' is not one of {', '.join(DTYPES)}")
     heads = need("num_attention_heads")
     fields: dict[str, Any] = {
@@ -79,8 +80,9 @@ def spec_fields(config: dict[str, Any], name: str, where: Path | str) -> dict[st
         "description": f"{name}: {family} decoder imported from its Hugging Face config.json",
         "source": f"Hugging Face config.json ({where})",
         "hidden": need("hidden_size"), "layers": need("num_hidden_layers"), "heads": heads,
-        "kv_heads": config.get("num_key_value_heads") or heads, "ffn": need("intermediate_size"),
-        "vocab": need("vocab_size"), "tied_embeddings": bool(config.get("tie_word_embeddings", False)),
+        "kv_heads": heads if config.get("num_key_value_heads") is None else config["num_key_value_heads"],
+        "ffn": need("intermediate_size"), "vocab": need("vocab_size"),
+        "tied_embeddings": config.get("tie_word_embeddings", False),
         "qkv_bias": family == "qwen2", "weight_dtype": DTYPES[dtype], "embedding_dtype": DTYPES[dtype],
         "max_context": need("max_position_embeddings"),
     }
@@ -97,8 +99,14 @@ def spec_fields(config: dict[str, Any], name: str, where: Path | str) -> dict[st
 def _deepseek_moe(config: dict[str, Any], need: Any, where: Path | str) -> dict[str, Any]:
     """DeepSeek-MoE: `first_k_dense_replace` dense layers, then an MoE layer wherever layer % moe_layer_freq
     == 0, each with `n_shared_experts` always-on experts and `n_routed_experts` routed ones."""
-    first, every, layers = config.get("first_k_dense_replace", 0), config.get("moe_layer_freq", 1), \
-        need("num_hidden_layers")
+    def layer_count(key: str, value: Any, low: int) -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= MAX_LAYERS:
+            raise PerfsimError(f"{where}: {key}: must be an integer from {low} to {MAX_LAYERS:,}, got {value!r}")
+        return value
+
+    first = layer_count("first_k_dense_replace", config.get("first_k_dense_replace", 0), 0)
+    every = layer_count("moe_layer_freq", config.get("moe_layer_freq", 1), 1)
+    layers = layer_count("num_hidden_layers", need("num_hidden_layers"), 1)
     theirs = [i >= first and i % every == 0 for i in range(layers)]
     ours = [i >= first and (i - first) % every == every - 1 for i in range(layers)]
     if theirs != ours:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from perfsim.errors import PerfsimError
 from perfsim.ops import Conv2d, Elementwise, Gemm, OpBase, Operand
 
 
@@ -85,7 +86,8 @@ def parameters(op: OpBase) -> float:
 
 
 def backward_ops(op: OpBase, first: bool) -> list[OpBase]:
-    """The backward ops of one layer: weight gradient, then input gradient unless it is the `first` layer."""
+    """The backward ops of one layer: weight gradient, then input gradient unless it is the `first` layer. Raise
+    PerfsimError for a layer kind without a backward pass."""
     name = op.label
     if isinstance(op, Conv2d | Gemm):
         grad = ConvGrad if isinstance(op, Conv2d) else GemmGrad
@@ -96,7 +98,8 @@ def backward_ops(op: OpBase, first: bool) -> list[OpBase]:
     if isinstance(op, Elementwise):
         return [] if first else [Elementwise(elements=op.elements, inputs=2, flops_per_element=1, dtype=op.dtype,
                                              name=f"{name}.bw")]
-    raise NotImplementedError(f"no backward pass for {op.kind} layers")
+    raise PerfsimError(f"layer {op.label}: no backward pass for {op.kind} layers (training covers conv2d, gemm and "
+                       "elementwise layers)")
 
 
 def update_op(op: OpBase) -> Elementwise | None:

@@ -91,7 +91,7 @@ def allowed_fields(mode: Mode) -> list[str]:
 
 def check_fields(spec: SweepSpec, origin: str) -> None:
     """Raise PerfsimError naming `origin` and the field for a field the sweep's mode does not take, an empty axis,
-    or a sweep without a model or hardware."""
+    a sweep without a model or hardware, or an override no hardware of the sweep takes."""
     allowed = allowed_fields(spec.mode)
     given = [("base", spec.base), ("axes", spec.axes), *((f"points[{i}]", p) for i, p in enumerate(spec.points))]
     for where, fields in given:
@@ -112,6 +112,33 @@ def check_fields(spec: SweepSpec, origin: str) -> None:
             raise PerfsimError(f"{origin}: {required}: give it in base, axes or every listed point")
     if size(spec) > MAX_POINTS:
         raise PerfsimError(f"{origin}: {size(spec):,} points; at most {MAX_POINTS:,} in one sweep")
+    _check_overrides(spec, origin)
+
+
+def _check_overrides(spec: SweepSpec, origin: str) -> None:
+    """Raise PerfsimError for an override whose first value fails on every hardware of the sweep that loads (a typo
+    in its path would otherwise be every point's reason); one failing on some hardware is those points' reason."""
+    from perfsim.api import hardware
+    from perfsim.planning.overrides import with_field
+
+    refs = [spec.base.get("hardware"), *spec.axes.get("hardware", []), *(p.get("hardware") for p in spec.points)]
+    loaded = []
+    for ref in dict.fromkeys(ref for ref in refs if isinstance(ref, str)):
+        try:
+            loaded.append(hardware(ref))
+        except PerfsimError:
+            continue  # an unknown hardware is its points' reason
+    for path, values in spec.hardware_overrides.items():
+        errors = []
+        for one in loaded:
+            try:
+                with_field(one, path, values[0])
+                break
+            except PerfsimError as err:
+                errors.append(err)
+        else:
+            if errors:
+                raise PerfsimError(f"{origin}: hardware_overrides.{errors[0]}")
 
 
 def size(spec: SweepSpec) -> int:

@@ -143,6 +143,11 @@ class Clock:
     time: Callable[[float, float], float] | None = None
 
 
+MAX_CV = 1e6
+"""The largest coefficient of variation gamma arrivals take; 1 / MAX_CV is the smallest (both keep the gamma's shape
+and scale finite and positive)."""
+
+
 def arrival_process(spec: str) -> Clock:
     """The process named by `spec` (see the module doc). Raise PerfsimError for an unknown name or bad parameters."""
     name, _, params = str(spec).partition(":")
@@ -160,8 +165,9 @@ def arrival_process(spec: str) -> Clock:
     if name == "poisson":
         return Clock(lambda rng: rng.exponential(1.0))
     if name == "gamma":
-        if not values[0] > 0:
-            raise PerfsimError(f"--arrivals: gamma's CV must be positive, got {values[0]:g}")
+        if not 1 / MAX_CV <= values[0] <= MAX_CV:  # beyond, the shape 1 / CV² is no longer a positive finite float
+            raise PerfsimError(f"--arrivals: gamma's CV must be positive, from {1 / MAX_CV:g} to {MAX_CV:g}, got "
+                               f"{values[0]:g}")
         shape = 1 / values[0] ** 2  # a gamma of shape k has CV 1 / √k; scale 1 / k keeps the mean 1
         return Clock(lambda rng: rng.gamma(shape, 1 / shape))
     if name == "onoff":

@@ -182,7 +182,10 @@ def _search(check: Callable[[float], Probe], probes: list[Probe], bracket: tuple
             tolerance: float, percentile: float, where: str) -> RateSearch:
     """The bracket (given, or found from `start`), then the bisection; `check` appends each probe to `probes`."""
     if bracket is not None:
-        low, high = bracket
+        try:
+            low, high = (float(end) for end in bracket)
+        except (TypeError, ValueError):
+            raise PerfsimError(f"{where}: {bracket!r} is not a pair LOW, HIGH of rates (requests/s)") from None
         if not 0 < low < high:
             raise PerfsimError(f"{where}: need 0 < low < high, got {low:g} and {high:g}")
         if (missed := check(low).missed) is not None:

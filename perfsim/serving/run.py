@@ -153,8 +153,12 @@ def step_costs(base: Scenario, engine: Engine, speculation: Speculation | None) 
 def _context_limit(model: str, max_context: int, capacity: int, config: SchedulerConfig,
                    disaggregation: Disaggregation | None, policy: str) -> ContextLimit:
     """The most tokens one request may have: the model's context, and what the KV cache of one replica (and of the
-    prefill group) holds for a sequence alone (a reserving scheduler admits within its watermark)."""
+    prefill group) holds for a sequence alone (a reserving scheduler admits within its watermark). Raise PerfsimError
+    for a KV-cache block as large as a cache."""
     caches = [capacity] + ([disaggregation.capacity] if disaggregation else [])
+    if config.block_size >= min(caches):
+        raise PerfsimError(f"--block-size {config.block_size}: a block must be smaller than the KV cache of one "
+                           f"replica ({min(caches)} tokens)")
     room = min(math.floor(c * (1 - WATERMARK)) if config.reserves else c for c in caches) - config.block_size
     if max_context <= room:
         return ContextLimit(max_context, f"{model}'s max_context ({max_context})", policy)

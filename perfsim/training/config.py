@@ -36,8 +36,10 @@ class TrainConfig(Spec):
     grad_reduce: Literal["bf16", "fp32"] = Field("bf16", description="dtype the gradients are reduced in: bf16, "
                                                                       "or fp32 (FSDP mixed precision DEFAULT: "
                                                                       "bf16 weights, fp32 reduce_dtype)")
-    bucket_mb: Annotated[float, Field(gt=0)] = Field(25.0, description="DP gradient bucket in MB (PyTorch DDP's "
-                                                                       "default bucket_cap_mb is 25)")
-    tokens: Annotated[float, Field(gt=0)] | None = Field(None, description="tokens to train, for the time to "
-                                                                           "train them")
+    bucket_mb: Annotated[float, Field(gt=0)] = Field(25.0, description="DP gradient bucket in MiB (PyTorch DDP's "
+                                                                       "bucket_cap_mb, whose default is 25, counts "
+                                                                       "MiB)")
+    tokens: Annotated[float, Field(gt=0)] | None = Field(None, description="tokens to train (a CNN: samples), "
+                                                                           "for the time to train them (default: "
+                                                                           "none, no time)")
     check_memory: bool = Field(True, description="refuse a run that does not fit the chips' memory")

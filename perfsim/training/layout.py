@@ -50,6 +50,11 @@ def hardware_for(name: str, devices: int | None) -> tuple[Device, System | None,
     return spec, join(spec, count) if count > 1 else None, count
 
 
+MAX_PIPELINE_SLOTS = 10**5
+"""Most micro-batch × stage × chunk slots a pipeline schedule simulates (each costs about 0.2 ms; real steps hold a
+few thousand, e.g. 256 micro-batches on 64 stages with 2 chunks = 32,768)."""
+
+
 def layout(model: ModelSpec, devices: int, tp: int, pp: int, dp: int | None, ep: int, zero: int, micro_batch: int,
            global_batch: int | None, virtual: int) -> Layout:
     """The degrees resolved and checked. Raise PerfsimError naming the flag that does not fit."""
@@ -70,8 +75,12 @@ def layout(model: ModelSpec, devices: int, tp: int, pp: int, dp: int | None, ep:
     if global_batch % (dp * micro_batch):
         raise PerfsimError(f"global batch ({global_batch}) must be a multiple of dp ({dp}) × micro-batch "
                            f"({micro_batch}) = {dp * micro_batch} sequences")
-    return Layout(devices, tp, pp, dp, ep, zero, micro_batch, global_batch, global_batch // (dp * micro_batch),
-                  virtual)
+    micro_batches = global_batch // (dp * micro_batch)
+    if pp > 1 and micro_batches * pp * virtual > MAX_PIPELINE_SLOTS:
+        raise PerfsimError(f"{micro_batches:,} micro-batches × pp ({pp}) × virtual stages ({virtual}) are more "
+                           f"pipeline slots than the {MAX_PIPELINE_SLOTS:,} simulated; raise --micro-batch or dp, "
+                           "or lower --global-batch")
+    return Layout(devices, tp, pp, dp, ep, zero, micro_batch, global_batch, micro_batches, virtual)
 
 
 @dataclass(frozen=True)

@@ -74,7 +74,7 @@ class NetworkTrainingEstimate:
 
 
 CLUSTER_FIELDS = ("devices", "tp", "pp", "dp", "ep", "zero", "micro_batch", "seq_len", "recompute", "precision",
-                  "schedule", "virtual_stages", "bucket_mb")
+                  "schedule", "virtual_stages", "grad_reduce", "bucket_mb")
 """TrainConfig fields of a transformer on a cluster, which a CNN trained one sample at a time on one chip refuses."""
 
 
@@ -83,8 +83,8 @@ def estimate_network_training(config: TrainConfig) -> NetworkTrainingEstimate:
     cluster setting (CLUSTER_FIELDS) or an optimizer other than SGD."""
     given = [f"--{name.replace('_', '-')}" for name in CLUSTER_FIELDS if name in config.model_fields_set]
     if given:
-        raise PerfsimError(f"{', '.join(given)} do not apply to training {config.model} (a CNN, one sample at a "
-                           "time on one chip)")
+        raise PerfsimError(f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} not apply to training "
+                           f"{config.model} (a CNN, one sample at a time on one chip)")
     if config.optimizer != "sgd" and "optimizer" in config.model_fields_set:
         raise PerfsimError(f"--optimizer {config.optimizer}: a CNN on one chip trains with SGD here")
     chip, _, _ = hardware_for(config.hardware, 1)

@@ -251,14 +251,18 @@ def _segment_params(model: ModelSpec, lay: Layout, work: StageWork) -> list[Stag
 
 
 def estimate_training(config: TrainConfig) -> TrainingEstimate:
-    """Estimate one training step of a transformer. Raise PerfsimError for an inconsistent layout, a chip
-    without the precision asked, or (checked) a step that does not fit."""
+    """Estimate one training step of a transformer. Raise PerfsimError for an inconsistent layout or schedule, a
+    chip without the precision asked, or (checked) a step that does not fit."""
     from perfsim.models.loader import load_model
 
     c = config
     model = load_model(c.model)
     chip, system, devices = hardware_for(c.hardware, c.devices)
-    virtual = c.virtual_stages if c.schedule == "interleaved" and c.pp > 1 else 1
+    if c.schedule == "interleaved" and c.pp == 1:
+        raise PerfsimError("--schedule interleaved needs --pp above 1 (one stage has no pipeline to interleave)")
+    if "virtual_stages" in c.model_fields_set and c.schedule != "interleaved":
+        raise PerfsimError("--virtual-stages applies to --schedule interleaved only")
+    virtual = c.virtual_stages if c.schedule == "interleaved" else 1
     lay = layout(model, devices, c.tp, c.pp, c.dp, c.ep, c.zero, c.micro_batch, c.global_batch, virtual)
     if c.precision == "fp8":
         _check_fp8(chip)
@@ -284,7 +288,7 @@ def estimate_training(config: TrainConfig) -> TrainingEstimate:
         run = pipeline([w.forward_s for w in stages], [w.backward_s for w in stages], send, lay.micro_batches,
                        virtual)
     overlaps = [] if lay.zero == 3 or lay.dp == 1 else [
-        _dp_overlap(work, p, lay, chip, system, c.bucket_mb * 1e6, grad_bytes)
+        _dp_overlap(work, p, lay, chip, system, c.bucket_mb * 2**20, grad_bytes)
         for work, p in zip(stages, params, strict=True)]
     heaviest = max((stage_params(model, lay, s) for s in range(lay.pp)), key=lambda p: p.total)
     shard = StageParams(heaviest.dense / (lay.dp if lay.zero >= 1 else 1),
