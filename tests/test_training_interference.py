@@ -1,11 +1,11 @@
-"""A collective beside compute: NCCL's ring channels (SMs taken) and its HBM traffic slow the overlapped layer."""
+"""A collective beside compute: NCCL's and RCCL's channels (SMs or CUs taken) and its HBM traffic slow the overlapped layer."""
 
 import pytest
 
 from perfsim.cost.opcost import OpCost
 from perfsim.hardware import load_hardware
 from perfsim.training.config import TrainConfig
-from perfsim.training.interference import Interference, collective_channels, ring_channels, slowed_s
+from perfsim.training.interference import Interference, collective_channels, rccl_channels, ring_channels, slowed_s
 from perfsim.training.schedule import Layer, overlapped
 from perfsim.training.step import estimate_training
 
@@ -22,7 +22,44 @@ def test_ring_channels_follow_nccls_search():
     h100 = load_hardware("h100-sxm")
     assert collective_channels(h100, load_hardware("dgx-h100"), crosses_nodes=False) == 24
     assert collective_channels(h100, load_hardware("h100-cluster"), crosses_nodes=True) == 16
-    assert collective_channels(load_hardware("mi300x"), load_hardware("mi300x-node"), crosses_nodes=False) == 0
+
+
+def test_rccl_channels_follow_its_mi300x_topology_models():
+    # one node: RCCL's rome_model_79 lays 28 rings; 28 ≤ 128/2 is duplicated to 56, and init.cc's nc = 2 copies
+    # min(128 // 28, 2) · 28 = 56: 56 channels
+    assert rccl_channels(28, 304, crosses_nodes=False) == 56
+    # 8 NICs per node: rome_model_81's 64 rings, capped at 64 across nodes; 64 > 32 is not duplicated and
+    # min(64 // 64, 2) · 64 = 64
+    assert rccl_channels(64, 304, crosses_nodes=True) == 64
+    # 16 NICs per node: rome_model_84's 16 rings, duplicated to 32, nc: min(64 // 16, 2) · 16 = 32
+    assert rccl_channels(16, 304, crosses_nodes=True) == 32
+    # a gfx94x part of 80 CUs caps the channels at its CUs: 28 → 2 · 28 = 56 ≤ 80, nc: min(80 // 28, 2) · 28 = 56;
+    # 64 rings: 64 > 40 not duplicated, min(80 // 64, 2) · 64 = 64
+    assert rccl_channels(28, 80, crosses_nodes=False) == 56
+    assert rccl_channels(64, 80, crosses_nodes=False) == 64
+    mi300x = load_hardware("mi300x")
+    assert collective_channels(mi300x, load_hardware("mi300x-node"), crosses_nodes=False) == 56
+    assert collective_channels(mi300x, load_hardware("mi300x-cluster"), crosses_nodes=False) == 56
+    assert collective_channels(mi300x, load_hardware("mi300x-cluster"), crosses_nodes=True) == 64
+    # no model for a node that is not RCCL's 8-GPU one: no CUs taken
+    assert collective_channels(mi300x, None, crosses_nodes=False) == 0
+
+
+def test_compute_beside_an_mi300x_all_reduce_runs_on_the_cus_left():
+    mi300x = load_hardware("mi300x")  # 304 CUs, 5.3 TB/s HBM
+    channels = collective_channels(mi300x, load_hardware("mi300x-node"), crosses_nodes=False)
+    # a one-node all-reduce sending 1 GB in 10 ms touches HBM 3 × 1e9 / 0.01 = 300 GB/s, taking 56 CUs
+    hit = Interference.of("all_reduce", 1e9, 10e-3, channels)
+    assert (hit.sms, hit.hbm_bytes_per_s) == (56, pytest.approx(3e11))
+    # a compute-bound op (1 s of matrix work, 0.5 s of HBM): compute 1 × 304/(304 − 56) = 1.2258 s; HBM
+    # 0.5 × 5.3/(5.3 − 0.3) = 0.53 s: the compute binds
+    c = OpCost("gemm", 0.0, 0.0, {"compute:matrix": 1.0, "memory:hbm": 0.5})
+    assert slowed_s(c, mi300x, hit) == pytest.approx(304 / 248)
+    # overlapped: l0 (1 s), its 0.5 s all-reduce beside l1, which does 0.5 · 248/304 of its work meanwhile and the
+    # rest alone: l1 ends at 1 + 0.5 + (1 − 0.5 · 248/304) = 2 + 0.5 · 56/304
+    layers = [Layer("l0", 1.0, bucket_s=0.5, bucket_hit=hit, slowed=lambda h: slowed_s(c, mi300x, h)),
+              Layer("l1", 1.0, slowed=lambda h: slowed_s(c, mi300x, h))]
+    assert overlapped(layers).span_s == pytest.approx(2 + 0.5 * 56 / 304)
 
 
 def test_an_op_under_a_collective_loses_sms_and_hbm_bandwidth():
