@@ -1,4 +1,4 @@
-"""A collective beside compute: NCCL's and RCCL's channels (SMs or CUs taken) and its HBM traffic slow the overlapped layer."""
+"""A collective beside compute: NCCL's and RCCL's channels (SMs, CUs) and HBM traffic slow the overlapped layer."""
 
 import pytest
 
