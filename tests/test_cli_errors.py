@@ -97,6 +97,8 @@ def test_non_finite_and_non_integer_scenario_values(cli, tmp_path):
     scenario = tmp_path / "s.yaml"
     scenario.write_text("model: llama-2-7b\nhardware: h100-sxm\nbatch: true\n")
     one_line_error(cli("estimate", "--scenario", str(scenario)), "batch: Input should be a valid integer")
+    scenario.write_text("model: llama-2-7b\nhardware: h100-sxm\nphase: decode\ncontext: true\n")  # was 1 token
+    one_line_error(cli("estimate", "--scenario", str(scenario)), "context: Input should be a valid integer")
 
 
 def test_json_is_strict_null_for_non_finite_numbers():

@@ -200,9 +200,15 @@ def test_per_device_memory_non_increasing_in_devices_and_nothing_lost_in_shardin
     one, two = _memory(scenario), _memory(bigger)
     assert two["memory_bytes_per_device"] <= one["memory_bytes_per_device"] * (1 + REL), (scenario, bigger)
     # Sharding splits weights and KV over the chips but never drops any: twice the chips each hold at least half.
-    for part in ("weights_bytes", "kv_bytes"):
-        assert 2 * two[part] >= one[part] * (1 - REL), f"{part}: {bigger!r} holds {two[part]} per chip, " \
-                                                        f"{scenario!r} {one[part]}"
+    # Tensor parallelism gives every chip the same share, so each part halves at most; pipeline stages differ
+    # (embedding, head, dense layers), and the breakdown is the heaviest stage's, so only its total bounds the rest.
+    if bigger.pp == scenario.pp:
+        for part in ("weights_bytes", "kv_bytes"):
+            assert 2 * two[part] >= one[part] * (1 - REL), f"{part}: {bigger!r} holds {two[part]} per chip, " \
+                                                            f"{scenario!r} {one[part]}"
+    else:
+        held = one["weights_bytes"] + one["kv_bytes"]
+        assert 2 * two["memory_bytes_per_device"] >= held * (1 - REL), f"{bigger!r} drops some of {scenario!r}"
 
 
 @bounded(60)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, StrictBool, field_validator
 
 from perfsim.dtypes import resolve_format
 from perfsim.errors import PerfsimError
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from perfsim.models.spec import ModelSpec
 
 DECODE_CONTEXT = 2048  # tokens cached per sequence in a decode step unless `context` says otherwise
-Tokens = Annotated[int, Field(ge=0)]
+Tokens = Annotated[int, Field(ge=0, strict=True)]  # strict: `context: true` is an error, not 1 token
 
 
 class Scenario(Spec):
@@ -61,7 +61,7 @@ class Scenario(Spec):
     activation_dtype: str = Field("bf16", description="activation dtype (int8 with int8 weights = W8A8)")
     kv_dtype: str | None = Field(None, description="KV-cache dtype (default: the activation dtype)")
     attention: Literal["fused", "unfused"] = Field("fused", description="fused keeps scores on chip")
-    lut_gemm: bool = Field(False, description="T-MAC table-lookup GEMM for low-bit weights (CPUs)")
+    lut_gemm: StrictBool = Field(False, description="T-MAC table-lookup GEMM for low-bit weights (CPUs)")
     moe_imbalance: float = Field(1.0, ge=1.0, description="busiest expert-parallel rank's load over the mean")
     memory_utilization: Fraction = Field(0.9, description="fraction of each chip's memory a serving engine uses for "
                                                           "weights, activations and KV cache (vLLM's "

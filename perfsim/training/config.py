@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, StrictBool
 
 from perfsim.hardware.common import Count, Spec
 
@@ -42,4 +42,4 @@ class TrainConfig(Spec):
     tokens: Annotated[float, Field(gt=0)] | None = Field(None, description="tokens to train (a CNN: samples), "
                                                                            "for the time to train them (default: "
                                                                            "none, no time)")
-    check_memory: bool = Field(True, description="refuse a run that does not fit the chips' memory")
+    check_memory: StrictBool = Field(True, description="refuse a run that does not fit the chips' memory")
