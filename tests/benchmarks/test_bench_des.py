@@ -33,11 +33,9 @@ def test_des_step_8_chips(benchmark):
 
 
 @pytest.mark.parametrize(("scenario", "budget"), [(LLAMA_70B_DECODE, 5.0), (QWEN_72B_PREFILL, 3.0)])
-def test_des_within_budget_of_analytic(benchmark, scenario, budget):
-    if benchmark.disabled:
-        pytest.skip("a timing budget: run with `make bench`")
+def test_des_within_budget_of_analytic(budget_benchmark, scenario, budget):
     resolved = resolve(scenario)
     des, analytic = _seconds(resolved, "des"), _seconds(resolved, "analytic")
     print(f"\n{scenario.model}: des {des * 1e3:.3f} ms, analytic {analytic * 1e3:.3f} ms, ratio {des / analytic:.2f}")
-    benchmark(_step_s, resolved, "des")
+    budget_benchmark(_step_s, resolved, "des")
     assert des <= budget * analytic
