@@ -39,6 +39,8 @@ IDS |= {"CAL-HCCS-910B-AR8", "HCCS-910B-AR2", "HCCS-910B-AR4", "HCCS-910B-AG2", 
 IDS |= {"TRAIN-MPT-7B-a100-8", "TRAIN-MPT-13B-a100-8", "TRAIN-MPT-30B-a100-8", "TRAIN-MPT-7B-h100-8",
         "TRAIN-MPT-30B-h100-8", "TRAIN-MPT-13B-h100-64", "TRAIN-MPT-70B-h100-64"}  # validation/training.yaml
 IDS |= {"MOELENS-T2-a40", "MOELENS-T2-l40", "MOELENS-T2-a100"}  # MoE-Lens Eq. 2 identities (validation/moelens.yaml)
+IDS |= {"CAL-GEMM-A40", "CAL-GEMM-A6000", "CAL-MEM-A40", "CAL-MEM-L40", "CAL-LAUNCH-A40",
+        "CAL-LAUNCH-L40"}  # GA102 / AD102 calibrations (validation/gpu_calibration_ampere_ada.yaml)
 IDS |= {"MLPERF41-AMD-offline", "MLPERF41-AMD-server", "MLPERF41-HPE-offline", "MLPERF41-HPE-server"}  # serving
 REPORT = validation_report()
 
@@ -118,7 +120,7 @@ def test_calibration_cases_are_few_microbenchmarks():
     """Calibration cases are single-op microbenchmarks: at most 2 per hardware and op kind (the two ends of one
     curve) and at most 3 per hardware. Three today: mi300x-node (the two ends of RCCL's all-reduce curve, xGMI
     alpha and efficiency, and TransferBench's all-to-all link rate, which checks that efficiency and sets nothing),
-    a100-sxm-80gb and m3-max-gpu (a big GEMM, a stream copy and a launch latency, one field each). Every other
+    a100-sxm-80gb, a40 and m3-max-gpu (a big GEMM, a stream copy and a launch latency, one field each). Every other
     hardware holds at most 2."""
     per_hardware: Counter = Counter()
     per_kind: Counter = Counter()
@@ -132,7 +134,8 @@ def test_calibration_cases_are_few_microbenchmarks():
         per_kind[case.hardware, kind] += 1
     assert max(per_kind.values()) <= 2, per_kind
     assert max(per_hardware.values()) == 3
-    assert {hardware for hardware, n in per_hardware.items() if n > 2} == {"mi300x-node", "a100-sxm-80gb", "m3-max-gpu"}
+    assert {hardware for hardware, n in per_hardware.items() if n > 2} == {"mi300x-node", "a100-sxm-80gb", "a40",
+                                                                               "m3-max-gpu"}
 
 
 def test_case_ids_named_by_calibrations_are_calibration_cases():
