@@ -5,7 +5,7 @@ import pytest
 from perfsim.cost import cost
 from perfsim.cost.derating import DEFAULT_LAUNCH_S, uncalibrated_fields
 from perfsim.hardware import load_hardware
-from perfsim.ops import Gemm
+from perfsim.ops import Elementwise, Gemm
 
 H100 = load_hardware("h100-sxm")
 A100 = load_hardware("a100-sxm-80gb")
@@ -42,12 +42,13 @@ def test_calibration_points_are_reproduced_by_the_tile_model():
 
 
 def test_results_say_whether_a_default_derating_stood_in():
-    # A100 and M3 Max carry every calibration (GEMM, stream copy, launch: CAL-GEMM/CAL-HBM/CAL-MEM/CAL-LAUNCH);
-    # H100 and the M2 have no cited launch microbenchmark, so they lack op_overhead alone and their costs carry
-    # calibrated = False
+    # A100, M3 Max and MI300X carry every calibration (GEMM, stream copy, launch: CAL-GEMM/AMD-01, CAL-HBM/CAL-MEM,
+    # CAL-LAUNCH); H100 and the M2 have no cited launch microbenchmark, so they lack op_overhead alone and their
+    # costs carry calibrated = False
     assert uncalibrated_fields(H100) == ["op_overhead"]
     assert uncalibrated_fields(load_hardware("m2-gpu")) == ["op_overhead"]
     assert uncalibrated_fields(A100) == uncalibrated_fields(load_hardware("m3-max-gpu")) == []
+    assert uncalibrated_fields(load_hardware("mi300x")) == []
     assert cost(Gemm(m=256, n=256, k=256, dtype="fp16"), A100).calibrated
     op = Gemm(m=256, n=256, k=256, dtype="bf16")
     assert cost(op, H100).as_dict()["calibrated"] is False
@@ -56,3 +57,13 @@ def test_results_say_whether_a_default_derating_stood_in():
     measured = cost(op, H100.model_copy(update={"calibration": launch}))
     assert measured.calibrated and measured.overhead_s == 3e-6
     assert cost(op, load_hardware("raspberry-pi-5")).calibrated  # other kinds say nothing about GPU deratings
+
+
+def test_mi300x_launch_is_the_cited_back_to_back_figure():
+    # CAL-LAUNCH-MI300X: 1.88 µs per empty kernel on one stream (PETSc ex1k on Frontier's MI250X) replaces the 5 µs
+    # default. The case's 256-element fp32 copy moves 2 · 1 KiB = 2048 B at 5.3 TB/s × 0.7717 = 4.090 TB/s:
+    # 0.5007 ns, so the op is launch-bound at 1.88 µs + 0.5007 ns
+    mi300x = load_hardware("mi300x")
+    c = cost(Elementwise(elements=256, inputs=1, flops_per_element=0, dtype="fp32"), mi300x)
+    assert c.overhead_s == pytest.approx(1.88e-6, rel=1e-12) and c.bound == "overhead" and c.calibrated
+    assert c.time_s == pytest.approx(1.88e-6 + 2048 / (5.3e12 * 0.7717), rel=1e-9)

@@ -32,8 +32,8 @@ IDS |= {
     "RCCL-MI300X-8M", "CAL-NVLS-H100-1K", "CAL-NVLS-H100-8G", "EDGEMOE-01-gpu", "EDGEMOE-02-cpu",
 }
 IDS |= {"CAL-GEMM-H100", "CAL-GEMM-A100"}  # GPU compute calibrations (validation/gpu_calibration.yaml)
-IDS |= {"CAL-GEMM-M3MAX", "CAL-LAUNCH-A100", "CAL-LAUNCH-M3MAX", "CAL-MEM-M1PRO", "CAL-MEM-M2", "CAL-MEM-M2ULTRA",
-        "CAL-MEM-M3MAX"}  # launch, Apple LPDDR5 and M3 Max GEMM calibrations (validation/gpu_calibration.yaml)
+IDS |= {"CAL-GEMM-M3MAX", "CAL-LAUNCH-A100", "CAL-LAUNCH-M3MAX", "CAL-LAUNCH-MI300X", "CAL-MEM-M1PRO", "CAL-MEM-M2",
+        "CAL-MEM-M2ULTRA", "CAL-MEM-M3MAX"}  # launch, Apple LPDDR5, M3 Max GEMM calibrations (gpu_calibration.yaml)
 IDS |= {"CAL-HCCS-910B-AR8", "HCCS-910B-AR2", "HCCS-910B-AR4", "HCCS-910B-AG2", "HCCS-910B-AG4",
         "HCCS-910B-AG8"}  # Ascend HCCS (validation/ascend_hccs.yaml)
 IDS |= {"TRAIN-MPT-7B-a100-8", "TRAIN-MPT-13B-a100-8", "TRAIN-MPT-30B-a100-8", "TRAIN-MPT-7B-h100-8",
