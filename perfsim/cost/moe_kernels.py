@@ -36,7 +36,7 @@ that takes longest and what binds it. `flops` is the op's algorithmic count; til
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from math import ceil
 
 from perfsim.cost.attention_kernels import SOFTMAX_OPS
@@ -82,7 +82,7 @@ def moe_cost(op: MoE, device: Device, cache: Cache = "cold") -> OpCost:
 
 
 def kernel_costs(op: MoE, device: Device, chip: ChipRates, cache: Cache) -> dict[str, OpCost]:
-    """Each kernel's cost (its overhead left out: the op counts one launch per kernel)."""
+    """Each kernel's cost, its launch left out (the op counts one launch per kernel)."""
     routing = Routing.of(op)
     ffn = ceil(op.expert_ffn / op.expert_tp)
     up_width = (2 if op.gated else 1) * ffn
@@ -108,7 +108,7 @@ def kernel_costs(op: MoE, device: Device, chip: ChipRates, cache: Cache) -> dict
         kernels["shared_activation"] = _activation(op, chip, device, cache, op.tokens, width)
         kernels["shared_down"] = gemm_cost(Gemm(name="shared_down", m=op.tokens, k=width, n=op.hidden, **dense),
                                            device, cache)
-    return kernels
+    return {name: replace(cost, overhead_s=0.0) for name, cost in kernels.items()}
 
 
 @dataclass(frozen=True)
