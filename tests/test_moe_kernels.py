@@ -106,3 +106,19 @@ def test_a_cuda_graph_turns_each_of_the_seven_launches_into_one_graph_node():
     moe = next(i for i, t in enumerate(eager.trace.ops) if t.op.kind == "moe")
     assert eager.costs[moe].overhead_s == pytest.approx(7 * 5e-6)
     assert graphed.costs[moe].overhead_s == pytest.approx(7 * GRAPH_NODE_S) == pytest.approx(9.1e-6)
+
+
+def test_grouped_top_8_of_64_on_ep8_stays_balanced_and_skewed_plain_top_8_loads_the_busiest_device():
+    from perfsim.models.routing import busiest_load
+
+    # MoGE, 8 groups of 8 experts, one group per device: every token sends one pair to each device, imbalance 1,
+    # so the busiest device computes the mean 456 · 8 / 8 = 456 pairs; plain top-8 under zipf:1.2 loads it > 1.05×
+    # (tests/test_routing.py), so it computes at least ⌈456 · 1.05⌉ = 479 pairs and takes longer
+    balanced = MoE(tokens=456, hidden=4096, expert_ffn=1344, experts=64, top_k=8, groups=8, ep=8)
+    grouped = balanced.model_copy(update={"imbalance": busiest_load("zipf:1.2", 64, 8, 8, 8, 456)})
+    plain = balanced.model_copy(update={"groups": 1})
+    skewed = plain.model_copy(update={"imbalance": busiest_load("zipf:1.2", 64, 8, 1, 8, 456)})
+    assert Routing.of(grouped).pairs == Routing.of(balanced).pairs == 456
+    assert cost(grouped, H100).time_s == cost(balanced, H100).time_s
+    assert Routing.of(skewed).pairs >= 479
+    assert cost(skewed, H100).time_s > cost(plain, H100).time_s
