@@ -1,10 +1,11 @@
 """The accelerator (GPU/NPU) cost model: kernels as the silicon runs them, on the shared roofline helpers.
 
-- every op is one kernel launch: `overhead_s` = the spec's calibrated op_overhead, else DEFAULT_LAUNCH_S;
-  small ops come out launch-bound (`bound: overhead`);
+- every op is one kernel launch (an MoE layer one per kernel of its sequence): `overhead_s` = the spec's
+  calibrated op_overhead, else DEFAULT_LAUNCH_S; small ops come out launch-bound (`bound: overhead`);
 - GEMMs: output tiles in waves over the cores, split-K, panel re-reads, dequantisation (gemm_tiles, dequant);
 - fused attention: FlashAttention-style prefill and split-KV decode (attention_kernels);
-- any other op (norms, softmax, elementwise, MoE, convolutions, unfused attention): the roofline, derated;
+- MoE: router GEMM, top-k softmax, permute, grouped up/down GEMMs, activation, combine (moe_kernels);
+- any other op (norms, softmax, elementwise, convolutions, unfused attention): the roofline, derated;
 - what the spec leaves uncalibrated gets the stated default derating (derating); `is_calibrated(device)`
   says whether any default was used.
 """
@@ -20,10 +21,11 @@ from perfsim.cost.derating import (
     uncalibrated_fields,
 )
 from perfsim.cost.gemm_tiles import gemm_cost
+from perfsim.cost.moe_kernels import moe_cost
 from perfsim.cost.opcost import OpCost
 from perfsim.cost.roofline import Cache, roofline
 from perfsim.hardware import Device
-from perfsim.ops import Attention, Gemm, OpBase
+from perfsim.ops import Attention, Gemm, MoE, OpBase
 
 
 def accelerator_cost(op: OpBase, device: Device, cache: Cache = "cold") -> OpCost:
@@ -32,6 +34,8 @@ def accelerator_cost(op: OpBase, device: Device, cache: Cache = "cold") -> OpCos
         return gemm_cost(op, device, cache)
     if isinstance(op, Attention) and op.fused:
         return attention_cost(op, device, cache)
+    if isinstance(op, MoE):
+        return moe_cost(op, device, cache)
     return derated_roofline(op, device, cache)
 
 

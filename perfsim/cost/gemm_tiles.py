@@ -132,7 +132,7 @@ def gemm_cost(op: Gemm, device: Device, cache: Cache = "cold") -> OpCost:
     best: tuple[float, dict[str, float], dict[str, float]] | None = None
     for w in _undominated(gemm_waves(m, op.n, op.k, batch, tile, chip.cores, split)
                           for split in split_candidates(tiles, chip.cores, ceil(op.k / tile.k))):
-        resource, traffic = _tiled(op, chip, w, used, rate, operands, base, dequant)
+        resource, traffic = tiled_resources(op, chip, w, used, rate, operands, base, dequant)
         seconds = max(resource.values())
         if best is None or seconds < best[0]:
             best = (seconds, resource, traffic)
@@ -176,7 +176,7 @@ class Dequant:
         return self.per_weight_pass * weight_passes + self.per_activation_pass * activation_passes + self.epilogue
 
 
-def _tiled(op: Gemm, chip: ChipRates, w: Waves, used: str, rate: float, operands: list, base: dict[str, float],
+def tiled_resources(op: Gemm, chip: ChipRates, w: Waves, used: str, rate: float, operands: list, base: dict[str, float],
            dequant: Dequant) -> tuple[dict[str, float], dict[str, float]]:
     """(resource seconds, bytes per level) of the tiled kernel with the wave structure `w`."""
     a, b, _ = operands

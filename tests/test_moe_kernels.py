@@ -1,0 +1,124 @@
+"""An MoE op on an accelerator as its kernels (perfsim.cost.moe_kernels): launches, routed rows, tiles, weights."""
+
+import pytest
+
+import perfsim.api as ps
+from perfsim.cost import cost
+from perfsim.cost.derating import DEFAULT_LAUNCH_S, rates
+from perfsim.cost.moe_kernels import Routing, kernel_costs
+from perfsim.ops import MoE
+
+H100 = ps.hardware("h100-sxm")  # 132 SMs, gemm_tiles bf16 128 × 256 × 64, no op_overhead calibration
+# Mixtral-8x7B's MoE layer (hidden 4096, 8 experts of ffn 14336, top-2, SwiGLU) for one decoded token, bf16
+MIXTRAL_DECODE = MoE(tokens=1, hidden=4096, expert_ffn=14336, experts=8, top_k=2)
+
+
+def test_an_moe_op_is_seven_launched_kernels_and_a_shared_expert_adds_three():
+    c = cost(MIXTRAL_DECODE, H100)
+    # router, topk_softmax, permute, up, activation, down, combine; h100-sxm has no op_overhead, so each launch
+    # costs DEFAULT_LAUNCH_S = 5 µs: 7 × 5 µs = 35 µs
+    assert c.detail["kernels"] == "router, topk_softmax, permute, up, activation, down, combine"
+    assert c.overhead_s == pytest.approx(7 * DEFAULT_LAUNCH_S) == pytest.approx(35e-6)
+    shared = cost(MIXTRAL_DECODE.model_copy(update={"shared_experts": 1}), H100)
+    assert shared.overhead_s == pytest.approx(10 * 5e-6)  # + shared up GEMM, activation, down GEMM
+
+
+def test_the_op_takes_its_kernels_one_after_another_and_reports_the_algorithmic_flops():
+    c = cost(MIXTRAL_DECODE, H100)
+    kernels = kernel_costs(MIXTRAL_DECODE, H100, rates(H100), "cold")
+    assert c.time_s == pytest.approx(sum(k.busiest[1] for k in kernels.values()) + 35e-6)
+    # FLOPs: routed 2 · 1 token · 2 experts · 3 · 4096 · 14336 + router 2 · 1 · 4096 · 8, not the padded tiles
+    assert c.flops == 2 * 2 * 3 * 4096 * 14336 + 2 * 4096 * 8
+    assert c.bound == "memory:hbm"  # one token: every kernel streams more than it computes
+
+
+def test_mixtral_decode_reads_the_two_touched_experts_once_in_whole_128_row_tiles():
+    kernels = kernel_costs(MIXTRAL_DECODE, H100, rates(H100), "cold")
+    # one token, top-2 of 8: E·(1 − (1 − 2/8)^1) = 2 experts touched, 2 rows, one per expert
+    routing = Routing.of(MIXTRAL_DECODE)
+    assert (routing.pairs, routing.experts) == (2, 2)
+    weights = 2 * 3 * 4096 * 14336 * 2  # 2 experts × 3 matrices × hidden × ffn × 2 B = 704,643,072 B
+    # up (w13: N = 2 · 14336): x 2 rows · 4096 · 2 B in, y 2 · 28672 · 2 B out; down: x 2 · 14336 · 2, y 2 · 4096 · 2
+    up = weights * 2 / 3 + 2 * 4096 * 2 + 2 * 28672 * 2
+    down = weights / 3 + 2 * 14336 * 2 + 2 * 4096 * 2
+    assert kernels["up"].bytes == pytest.approx(up)
+    assert kernels["down"].bytes == pytest.approx(down)
+    # grouped up GEMM: each expert's 1 row padded to one 128-row tile, 28672 / 256 = 112 column tiles:
+    # 2 × 112 = 224 tiles, ⌈224 / 132⌉ = 2 waves of tiles of 2 · 128 · 256 · 4096 FLOP (64 K-steps of 64)
+    rate = rates(H100).compute("matrix", "bf16")[1]
+    assert kernels["up"].resource_s["compute:bf16"] == pytest.approx(2 * 2 * 128 * 256 * 4096 / (rate / 132))
+    # down: 2 × 4096 / 256 = 32 tiles, one wave of 2 · 128 · 256 · 14336 FLOP
+    assert kernels["down"].resource_s["compute:bf16"] == pytest.approx(2 * 128 * 256 * 14336 / (rate / 132))
+    # and the op reads nothing more than those weights, the router's 4096 × 8 × 2 B and the activations
+    total = cost(MIXTRAL_DECODE, H100).bytes_per_level["hbm"]
+    activations = (4096 * 2 + 8 * 2)  # router: x in, 8 logits out
+    activations += 8 * 2 + 2 * (4 + 4)  # top-k: logits in, 2 fp32 weights + 2 int32 ids out
+    activations += 4096 * 2 + 2 * 4096 * 2  # permute: 1 row in, 2 rows out
+    activations += 2 * 28672 * 2 + 2 * 14336 * 2  # SiLU·mul: 2 rows of gate|up in, 2 rows of ffn out
+    activations += 2 * (4096 * 2 + 4) + 4096 * 2  # combine: 2 rows and 2 fp32 weights in, 1 row out
+    assert total == pytest.approx(up + down + 4096 * 8 * 2 + activations)
+
+
+def test_the_busiest_device_computes_imbalance_times_the_mean_rows():
+    # 1024 tokens, top-8 of 64, EP8: 1024 · 8 / 8 = 1024 pairs over 8 local experts = 128 rows each, one 128-row
+    # tile; at imbalance 1.5, 1536 pairs, 192 rows each: two tiles per expert, so the up GEMM's 8 × 12 = 96 tiles
+    # (N = 2 · 1536 / 256 = 12) become 192: one wave becomes ⌈192 / 132⌉ = 2, twice the compute
+    op = MoE(tokens=1024, hidden=4096, expert_ffn=1536, experts=64, top_k=8, ep=8)
+    skewed = op.model_copy(update={"imbalance": 1.5})
+    assert Routing.of(op).pairs == 1024 and Routing.of(skewed).pairs == 1536
+    assert Routing.of(op).row_tiles(128) == 8 and Routing.of(skewed).row_tiles(128) == 16
+    chip = rates(H100)
+    even, busy = kernel_costs(op, H100, chip, "cold"), kernel_costs(skewed, H100, chip, "cold")
+    assert busy["up"].resource_s["compute:bf16"] == pytest.approx(2 * even["up"].resource_s["compute:bf16"])
+    assert cost(skewed, H100).time_s > cost(op, H100).time_s
+
+
+def test_rows_spread_over_experts_pad_each_expert_to_whole_tiles():
+    # 3 tokens, top-2 of 8: 6 pairs over ⌈8 · (1 − 0.75³)⌉ = ⌈4.625⌉ = 5 experts: one expert gets 2 rows, four get 1;
+    # with 16-row tiles that is 5 row tiles (a dense GEMM of the 6 rows would need 1)
+    routing = Routing.of(MoE(tokens=3, hidden=64, expert_ffn=64, experts=8, top_k=2))
+    assert (routing.pairs, routing.experts) == (6, 5)
+    assert routing.touched == pytest.approx(8 * (1 - 0.75**3))
+    assert routing.row_tiles(16) == 5
+
+
+def test_a_spec_without_gemm_tiles_gets_vllms_default_fused_moe_config():
+    from perfsim.cost.moe_kernels import VLLM_SMALL_TILE, VLLM_TILE, _grouped_tile
+
+    bare = H100.model_copy(update={"gemm_tiles": None})
+    chip = rates(bare)
+    # vLLM get_default_config: tokens ≤ experts → BLOCK_SIZE_M/N/K 16/32/64, else 64/64/32
+    assert _grouped_tile(MIXTRAL_DECODE, bare, chip) is VLLM_SMALL_TILE
+    assert (VLLM_SMALL_TILE.m, VLLM_SMALL_TILE.n, VLLM_SMALL_TILE.k) == (16, 32, 64)
+    assert _grouped_tile(MIXTRAL_DECODE, H100, rates(H100)) == H100.gemm_tiles.shapes["bf16"]  # the spec's
+    assert _grouped_tile(MIXTRAL_DECODE.model_copy(update={"tokens": 64}), bare, chip) is VLLM_TILE
+    assert (VLLM_TILE.m, VLLM_TILE.n, VLLM_TILE.k) == (64, 64, 32)
+
+
+def test_a_cuda_graph_turns_each_of_the_seven_launches_into_one_graph_node():
+    # graph_launched rescales overhead_s = kernels · launch_s by graph_node_s / launch_s: 7 × 1.3 µs = 9.1 µs
+    from perfsim.frameworks import GRAPH_NODE_S
+
+    eager = ps.step("mixtral-8x7b", "h100-sxm", phase="decode", batch=1, context=1024, devices=2, tp=2,
+                    framework="eager").estimate
+    graphed = ps.step("mixtral-8x7b", "h100-sxm", phase="decode", batch=1, context=1024, devices=2, tp=2,
+                      framework="cuda-graph").estimate
+    moe = next(i for i, t in enumerate(eager.trace.ops) if t.op.kind == "moe")
+    assert eager.costs[moe].overhead_s == pytest.approx(7 * 5e-6)
+    assert graphed.costs[moe].overhead_s == pytest.approx(7 * GRAPH_NODE_S) == pytest.approx(9.1e-6)
+
+
+def test_grouped_top_8_of_64_on_ep8_stays_balanced_and_skewed_plain_top_8_loads_the_busiest_device():
+    from perfsim.models.routing import busiest_load
+
+    # MoGE, 8 groups of 8 experts, one group per device: every token sends one pair to each device, imbalance 1,
+    # so the busiest device computes the mean 456 · 8 / 8 = 456 pairs; plain top-8 under zipf:1.2 loads it > 1.05×
+    # (tests/test_routing.py), so it computes at least ⌈456 · 1.05⌉ = 479 pairs and takes longer
+    balanced = MoE(tokens=456, hidden=4096, expert_ffn=1344, experts=64, top_k=8, groups=8, ep=8)
+    grouped = balanced.model_copy(update={"imbalance": busiest_load("zipf:1.2", 64, 8, 8, 8, 456)})
+    plain = balanced.model_copy(update={"groups": 1})
+    skewed = plain.model_copy(update={"imbalance": busiest_load("zipf:1.2", 64, 8, 1, 8, 456)})
+    assert Routing.of(grouped).pairs == Routing.of(balanced).pairs == 456
+    assert cost(grouped, H100).time_s == cost(balanced, H100).time_s
+    assert Routing.of(skewed).pairs >= 479
+    assert cost(skewed, H100).time_s > cost(plain, H100).time_s
