@@ -32,7 +32,7 @@ def test_the_op_takes_its_kernels_one_after_another_and_reports_the_algorithmic_
     assert c.bound == "memory:hbm"  # one token: every kernel streams more than it computes
 
 
-def test_mixtral_decode_reads_the_two_touched_experts_once_in_whole_128_row_tiles():
+def test_mixtral_decode_reads_the_two_touched_experts_once_in_whole_16_row_tiles():
     kernels = kernel_costs(MIXTRAL_DECODE, H100, rates(H100), "cold")
     # one token, top-2 of 8: E·(1 − (1 − 2/8)^1) = 2 experts touched, 2 rows, one per expert
     routing = Routing.of(MIXTRAL_DECODE)
@@ -41,14 +41,19 @@ def test_mixtral_decode_reads_the_two_touched_experts_once_in_whole_128_row_tile
     # up (w13: N = 2 · 14336): x 2 rows · 4096 · 2 B in, y 2 · 28672 · 2 B out; down: x 2 · 14336 · 2, y 2 · 4096 · 2
     up = weights * 2 / 3 + 2 * 4096 * 2 + 2 * 28672 * 2
     down = weights / 3 + 2 * 14336 * 2 + 2 * 4096 * 2
-    assert kernels["up"].bytes == pytest.approx(up)
-    assert kernels["down"].bytes == pytest.approx(down)
-    # grouped up GEMM: each expert's 1 row padded to one 128-row tile, 28672 / 256 = 112 column tiles:
-    # 2 × 112 = 224 tiles, ⌈224 / 132⌉ = 2 waves of tiles of 2 · 128 · 256 · 4096 FLOP (64 K-steps of 64)
+    assert kernels["up"].bytes_per_level["hbm"] == pytest.approx(up)
+    assert kernels["down"].bytes_per_level["hbm"] == pytest.approx(down)
+    # the 32-column tiles re-read the 16 KiB activation panel from L2 (whole re-reads), never the weights
+    rereads = kernels["up"].bytes_per_level.get("l2", 0.0) / (2 * 4096 * 2)
+    assert rereads >= 1 and rereads == int(rereads)
+    # grouped up GEMM: one row per expert is padded to one row tile either way; vLLM's 16 × 32 × 64 small-M tile
+    # (1 token ≤ 8 experts) beats the spec's 128 × 256: 2 × 28672 / 32 = 1792 tiles, ⌈1792 / 132⌉ = 14 waves of
+    # 2 · 16 · 32 · 4096 FLOP against 2 waves of 2 · 128 · 256 · 4096 (7,168 vs 65,536 row·column units per SM)
     rate = rates(H100).compute("matrix", "bf16")[1]
-    assert kernels["up"].resource_s["compute:bf16"] == pytest.approx(2 * 2 * 128 * 256 * 4096 / (rate / 132))
-    # down: 2 × 4096 / 256 = 32 tiles, one wave of 2 · 128 · 256 · 14336 FLOP
-    assert kernels["down"].resource_s["compute:bf16"] == pytest.approx(2 * 128 * 256 * 14336 / (rate / 132))
+    assert kernels["up"].detail["tile"] == kernels["down"].detail["tile"] == "16x32x64"
+    assert kernels["up"].resource_s["compute:bf16"] == pytest.approx(14 * 2 * 16 * 32 * 4096 / (rate / 132))
+    # down: 2 × 4096 / 32 = 256 tiles, ⌈256 / 132⌉ = 2 waves of 2 · 16 · 32 · 14336 FLOP
+    assert kernels["down"].resource_s["compute:bf16"] == pytest.approx(2 * 2 * 16 * 32 * 14336 / (rate / 132))
     # and the op reads nothing more than those weights, the router's 4096 × 8 × 2 B and the activations
     total = cost(MIXTRAL_DECODE, H100).bytes_per_level["hbm"]
     activations = (4096 * 2 + 8 * 2)  # router: x in, 8 logits out
@@ -60,16 +65,18 @@ def test_mixtral_decode_reads_the_two_touched_experts_once_in_whole_128_row_tile
 
 
 def test_the_busiest_device_computes_imbalance_times_the_mean_rows():
-    # 1024 tokens, top-8 of 64, EP8: 1024 · 8 / 8 = 1024 pairs over 8 local experts = 128 rows each, one 128-row
-    # tile; at imbalance 1.5, 1536 pairs, 192 rows each: two tiles per expert, so the up GEMM's 8 × 12 = 96 tiles
-    # (N = 2 · 1536 / 256 = 12) become 192: one wave becomes ⌈192 / 132⌉ = 2, twice the compute
+    # 1024 tokens, top-8 of 64, EP8: 1024 · 8 / 8 = 1024 pairs over 8 local experts = 128 rows each; at imbalance
+    # 1.5, 1536 pairs, 192 rows each. 1024 tokens > 8 local experts, so vLLM's 64 × 64 × 32 tile: 2 row tiles per
+    # expert become 3, the up GEMM's 16 × 48 = 768 tiles (N = 2 · 1536 / 64 = 48) become 24 × 48 = 1152, and its
+    # ⌈768 / 132⌉ = 6 waves ⌈1152 / 132⌉ = 9: 1.5 × the compute
     op = MoE(tokens=1024, hidden=4096, expert_ffn=1536, experts=64, top_k=8, ep=8)
     skewed = op.model_copy(update={"imbalance": 1.5})
     assert Routing.of(op).pairs == 1024 and Routing.of(skewed).pairs == 1536
-    assert Routing.of(op).row_tiles(128) == 8 and Routing.of(skewed).row_tiles(128) == 16
+    assert Routing.of(op).row_tiles(64) == 16 and Routing.of(skewed).row_tiles(64) == 24
     chip = rates(H100)
     even, busy = kernel_costs(op, H100, chip, "cold"), kernel_costs(skewed, H100, chip, "cold")
-    assert busy["up"].resource_s["compute:bf16"] == pytest.approx(2 * even["up"].resource_s["compute:bf16"])
+    assert even["up"].detail["tile"] == busy["up"].detail["tile"] == "64x64x32"
+    assert busy["up"].resource_s["compute:bf16"] == pytest.approx(1.5 * even["up"].resource_s["compute:bf16"])
     assert cost(skewed, H100).time_s > cost(op, H100).time_s
 
 
@@ -82,17 +89,23 @@ def test_rows_spread_over_experts_pad_each_expert_to_whole_tiles():
     assert routing.row_tiles(16) == 5
 
 
-def test_a_spec_without_gemm_tiles_gets_vllms_default_fused_moe_config():
-    from perfsim.cost.moe_kernels import VLLM_SMALL_TILE, VLLM_TILE, _grouped_tile
+def test_the_grouped_gemm_takes_the_faster_of_vllms_default_config_and_the_specs_tile():
+    from perfsim.cost.moe_kernels import VLLM_SMALL_TILE, VLLM_TILE, _grouped_tiles
 
     bare = H100.model_copy(update={"gemm_tiles": None})
-    chip = rates(bare)
-    # vLLM get_default_config: tokens ≤ experts → BLOCK_SIZE_M/N/K 16/32/64, else 64/64/32
-    assert _grouped_tile(MIXTRAL_DECODE, bare, chip) is VLLM_SMALL_TILE
+    # vLLM get_default_config: tokens ≤ experts → BLOCK_SIZE_M/N/K 16/32/64, else 64/64/32; a spec without
+    # gemm_tiles has only that candidate, h100-sxm adds its bf16 128 × 256 × 64
+    assert _grouped_tiles(MIXTRAL_DECODE, bare, rates(bare)) == [VLLM_SMALL_TILE]
     assert (VLLM_SMALL_TILE.m, VLLM_SMALL_TILE.n, VLLM_SMALL_TILE.k) == (16, 32, 64)
-    assert _grouped_tile(MIXTRAL_DECODE, H100, rates(H100)) == H100.gemm_tiles.shapes["bf16"]  # the spec's
-    assert _grouped_tile(MIXTRAL_DECODE.model_copy(update={"tokens": 64}), bare, chip) is VLLM_TILE
+    assert _grouped_tiles(MIXTRAL_DECODE, H100, rates(H100)) == [VLLM_SMALL_TILE, H100.gemm_tiles.shapes["bf16"]]
+    assert _grouped_tiles(MIXTRAL_DECODE.model_copy(update={"tokens": 64}), bare, rates(bare)) == [VLLM_TILE]
     assert (VLLM_TILE.m, VLLM_TILE.n, VLLM_TILE.k) == (64, 64, 32)
+    # 4096 tokens, top-2 of 8, hidden 4096, ffn 14336: 1024 rows per expert fill both tiles' rows exactly (1024 is
+    # a multiple of 64 and 128), so the up GEMM is compute-bound and the spec's bigger tile, fewer re-reads and
+    # the same waste-free tiling, is at least as fast: the kernel takes it or ties
+    big = MoE(tokens=4096, hidden=4096, expert_ffn=14336, experts=8, top_k=2)
+    up = kernel_costs(big, H100, rates(H100), "cold")["up"]
+    assert up.time_s <= kernel_costs(big, bare, rates(bare), "cold")["up"].time_s
 
 
 def test_a_cuda_graph_turns_each_of_the_seven_launches_into_one_graph_node():

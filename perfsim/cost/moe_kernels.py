@@ -24,8 +24,10 @@ So an MoE op here is seven kernels, on this chip's share (ep, expert_tp) of the 
 Shared experts, where the op carries them, run as a dense up GEMM, activation and down GEMM (vLLM's shared MLP).
 
 Rows on the busiest chip: P = ⌈tokens · top_k / ep · imbalance⌉ pairs over ⌈experts touched / ep⌉ local experts,
-spread as evenly as whole rows allow. Tile shapes: the spec's gemm_tiles, else vLLM's default fused_moe config
-(get_default_config: 16 × 32 × 64 when the tokens are at most the experts, else 64 × 64 × 32).
+spread as evenly as whole rows allow. Tile shape: each grouped GEMM takes the faster of vLLM's default fused_moe
+config for its token count (get_default_config: 16 × 32 × 64 when the tokens are at most the experts, else
+64 × 64 × 32) and the spec's gemm_tiles for the compute dtype, where the spec gives them — as an engine's tuned
+config tables pick small row tiles for few rows per expert, and gemm_tiles picks between its own kernels.
 
 The kernels do not overlap one another: the op takes the sum of their times, plus one launch each
 (overhead_s = kernels × launch_s, which a CUDA-graph capture rescales per launch). resource_s holds each
@@ -76,7 +78,7 @@ def moe_cost(op: MoE, device: Device, cache: Cache = "cold") -> OpCost:
     resource[max(binding, key=binding.__getitem__)] = sum(binding.values())
     slowest = max(kernels, key=lambda k: kernels[k].busiest[1])
     detail = {"kernels": ", ".join(kernels), "slowest_kernel": f"{slowest} ({kernels[slowest].busiest[0]})",
-              "expert_tile": _tile_text(_grouped_tile(op, device, chip))}
+              "expert_tiles": f"up {kernels['up'].detail['tile']}, down {kernels['down'].detail['tile']}"}
     return OpCost(op.label, op.flops, sum(traffic.values()), resource, traffic, len(kernels) * chip.launch_s,
                   detail=detail)
 
@@ -131,17 +133,25 @@ class Routing:
         return extra * ceil((rows + 1) / tile_m) + (self.experts - extra) * ceil(rows / tile_m)
 
 
-def _grouped_tile(op: MoE, device: Device, chip: ChipRates) -> TileShape:
-    """The spec's tile for the compute dtype, else vLLM's default fused_moe config for this many tokens."""
+def _grouped_tiles(op: MoE, device: Device, chip: ChipRates) -> list[TileShape]:
+    """The grouped GEMM's candidate tiles: vLLM's default fused_moe config for this many tokens, and the spec's
+    tile for the compute dtype where the spec gives one."""
+    tiles = [VLLM_SMALL_TILE if op.tokens <= op.experts // op.ep else VLLM_TILE]
     if getattr(device, "gemm_tiles", None) is not None:
-        return tile_for(device, chip.compute("matrix", op.compute_dtype)[0])
-    return VLLM_SMALL_TILE if op.tokens <= op.experts // op.ep else VLLM_TILE
+        tiles.append(tile_for(device, chip.compute("matrix", op.compute_dtype)[0]))
+    return tiles
 
 
 def _grouped(op: MoE, device: Device, chip: ChipRates, cache: Cache, routing: Routing, k: int, n: int) -> OpCost:
-    """One grouped GEMM kernel: the experts' row tiles × ⌈n / tn⌉ tiles in waves, K in whole tk steps."""
+    """One grouped GEMM kernel on the fastest of its candidate tiles (`detail["tile"]` names it)."""
+    costs = [_grouped_on(op, device, chip, cache, routing, k, n, tile) for tile in _grouped_tiles(op, device, chip)]
+    return min(costs, key=lambda cost: cost.time_s)
+
+
+def _grouped_on(op: MoE, device: Device, chip: ChipRates, cache: Cache, routing: Routing, k: int, n: int,
+                tile: TileShape) -> OpCost:
+    """The grouped GEMM on `tile`: the experts' row tiles × ⌈n / tn⌉ tiles in waves, K in whole tk steps."""
     used, rate = chip.compute("matrix", op.compute_dtype)
-    tile = _grouped_tile(op, device, chip)
     rows = routing.row_tiles(tile.m)
     tiles_n = ceil(n / tile.n)
     w = Waves(ceil(ceil(routing.pairs / routing.experts) / tile.m), tiles_n, rows * tiles_n, ceil(k / tile.k), 1,
@@ -155,7 +165,8 @@ def _grouped(op: MoE, device: Device, chip: ChipRates, cache: Cache, routing: Ro
                 Operand("y", routing.pairs * n * _bytes(op.dtype), reads=0, writes=1)]
     base = compulsory(operands, device, cache)
     resource, traffic = tiled_resources(batched, chip, w, used, rate, operands, base, Dequant.of(batched, used))
-    return OpCost("grouped_gemm", 2.0 * routing.pairs * k * n, sum(traffic.values()), resource, traffic)
+    return OpCost("grouped_gemm", 2.0 * routing.pairs * k * n, sum(traffic.values()), resource, traffic,
+                  detail={"tile": _tile_text(tile)})
 
 
 def _activation(op: MoE, chip: ChipRates, device: Device, cache: Cache, rows: float, width: int) -> OpCost:
