@@ -39,6 +39,7 @@ IDS |= {"CAL-HCCS-910B-AR8", "HCCS-910B-AR2", "HCCS-910B-AR4", "HCCS-910B-AG2", 
 IDS |= {"TRAIN-MPT-7B-a100-8", "TRAIN-MPT-13B-a100-8", "TRAIN-MPT-30B-a100-8", "TRAIN-MPT-7B-h100-8",
         "TRAIN-MPT-30B-h100-8", "TRAIN-MPT-13B-h100-64", "TRAIN-MPT-70B-h100-64"}  # validation/training.yaml
 IDS |= {"MOELENS-T2-a40", "MOELENS-T2-l40", "MOELENS-T2-a100"}  # MoE-Lens Eq. 2 identities (validation/moelens.yaml)
+IDS |= {"CAL-FMA-PI5"}  # CPU calibrations (validation/cpu_calibration.yaml)
 IDS |= {"MLPERF41-AMD-offline", "MLPERF41-AMD-server", "MLPERF41-HPE-offline", "MLPERF41-HPE-server"}  # serving
 REPORT = validation_report()
 
