@@ -36,6 +36,7 @@ IDS |= {"CAL-GEMM-M3MAX", "CAL-LAUNCH-A100", "CAL-LAUNCH-M3MAX", "CAL-LAUNCH-MI3
         "CAL-MEM-M2ULTRA", "CAL-MEM-M3MAX"}  # launch, Apple LPDDR5, M3 Max GEMM calibrations (gpu_calibration.yaml)
 IDS |= {"CAL-HCCS-910B-AR8", "HCCS-910B-AR2", "HCCS-910B-AR4", "HCCS-910B-AG2", "HCCS-910B-AG4",
         "HCCS-910B-AG8"}  # Ascend HCCS (validation/ascend_hccs.yaml)
+IDS |= {"CAL-MEM-310P", "CAL-GEMM-910B4-1"}  # Ascend calibrations (validation/ascend_calibration.yaml)
 IDS |= {"TRAIN-MPT-7B-a100-8", "TRAIN-MPT-13B-a100-8", "TRAIN-MPT-30B-a100-8", "TRAIN-MPT-7B-h100-8",
         "TRAIN-MPT-30B-h100-8", "TRAIN-MPT-13B-h100-64", "TRAIN-MPT-70B-h100-64"}  # validation/training.yaml
 IDS |= {"MOELENS-T2-a40", "MOELENS-T2-l40", "MOELENS-T2-a100"}  # MoE-Lens Eq. 2 identities (validation/moelens.yaml)
