@@ -30,8 +30,9 @@ def _listed(value: str | None) -> list[str] | None:
 
 def register(commands: argparse._SubParsersAction, add: Callable[..., argparse.ArgumentParser]) -> None:
     """Add this module's commands to the parser."""
-    plan = add(commands, "plan", _plan, "capacity plan: per candidate chip, the cheapest chips × replicas meeting "
-                                        "TTFT and TPOT SLOs at a request rate, with cost and energy")
+    plan = add(commands, "plan", _plan, "capacity plan: per candidate chip, the cheapest chips × replicas "
+                                        "(tp/pp, ep for MoE models, dtypes) meeting TTFT and TPOT SLOs at a "
+                                        "request rate, with cost and energy")
     plan.add_argument("--model", required=True, metavar="NAME|PATH", help="the model to serve")
     plan.add_argument("--rate", type=float, required=True, help="Poisson arrivals per second")
     plan.add_argument("--slo-ttft", required=True, metavar="TIME", help="TTFT target: 2s, 500ms (a bare number: s)")
