@@ -669,7 +669,7 @@ class PlanResult:
 
     @property
     def summary(self) -> dict[str, Any]:
-        """{"candidates": [{hardware, chips, replicas, parallelism, max_batch, ttft_s, tpot_s,
+        """{"candidates": [{hardware, chips, replicas, parallelism, weight_dtype, kv_dtype, max_batch, ttft_s, tpot_s,
         throughput_tokens_per_s, cost_per_hour, cost_per_million_tokens, joules_per_token, meets_slo}]}"""
         return {"candidates": [choice.summary for choice in self.choices]}
 
@@ -699,18 +699,19 @@ class PlanResult:
         d, layout = self.demand, choice.layout
         options = {"requests": choice.requests, "prompt_len": d.prompt_len, "output_len": d.output_len, "seed": d.seed,
                    "slo_ttft": d.slo_ttft_s, "slo_tpot": d.slo_tpot_s, "max_batch": layout.max_batch, **settings}
-        return serve(d.model, layout.replica.ref, devices=layout.chips, tp=layout.tp, pp=layout.pp,
-                     rate=d.rate / choice.replicas, **options)
+        return serve(d.model, layout.replica.ref, rate=d.rate / choice.replicas, **layout.fields, **options)
 
 
 def plan(model_ref: str | Path, rate: float, slo_ttft: float | str, slo_tpot: float | str,
          candidates: Iterable[str | Path], *, percentile: float = 99.0, prompt_len: int = 512, output_len: int = 128,
-         requests: int | None = None, seed: int = 0, max_chips: int = 64) -> PlanResult:
-    """Per candidate chip, the cheapest configuration (chips, tp/pp, replicas, batch limit) serving Poisson `rate`
-    requests/s whose `percentile` TTFT and TPOT meet the SLOs: searched analytically, confirmed by the serving
-    simulation (`requests` per run; None: 200 per bisection run and a confirming run long enough for a steady
-    p99; perfsim.planning.search says how)."""
-    from perfsim.planning.search import Demand, plan_candidate
+         requests: int | None = None, seed: int = 0, max_chips: int = 64,
+         weight_dtypes: Iterable[str] | None = None, kv_dtypes: Iterable[str] | None = None) -> PlanResult:
+    """Per candidate chip, the cheapest configuration (chips, tp/pp/dp/ep, dtypes, replicas, batch limit) serving
+    Poisson `rate` requests/s whose `percentile` TTFT and TPOT meet the SLOs: searched analytically, confirmed by the
+    serving simulation (`requests` per run; None: 200 per bisection run and a confirming run long enough for a
+    steady p99; perfsim.planning.search says how). `weight_dtypes` and `kv_dtypes` are the dtypes to consider
+    (None: the model's weights, the activation dtype's KV cache)."""
+    from perfsim.planning.search import Demand, dtype_choices, plan_candidate
 
     if not (math.isfinite(rate) and rate > 0):
         raise PerfsimError(f"--rate must be a positive number of requests per second, got {rate}")
@@ -725,7 +726,8 @@ def plan(model_ref: str | Path, rate: float, slo_ttft: float | str, slo_tpot: fl
         raise PerfsimError("--candidates: give at least one chip")
     model(model_ref)
     demand = Demand(str(model_ref), rate, duration(slo_ttft, "slo-ttft"), duration(slo_tpot, "slo-tpot"),  # type: ignore[arg-type]
-                    percentile, prompt_len, output_len, requests, seed, max_chips)
+                    percentile, prompt_len, output_len, requests, seed, max_chips,
+                    dtype_choices(weight_dtypes, "--weight-dtype"), dtype_choices(kv_dtypes, "--kv-dtype"))
     return PlanResult(demand, tuple(plan_candidate(spec.device, demand) for spec in chips))
 
 

@@ -20,10 +20,14 @@ def test_plan_llama_3_70b_meets_the_slos_and_a_serve_run_confirms_it(cli):
     entries = json.loads(result.out)["candidates"]
     assert [e["hardware"] for e in entries] == ["h100-sxm", "mi300x"]
     for entry in entries:
-        assert set(entry) == {"hardware", "chips", "replicas", "parallelism", "max_batch", "ttft_s", "tpot_s",
-                              "throughput_tokens_per_s", "cost_per_hour", "cost_per_million_tokens",
-                              "joules_per_token", "meets_slo"}
+        assert set(entry) == {"hardware", "chips", "replicas", "parallelism", "weight_dtype", "kv_dtype",
+                              "max_batch", "ttft_s", "tpot_s", "throughput_tokens_per_s", "cost_per_hour",
+                              "cost_per_million_tokens", "joules_per_token", "meets_slo"}
         assert entry["meets_slo"] is True
+        # a dense model: no data or expert parallelism inside a replica; the model's bf16 weights, a bf16 KV cache
+        assert (entry["parallelism"]["dp"], entry["parallelism"]["ep"], entry["parallelism"]["expert_tp"]) == \
+            (1, 1, None)
+        assert (entry["weight_dtype"], entry["kv_dtype"]) == ("bf16", "bf16")
         tp, pp, replicas = entry["parallelism"]["tp"], entry["parallelism"]["pp"], entry["replicas"]
         assert entry["chips"] == tp * pp * replicas
         # confirmed independently: one replica on its server at rate / replicas (a random split of a Poisson
@@ -58,6 +62,9 @@ def test_no_configuration_meets_an_impossible_slo(cli):
     (["--rate", "0"], "--rate must be a positive number"),
     (["--rate", "1", "--percentile", "101"], "--percentile must be in (0, 100]"),
     (["--rate", "1", "--candidates", "no-such-chip"], "no-such-chip"),
+    (["--rate", "1", "--weight-dtype", "bf16,fp7"], "--weight-dtype: unknown dtype or quantisation scheme 'fp7'"),
+    (["--rate", "1", "--kv-dtype", "int9"], "--kv-dtype: unknown dtype or quantisation scheme 'int9'"),
+    (["--rate", "1", "--weight-dtype", " , "], "--weight-dtype: give at least one dtype"),
 ])
 def test_bad_plan_input_is_one_line(cli, argv, needle):
     base = {"--model": "llama-3-70b", "--slo-ttft": "2s", "--slo-tpot": "50ms", "--candidates": "h100-sxm"}
@@ -158,3 +165,93 @@ def test_an_offloading_host_machine_is_no_server_for_a_replica():
     assert systems_of("a100-sxm-80gb") == ()
     replica = replica_hardware(api.hardware("a100-sxm-80gb"), 2)
     assert (replica.ref, replica.devices) == ("a100-sxm-80gb", 2)
+
+
+def _shapes(found):
+    return {(layout.chips, layout.tp, layout.pp, layout.dp, layout.ep) for layout in found}
+
+
+def test_candidates_are_every_chip_count_and_split_the_model_allows():
+    from perfsim.planning.search import Demand, candidates
+
+    # Llama-3-8B: 32 layers, 32 query heads, 8 KV heads; h100-sxm's server (dgx-h100) has 8 chips, so every count
+    # 1..8 is a replica. tp must divide 32 heads and divide 8 KV heads (or be a multiple of them), pp must divide
+    # 32 layers, tp · pp = N (dense: no dp inside a replica, ep 1):
+    #   N=1: (1,1)   N=2: (2,1) (1,2)   N=4: (4,1) (2,2) (1,4)   N=8: (8,1) (4,2) (2,4) (1,8)
+    #   N=3, 5, 6, 7: tp ∈ {3, 5, 6, 7} divides no 32 heads and pp ∈ {3, 5, 6, 7} no 32 layers: none
+    found, rejected = candidates(api.hardware("h100-sxm"), Demand("llama-3-8b", 1.0, 2.0, 0.05, max_chips=8))
+    assert _shapes(found) == {(1, 1, 1, 1, 1), (2, 2, 1, 1, 1), (2, 1, 2, 1, 1), (4, 4, 1, 1, 1), (4, 2, 2, 1, 1),
+                              (4, 1, 4, 1, 1), (8, 8, 1, 1, 1), (8, 4, 2, 1, 1), (8, 2, 4, 1, 1), (8, 1, 8, 1, 1)}
+    assert len(found) == 10 and {layout.weight_dtype for layout in found} == {"bf16"}  # the model's dtype
+    # every split resolve refuses keeps its reason: N=6 is tp 6, 3, 2, 1 × pp 1, 2, 3, 6
+    assert "h100-sxm × 6 (tp 6, pp 1, dp 1, ep 1): tp (6) must divide the 32 attention heads" in "\n".join(rejected)
+    assert "h100-sxm × 6 (tp 2, pp 3, dp 1, ep 1): pp (3) must divide the 32 layers" in "\n".join(rejected)
+    assert sum(note.startswith("h100-sxm × 6 ") for note in rejected) == 4
+    # beyond one server only whole servers: 9..15 chips are no replica (no candidate and no note)
+    found, _ = candidates(api.hardware("h100-sxm"), Demand("llama-3-8b", 1.0, 2.0, 0.05, max_chips=16))
+    assert {layout.chips for layout in found} == {1, 2, 4, 8, 16}
+
+
+def test_moe_candidates_add_expert_parallelism():
+    from perfsim.planning.search import Demand, candidates
+
+    # Mixtral-8x7B: 32 heads, 8 KV heads, 32 layers, 8 experts. A replica of 2 chips splits into tp · pp · dp = 2
+    # (attention data-parallel inside the replica is an MoE layout: the experts span the tp · dp chips), and the
+    # experts ep ways with expert_tp = tp · dp / ep, ep dividing tp · dp = 2 and the 8 experts:
+    #   tp 2: ep 1 (experts TP2) or ep 2 (EP2);  dp 2: ep 1 or 2;  pp 2: tp · dp = 1, ep 1;  N=1: all 1
+    found, _ = candidates(api.hardware("h100-sxm"), Demand("mixtral-8x7b", 1.0, 2.0, 0.05, max_chips=2))
+    assert _shapes(found) == {(1, 1, 1, 1, 1), (2, 2, 1, 1, 1), (2, 2, 1, 1, 2), (2, 1, 1, 2, 1), (2, 1, 1, 2, 2),
+                              (2, 1, 2, 1, 1)}
+    assert all(layout.ep * layout.expert_tp == layout.tp * layout.dp for layout in found)
+
+
+def test_the_plan_chooses_expert_parallelism_where_it_is_faster():
+    # Mixtral-8x22B's 141 B bf16 parameters (282 GB) need 4 H100s (320 GB) at the least. The planner tries the
+    # layouts of equally few chips (4, one replica) analytically fastest first; this test asserts that it chose
+    # attention TP4 with experts EP4 (ep 4, expert_tp 1), and checks why independently: at 4 chips that layout's
+    # prefill and decode steps are both faster than TP4 everywhere (ep 1, expert_tp 4), whose MoE layers
+    # all-reduce over 4 chips and split every expert's GEMMs 4 ways
+    result = api.plan("mixtral-8x22b", rate=5, slo_ttft="500ms", slo_tpot="50ms", candidates=["h100-sxm"],
+                      max_chips=8, requests=200)
+    (entry,) = result.summary["candidates"]
+    assert entry["meets_slo"] and (entry["chips"], entry["replicas"]) == (4, 1)
+    assert entry["parallelism"] == {"tp": 4, "pp": 1, "dp": 1, "ep": 4, "expert_tp": 1}
+    for phase, settings in (("prefill", {"batch": 1, "prompt_len": 512}),
+                            ("decode", {"batch": 256, "context": 640})):
+        ep, tp = (api.step("mixtral-8x22b", "dgx-h100", devices=4, tp=4, ep=ep, expert_tp=4 // ep, phase=phase,
+                           engine="analytic", **settings).step_s for ep in (4, 1))
+        assert ep < tp, phase
+
+
+def test_weight_dtypes_parse_once_each_in_order():
+    from perfsim.planning.search import dtype_choices
+
+    assert dtype_choices(None, "--weight-dtype") == (None,)
+    # fp8 is fp8_e4m3's alias: listed twice it is considered once
+    assert dtype_choices(["bf16", "fp8", "int4", "fp8_e4m3", "q4_0"], "--weight-dtype") == \
+        ("bf16", "fp8_e4m3", "int4", "q4_0")
+
+
+def test_a_narrower_weight_dtype_fits_fewer_chips():
+    from perfsim.planning.search import Demand, _layouts
+
+    # Llama-3-70B's 70.6e9 parameters: bf16 weights are 141 GB, over one H100's 80 GB (85.9e9 B), so the 1-chip
+    # bf16 layout is pruned as not fitting; fp8 weights are 70.6 GB and fit one chip with room for a batch
+    demand = Demand("llama-3-70b", 1.0, 2.0, 0.05, max_chips=1, weight_dtypes=("bf16", "fp8_e4m3"))
+    kept, rejected = _layouts(api.hardware("h100-sxm"), demand)
+    assert [(layout.chips, layout.weight_dtype, layout.kv_dtype) for layout in kept] == [(1, "fp8_e4m3", "bf16")]
+    assert any("weights bf16" in note and "does not fit" in note for note in rejected)
+
+
+def test_a_chip_without_a_unit_is_skipped_with_a_reason(cli):
+    # tpe-cube-8's MAC array computes int8 only, and perfsim computes a GEMM in the activation dtype (bf16, the
+    # weights dequantised: weight-only quantisation), so no weight dtype runs there: every candidate is skipped with
+    # the estimate's reason and the plan answers (no error) that nothing meets the SLOs
+    result = cli("plan", "--model", "openelm-270m", "--rate", "1", "--slo-ttft", "2s", "--slo-tpot", "50ms",
+                 "--candidates", "tpe-cube-8", "--max-chips", "1", "--weight-dtype", "int8,int4", "--format", "json")
+    assert result.code == 0, result.err
+    (entry,) = json.loads(result.out)["candidates"]
+    assert entry["meets_slo"] is False
+    for weights in ("int8", "int4"):
+        assert f"tpe-cube-8 × 1 (tp 1, pp 1, dp 1, ep 1, weights {weights}, kv bf16): tpe-cube-8 has no compute " \
+               "unit for bf16" in result.err

@@ -1,13 +1,18 @@
 """The cheapest configuration per candidate chip that serves `rate` requests/s within TTFT and TPOT SLOs.
 
-1. Layouts: a replica of N = 1, 2, 4, ... chips (up to max_chips), tensor-parallel within one server and
-   pipeline-parallel across servers (tp = min(N, server chips), pp = N / tp).
+1. Layouts (candidates()): a replica of every N from 1 to max_chips chips that the hardware allows (any N within
+   one server, whole servers beyond it) split every way into tp · pp (· dp for MoE models) with tp at most one
+   server's chips, and for an MoE model every expert-parallel degree ep dividing tp · dp (expert_tp = tp · dp /
+   ep), for each weight and KV dtype asked for; perfsim.models.scenario.resolve decides which of them are valid
+   (heads, KV heads and layers divisible, ep dividing the experts) and its PerfsimError is the reason one is not.
 2. Analytic pruning, per layout: the replica must hold the weights; one prompt's prefill must take at most
-   the TTFT SLO; the largest batch B (a power of two up to MAX_BATCH) whose decode step at the longest context
+   the TTFT SLO; the largest batch B (dp · 2^k up to MAX_BATCH) whose decode step at the longest context
    (prompt + output) fits memory and takes at most the TPOT SLO is the batch limit. Each request then costs
    the replica about t_prefill + output · t_decode(B) / B seconds, so R = ⌈rate · that⌉ replicas are needed
-   at the least; layouts are tried in order of N · R, and the search stops once a confirmed one uses no more
-   chips than the next layout's least.
+   at the least; layouts are tried in order of N · R, then N, then that analytic time per request (of equally
+   many chips, the fastest first: e.g. an MoE model's expert-parallel layout where its decode step is faster than
+   the tensor-parallel one), and the search stops once a confirmed one uses no more chips than the next layout's
+   least, or after MAX_SIMULATED layouts.
 3. Confirmation by the serving simulation (analytic step costs, continuous batching, `percentile` of TTFT and
    TPOT): perfsim.validation.serving.max_rate_meeting_slo bisects the rate one replica carries within the
    SLOs (λ*) on runs of BISECTION_REQUESTS requests, R = ⌈rate / λ*⌉, and one replica is simulated at
@@ -26,9 +31,11 @@ confirming run (busy chips only where the spec gives no idle power; a note says 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from perfsim.dtypes import resolve_format
 from perfsim.errors import PerfsimError
 from perfsim.hardware import Device
 from perfsim.models.scenario import Scenario
@@ -37,6 +44,8 @@ from perfsim.planning.replicas import ReplicaHardware, replica_hardware, systems
 from perfsim.serving.capacity import steady_requests
 
 MAX_BATCH = 256
+MAX_SIMULATED = 12
+"""The serving simulation confirms at most this many layouts per chip, the analytically cheapest first."""
 MAX_EXTRA_REPLICAS = 3
 """The confirmation tries up to 2 · R + MAX_EXTRA_REPLICAS replicas (R from the bisection) before giving up."""
 BISECTION_REQUESTS = 200
@@ -61,30 +70,65 @@ class Demand:
     requests: int | None = None
     seed: int = 0
     max_chips: int = 64
+    weight_dtypes: tuple[str | None, ...] = (None,)
+    """Weight dtypes or quantisation schemes to consider (None: the model's)."""
+    kv_dtypes: tuple[str | None, ...] = (None,)
+    """KV-cache dtypes to consider (None: the activation dtype)."""
 
 
 @dataclass(frozen=True)
 class Layout:
-    """One replica's chips and parallel degrees, its batch limit and the analytic estimates behind them."""
+    """One replica's chips, parallel degrees and dtypes, its batch limit and the analytic estimates behind them
+    (max_batch 0 before the analytic pruning). `moe`: ep and expert_tp are given to the scenario explicitly."""
 
     replica: ReplicaHardware
     tp: int
     pp: int
-    max_batch: int
-    prefill_s: float
-    tpot_s: float
+    dp: int = 1
+    ep: int = 1
+    expert_tp: int = 1
+    moe: bool = False
+    weight_dtype: str | None = None
+    kv_dtype: str | None = None
+    max_batch: int = 0
+    prefill_s: float = 0.0
+    tpot_s: float = 0.0
 
     @property
     def chips(self) -> int:
-        return self.tp * self.pp
+        return self.tp * self.pp * self.dp
+
+    @property
+    def degrees(self) -> dict[str, int]:
+        """{tp, pp, dp, ep, expert_tp} of one replica (a dense model: ep 1, expert_tp None)."""
+        return {"tp": self.tp, "pp": self.pp, "dp": self.dp, "ep": self.ep,
+                "expert_tp": self.expert_tp if self.moe else None}
+
+    @property
+    def label(self) -> str:
+        """e.g. 'h100-sxm × 8 (tp 8, pp 1, dp 1, ep 8, weights bf16, kv bf16)'."""
+        degrees = ", ".join(f"{k} {v}" for k, v in self.degrees.items() if v is not None)
+        dtypes = "".join(f", {name} {value}" for name, value in (("weights", self.weight_dtype),
+                                                                 ("kv", self.kv_dtype)) if value)
+        return f"{self.replica.spec.device.name} × {self.chips} ({degrees}{dtypes})"
+
+    def request_s(self, demand: Demand) -> float:
+        """Seconds of replica time one request takes analytically: prefill + output × TPOT(B) / B."""
+        return self.prefill_s + demand.output_len * self.tpot_s / self.max_batch
 
     def least_replicas(self, demand: Demand) -> int:
         """⌈rate × seconds of replica time per request⌉: fewer replicas could not keep up even analytically."""
-        per_request_s = self.prefill_s + demand.output_len * self.tpot_s / self.max_batch
-        return max(1, math.ceil(demand.rate * per_request_s))
+        return max(1, math.ceil(demand.rate * self.request_s(demand)))
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        """The scenario fields of this layout (ep and expert_tp only for an MoE model: a dense one takes none)."""
+        experts = {"ep": self.ep, "expert_tp": self.expert_tp} if self.moe else {}
+        return {"devices": self.chips, "tp": self.tp, "pp": self.pp, "dp": self.dp, **experts,
+                "weight_dtype": self.weight_dtype, "kv_dtype": self.kv_dtype}
 
     def scenario(self, model: str) -> Scenario:
-        return Scenario(model=model, hardware=self.replica.ref, devices=self.chips, tp=self.tp, pp=self.pp)
+        return Scenario(model=model, hardware=self.replica.ref, **self.fields)
 
 
 @dataclass
@@ -111,7 +155,9 @@ class Choice:
         layout = self.layout
         return {"hardware": self.hardware, "chips": layout.chips * self.replicas if layout else None,
                 "replicas": self.replicas if layout else None,
-                "parallelism": {"tp": layout.tp, "pp": layout.pp} if layout else None,
+                "parallelism": layout.degrees if layout else None,
+                "weight_dtype": layout.weight_dtype if layout else None,
+                "kv_dtype": layout.kv_dtype if layout else None,
                 "max_batch": layout.max_batch if layout else None, "ttft_s": self.ttft_s, "tpot_s": self.tpot_s,
                 "throughput_tokens_per_s": self.throughput_tokens_per_s,
                 "cost_per_hour": pricing.shown(self.cost_per_hour),
@@ -119,12 +165,37 @@ class Choice:
                 "joules_per_token": self.joules_per_token, "meets_slo": self.meets_slo}
 
 
+def dtype_choices(names: Iterable[str] | None, flag: str) -> tuple[str | None, ...]:
+    """The dtypes to consider: (None,) (the default) for None, else each name's format (resolve_format: a dtype or a
+    quantisation scheme) once, in order. Raise PerfsimError naming `flag` for an empty list or an unknown name."""
+    if names is None:
+        return (None,)
+    chosen: list[str | None] = []
+    for name in names:
+        try:
+            found = resolve_format(name).name
+        except PerfsimError as err:
+            raise PerfsimError(f"{flag}: {err}") from None
+        if found not in chosen:
+            chosen.append(found)
+    if not chosen:
+        raise PerfsimError(f"{flag}: give at least one dtype, e.g. bf16,fp8_e4m3")
+    return tuple(chosen)
+
+
 def plan_candidate(chip: Device, demand: Demand) -> Choice:
     """The cheapest configuration of `chip` for `demand` (meets_slo False, with notes saying why, if none)."""
     layouts, rejected = _layouts(chip, demand)
     best = Choice(chip.name)
-    for layout in sorted(layouts, key=lambda one: (one.chips * one.least_replicas(demand), one.chips)):
+    # fewest chips in all first; of those, fewer per replica, then the analytically fastest per request
+    ordered = sorted(layouts, key=lambda one: (one.chips * one.least_replicas(demand), one.chips,
+                                               one.request_s(demand)))
+    for tried, layout in enumerate(ordered):
         if best.layout and layout.chips * layout.least_replicas(demand) >= best.layout.chips * best.replicas:
+            break
+        if tried == MAX_SIMULATED:
+            rejected.append(f"{chip.name}: {len(ordered) - tried} more layouts left unsimulated (at most "
+                            f"{MAX_SIMULATED} are)")
             break
         choice = _confirmed(chip, layout, demand, best.layout.chips * best.replicas if best.layout else None)
         if not choice.meets_slo:
@@ -138,42 +209,90 @@ def plan_candidate(chip: Device, demand: Demand) -> Choice:
 
 
 def _layouts(chip: Device, demand: Demand) -> tuple[list[Layout], list[str]]:
-    """The layouts the analytic estimates keep, and one note per size they rule out."""
-    layouts, notes = [], []
-    chips = 1
-    while chips <= demand.max_chips:
+    """The layouts the analytic estimates keep, and one note per candidate they (or resolve) rule out."""
+    found, notes = candidates(chip, demand)
+    layouts = []
+    for layout in found:
         try:
-            layouts.append(_layout(chip, chips, demand))
+            layouts.append(_analysed(layout, demand))
         except PerfsimError as err:
-            notes.append(f"{chip.name} × {chips}: {err}")
-        chips *= 2
+            notes.append(f"{layout.label}: {err}")
     return layouts, notes
 
 
-def _layout(chip: Device, chips: int, demand: Demand) -> Layout:
-    """The analytic layout of `chips` chips per replica. Raise PerfsimError (why) if it cannot meet the SLOs."""
+def candidates(chip: Device, demand: Demand) -> tuple[list[Layout], list[str]]:
+    """Every valid layout of up to demand.max_chips chips of `chip` per replica (not yet analysed), dtypes outermost
+    in the order given, then chips ascending, tp descending, pp and ep ascending; and one note per layout that
+    resolve rejects or whose replica hardware cannot be built (why)."""
+    from perfsim.models.loader import load_model
+
+    model = load_model(demand.model)
+    servers = systems_of(chip.name)
+    server_chips = servers[0].chips if servers else demand.max_chips
+    shapes, notes = [], []
+    for chips in range(1, demand.max_chips + 1):
+        if chips > server_chips and chips % server_chips:
+            continue  # not whole servers: no replica of that many
+        try:
+            replica = replica_hardware(chip, chips)
+        except PerfsimError as err:
+            notes.append(f"{chip.name} × {chips}: {err}")
+            continue
+        for tp in reversed(_divisors(min(chips, server_chips), chips)):
+            for pp in _divisors(chips // tp, chips // tp):
+                dp = chips // (tp * pp)
+                if model.moe is None and dp > 1:
+                    continue  # a dense model's data parallelism is the replicas
+                for ep in _divisors(tp * dp, tp * dp) if model.moe else (dp,):
+                    shapes.append(Layout(replica, tp, pp, dp, ep, tp * dp // ep, model.moe is not None))
+    found = []
+    for weights in demand.weight_dtypes:
+        for kv in demand.kv_dtypes:
+            for shape in shapes:
+                layout = replace(shape, weight_dtype=weights, kv_dtype=kv)
+                try:
+                    found.append(_resolved(layout, demand))
+                except PerfsimError as err:
+                    notes.append(f"{layout.label}: {err}")
+    return found, notes
+
+
+def _divisors(most: int, of: int) -> list[int]:
+    """The divisors of `of` up to `most`, ascending."""
+    return [d for d in range(1, most + 1) if of % d == 0]
+
+
+def _resolved(layout: Layout, demand: Demand) -> Layout:
+    """`layout` with its dtypes' names as resolve reads them (the model's where None). Raise resolve's PerfsimError
+    if the model and hardware do not allow it (degrees, the longest context); the batch is dp, one sequence each."""
+    from perfsim.models.scenario import resolve
+
+    scenario = layout.scenario(demand.model).model_copy(
+        update={"batch": layout.dp, "context": demand.prompt_len + demand.output_len})
+    r = resolve(scenario, layout.replica.spec)
+    return replace(layout, weight_dtype=r.weight_dtype, kv_dtype=r.kv_dtype)
+
+
+def _analysed(layout: Layout, demand: Demand) -> Layout:
+    """`layout` with its analytic prefill, batch limit and TPOT. Raise PerfsimError (why) if it cannot meet the
+    SLOs. Batches are dp · 2^k (each data-parallel rank at least one sequence) up to MAX_BATCH."""
     from perfsim.models.step import estimate_step
 
-    replica = replica_hardware(chip, chips)
-    servers = systems_of(chip.name)
-    tp = min(chips, servers[0].chips) if servers else chips
-    layout = Layout(replica, tp, chips // tp, 0, 0.0, 0.0)
+    spec = layout.replica.spec
     base = layout.scenario(demand.model)
-    prefill = estimate_step(base.model_copy(update={"phase": "prefill", "batch": 1, "prompt_len": demand.prompt_len}),
-                            hardware=replica.spec).step_s
+    prefill = estimate_step(base.model_copy(update={"phase": "prefill", "batch": layout.dp,
+                                                    "prompt_len": demand.prompt_len}), hardware=spec).step_s
     if prefill > demand.slo_ttft_s:
         raise PerfsimError(f"one prompt's prefill takes {prefill:.3g} s, over the TTFT SLO")
     context = demand.prompt_len + demand.output_len
     best: tuple[int, float] | None = None
-    batch = 1
+    batch = layout.dp
     while batch <= MAX_BATCH:
         try:
             step = estimate_step(base.model_copy(update={"phase": "decode", "batch": batch, "context": context}),
-                                 hardware=replica.spec)
+                                 hardware=spec)
         except PerfsimError as err:
-            if best is None:
-                raise
-            if "does not fit" not in str(err):
+            if best is None or "does not fit" not in str(err):
                 raise
             break
         tpot = step.step_s / step.tokens_per_sequence
@@ -183,8 +302,9 @@ def _layout(chip: Device, chips: int, demand: Demand) -> Layout:
             break
         best = (batch, tpot)
         batch *= 2
-    assert best is not None
-    return Layout(replica, tp, chips // tp, best[0], prefill, best[1])
+    if best is None:
+        raise PerfsimError(f"dp ({layout.dp}) is more than the batch limit ({MAX_BATCH})")
+    return replace(layout, max_batch=best[0], prefill_s=prefill, tpot_s=best[1])
 
 
 def _confirmed(chip: Device, layout: Layout, demand: Demand, budget: int | None) -> Choice:
@@ -197,7 +317,7 @@ def _confirmed(chip: Device, layout: Layout, demand: Demand, budget: int | None)
     block = ServeBlock(requests=demand.requests or BISECTION_REQUESTS, prompt_len=demand.prompt_len,
                        output_len=demand.output_len, seed=demand.seed, percentile=demand.percentile,
                        slo_ttft_s=demand.slo_ttft_s, slo_tpot_s=demand.slo_tpot_s, max_batch=layout.max_batch)
-    label = f"{chip.name} × {layout.chips} (tp {layout.tp}, pp {layout.pp})"
+    label = layout.label
     try:
         capacity = _capacity(scenario, block, demand.rate / layout.least_replicas(demand))
     except PerfsimError as err:
