@@ -492,7 +492,8 @@ class Norm(OpBase):
     `residual` fuses the block's residual add into the norm (1 more FLOP per element, the residual read):
     `pre_norm` as vLLM's fused_add_rms_norm (csrc/layernorm_kernels.cu: z = x + residual, residual ← z,
     y = norm(z)) also writes the sum back as the new residual stream; `post_norm` (BERT: y = LayerNorm(x +
-    residual), fused as FasterTransformer's invokeAddBiasResidualLayerNorm) writes y only.
+    residual), fused in NVIDIA/FasterTransformer's BERT as invokeAddBiasResidualLayerNorm,
+    src/fastertransformer/kernels/layernorm_kernels.cu: out = LN(out + residual + bias)) writes y only.
     """
 
     kind: Literal["norm"] = "norm"
