@@ -9,14 +9,20 @@ and, where the step is graph-captured (a phase the preset captures, on an accele
 n · graph_node_s): the host submits one graph per step, and the GPU still runs its nodes one after another.
 Collectives keep their own latency. `framework = None` (the default) adds nothing.
 
+A preset may also fuse a trace op into the kernel of the op just before it (`fused`: (op, into) name pairs): the
+fused op still moves its bytes and does its FLOPs, but pays no launch of its own (its overhead_s becomes 0 on an
+accelerator; the kernel it joins keeps its one launch). Where `into` does not precede it, the op keeps its launch.
+Without a preset every op is its own kernel, as vLLM runs them.
+
 Each number below carries its source. Where none was found the preset says so and adds nothing for it
 (stated, not measured): such a preset only names the framework's launch mode.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from perfsim.cost.opcost import OpCost
 from perfsim.errors import PerfsimError
 
 GRAPH_LAUNCH_S = 15e-6
@@ -38,10 +44,20 @@ class Framework:
     source: str
     graph_launch_s: float = GRAPH_LAUNCH_S
     graph_node_s: float = GRAPH_NODE_S
+    fused: tuple[tuple[str, str], ...] = ()
 
     def captures(self, phase: str, kind: str) -> bool:
         """True when a `phase` step on a chip of `kind` runs as a CUDA graph (graphs replay accelerator kernels)."""
         return phase in self.graph_phases and kind == "accelerator"
+
+    def launched(self, names: list[str], costs: list[OpCost], kind: str) -> list[OpCost]:
+        """`costs` (of the trace ops called `names`, in order) with no launch for each op this framework fuses
+        into the op just before it, on a chip of `kind` "accelerator"; else unchanged."""
+        if kind != "accelerator" or not self.fused:
+            return costs
+        before = ["", *names[:-1]]
+        return [replace(c, overhead_s=0.0) if (name, prior) in self.fused else c
+                for name, prior, c in zip(names, before, costs, strict=True)]
 
     def step_overhead_s(self, phase: str, kind: str) -> float:
         """Seconds added once per step: the exposed host work, plus one graph launch where the step is captured."""
@@ -61,7 +77,11 @@ PRESETS: dict[str, Framework] = {f.name: f for f in (
               "TensorRT-LLM's overlap scheduler (on by default) runs step n's CPU work (stop criteria, responses, "
               "scheduling) while the GPU computes step n+1, so no host time is exposed "
               "(nvidia.github.io/TensorRT-LLM/latest/features/overlap-scheduler.html); CUDA-graph use is not "
-              "assumed (not stated as a default there)"),
+              "assumed (not stated as a default there). Its attention preprocessing is one kernel: "
+              "invokeQKVPreprocessing → invokeApplyBiasRopeUpdateKVCacheDispatch adds the QKV bias, applies RoPE "
+              "and writes K and V into the KV cache in place (github.com/NVIDIA/TensorRT-LLM, "
+              "cpp/tensorrt_llm/kernels/unfusedAttentionKernels.h), so kv_append runs inside rope's kernel",
+              fused=(("kv_append", "rope"),)),
     Framework("mindie", 0.0, (),
               "Huawei MindIE: no cited per-step host measurement or graph mode was found; the preset adds nothing "
               "beyond each kernel's launch (stated, not measured)"),

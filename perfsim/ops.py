@@ -40,6 +40,8 @@ SOFTMAX_PASSES = {  # (element reads of x or y, element writes of y)
     "single_pass": (1, 1),
 }
 NORM_FLOPS = {"rmsnorm": 4, "layernorm": 7}
+ROPE_FLOPS = 3.0
+"""FLOP per rotated element: x·cos − y·sin (two multiplies, a subtract), and y·cos + x·sin for its partner."""
 """FLOP per element: rmsnorm = square, add, scale, gain; layernorm = add, sub, square, add, scale, gain, bias."""
 
 
@@ -485,22 +487,104 @@ class Elementwise(OpBase):
 
 
 class Norm(OpBase):
-    """RMSNorm or LayerNorm over the last axis of [rows, cols], with a learned gain (and bias)."""
+    """RMSNorm or LayerNorm over the last axis of [rows, cols], with a learned gain (and bias).
+
+    `residual` fuses the block's residual add into the norm (1 more FLOP per element, the residual read):
+    `pre_norm` as vLLM's fused_add_rms_norm (csrc/layernorm_kernels.cu: z = x + residual, residual ← z,
+    y = norm(z)) also writes the sum back as the new residual stream; `post_norm` (BERT: y = LayerNorm(x +
+    residual), fused in NVIDIA/FasterTransformer's BERT as invokeAddBiasResidualLayerNorm,
+    src/fastertransformer/kernels/layernorm_kernels.cu: out = LN(out + residual + bias)) writes y only.
+    """
 
     kind: Literal["norm"] = "norm"
     rows: Size
     cols: Size
     norm: Literal["rmsnorm", "layernorm"] = "rmsnorm"
+    residual: Literal["none", "pre_norm", "post_norm"] = "none"
     dtype: FormatName = "bf16"
 
     @property
     def flops(self) -> float:
-        return float(NORM_FLOPS[self.norm] * self.rows * self.cols)
+        return float((NORM_FLOPS[self.norm] + (self.residual != "none")) * self.rows * self.cols)
 
     def operands(self) -> list[Operand]:
         size = _bytes(self.rows * self.cols, self.dtype)
         params = (1 if self.norm == "rmsnorm" else 2) * _bytes(self.cols, self.dtype)
-        return [Operand("x", size), Operand("gain", params, weight=True), Operand("y", size, reads=0, writes=1)]
+        ops = [Operand("x", size), Operand("gain", params, weight=True), Operand("y", size, reads=0, writes=1)]
+        if self.residual != "none":
+            ops.append(Operand("residual", size, writes=int(self.residual == "pre_norm")))
+        return ops
+
+
+class Rope(Elementwise):
+    """Rotary position embedding of `tokens` tokens' `heads` query and `kv_heads` key heads, in place.
+
+    As vLLM's rotary_embedding_kernel (csrc/pos_encoding_kernels.cu): per token it reads the position's
+    cos_sin_cache row (rotary_dim / 2 cos + rotary_dim / 2 sin values, in `dtype`), and rotates each pair
+    (x, y) of the first `rotary_dim` (default head_dim) dims of every head: x·cos − y·sin and y·cos + x·sin,
+    ROPE_FLOPS per element. The rotated elements are read and written once; the rest of each head is untouched.
+    `elements` and `flops_per_element` are derived from the shape (the elementwise view other cost models price).
+    """
+
+    kind: Literal["rope"] = "rope"  # type: ignore[assignment]
+    elements: Size = Field(1, description="derived: tokens × (heads + kv_heads) × rotary_dim")
+    tokens: Size
+    heads: Size
+    kv_heads: Size
+    head_dim: Size = 128
+    rotary_dim: Size | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> Rope:
+        if self.rotary_dim is not None and (self.rotary_dim > self.head_dim or self.rotary_dim % 2):
+            raise ValueError(f"rotary_dim ({self.rotary_dim}) must be even and at most head_dim ({self.head_dim})")
+        return _elementwise_view(self, self.tokens * (self.heads + self.kv_heads) * self.rotated, ROPE_FLOPS)
+
+    @property
+    def rotated(self) -> int:
+        return self.rotary_dim or self.head_dim
+
+    def operands(self) -> list[Operand]:
+        table = _bytes(self.tokens * self.rotated, self.dtype)  # one cos_sin_cache row per token
+        return [Operand("qk", _bytes(self.elements, self.dtype), writes=1), Operand("cos_sin", table)]
+
+
+class KvAppend(Elementwise):
+    """Writing `tokens` new tokens' keys and values (`kv_heads` × `head_dim` each) into the KV cache.
+
+    As vLLM's reshape_and_cache_flash (csrc/cache_kernels.cu): K and V are read in `dtype` and stored in
+    `kv_dtype` at each token's cache slot; where the formats differ (fp8) each element is scaled on the way
+    (scaled_convert: 1 FLOP per element), else copied (0 FLOP). `elements` (2 · tokens · kv_heads · head_dim)
+    and `flops_per_element` are derived.
+    """
+
+    kind: Literal["kv_append"] = "kv_append"  # type: ignore[assignment]
+    elements: Size = Field(1, description="derived: 2 × tokens × kv_heads × head_dim (keys and values)")
+    tokens: Size
+    kv_heads: Size
+    head_dim: Size = 128
+    kv_dtype: FormatName | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> KvAppend:
+        converts = (self.kv_dtype or self.dtype) != self.dtype
+        return _elementwise_view(self, 2 * self.tokens * self.kv_heads * self.head_dim, float(converts))
+
+    def operands(self) -> list[Operand]:
+        return [Operand("kv", _bytes(self.elements, self.dtype)),
+                Operand("cache", _bytes(self.elements, self.kv_dtype or self.dtype), reads=0, writes=1)]
+
+
+def _elementwise_view(op: Rope | KvAppend, elements: int, flops_per_element: float) -> Any:
+    """`op` with the Elementwise fields its shape fixes set; Raise ValueError where they were given."""
+    given = sorted({"elements", "inputs", "flops_per_element"} & op.model_fields_set)
+    if given:
+        raise ValueError(f"{', '.join(given)}: derived from the shape, not given")
+    if elements > MAX_INT:
+        raise ValueError(f"elements ({elements}) exceeds {MAX_INT}")
+    object.__setattr__(op, "elements", elements)  # frozen: set once, here, before anyone hashes the op
+    object.__setattr__(op, "flops_per_element", flops_per_element)
+    return op
 
 
 class Reduce(OpBase):
@@ -592,7 +676,8 @@ class Collective(OpBase):
         return 1.0 if self.kind in ("broadcast", "send") else (n - 1) / n
 
 
-Op = Annotated[Gemm | Attention | Softmax | MoE | LutGemm | Conv2d | Elementwise | Norm | Reduce | Collective,
+Op = Annotated[Gemm | Attention | Softmax | MoE | LutGemm | Conv2d | Elementwise | Rope | KvAppend | Norm | Reduce
+               | Collective,
                Field(discriminator="kind")]
 
 

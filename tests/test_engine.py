@@ -317,8 +317,8 @@ def test_a_step_is_laid_out_layer_by_layer():
     r = resolve(Scenario(model="llama-2-7b", hardware="dgx-h100", tp=2, devices=2, batch=2))
     timeline = estimate_step(r, engine="des").schedule.timeline()
     ops = list(timeline[timeline.chip == 0].op)
-    layer = ["attn_norm", "qkv", "attention", "o_proj", "tp_all_reduce", "ffn_norm", "ffn_up", "ffn_act", "ffn_down",
-             "ffn_all_reduce"]
+    layer = ["attn_norm", "qkv", "rope", "kv_append", "attention", "o_proj", "tp_all_reduce", "ffn_norm", "ffn_up",
+             "ffn_act", "ffn_down", "ffn_all_reduce"]
     assert ops == ["embedding", *layer * 32, "final_norm", "lm_head"]
     assert (timeline.start_s.diff().dropna() >= 0).all()
 

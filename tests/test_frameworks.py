@@ -15,10 +15,10 @@ from perfsim.models.scenario import Scenario
 from perfsim.models.step import estimate_step
 from perfsim.ops import Gemm
 
-# OpenELM-270M, one sequence decoding over 512 cached tokens on one H100: 16 layers × 8 ops (attn_norm, qkv,
-# attention, o_proj, ffn_norm, ffn_up, ffn_act, ffn_down) + embedding, final_norm, lm_head = 131 ops, one
-# kernel each (batch-1 attention over 512 keys needs no split-KV combine kernel).
-KERNELS = 16 * 8 + 3
+# OpenELM-270M, one sequence decoding over 512 cached tokens on one H100: 16 layers × 10 ops (attn_norm, qkv,
+# rope, kv_append, attention, o_proj, ffn_norm, ffn_up, ffn_act, ffn_down) + embedding, final_norm, lm_head
+# = 163 ops, one kernel each (batch-1 attention over 512 keys needs no split-KV combine kernel).
+KERNELS = 16 * 10 + 3
 LAUNCH = launch_s(load_hardware("h100-sxm"))  # the spec's op_overhead, or the 5 µs default while it has none
 WEIGHTS_S = 271_527_168 * 2 / (3.35e12 * 0.8866)  # bf16 weights over the calibrated HBM triad: ≈ 183 µs
 
@@ -30,17 +30,19 @@ def step(framework: str | None):
 
 def test_batch1_decode_is_launch_bound_eager_and_memory_bound_as_a_cuda_graph():
     plain = step(None)
-    # eager: 131 launches · 5 µs = 655 µs of launches against ≈ 183 µs of weight streaming: launch-bound
+    # eager: 163 launches · 5 µs = 815 µs of launches against ≈ 183 µs of weight streaming: launch-bound
     assert sum(c.overhead_s for c in plain.costs) == pytest.approx(KERNELS * LAUNCH)
     assert KERNELS * LAUNCH > 3 * WEIGHTS_S
     assert plain.bound == "overhead"
     assert step("eager").step_s == plain.step_s  # eager adds nothing beyond the launches already costed
     # captured: each launch becomes a 1.3 µs graph node, plus one 15 µs graph launch per step:
-    # step = plain − 131 · (5 − 1.3) µs + 15 µs (the ops run one after another, each time = busiest + overhead)
+    # step = plain − 163 · (5 − 1.3) µs + 15 µs (the ops run one after another, each time = busiest + overhead)
     graph = step("cuda-graph")
     assert graph.step_s == pytest.approx(plain.step_s - KERNELS * (LAUNCH - GRAPH_NODE_S) + GRAPH_LAUNCH_S)
-    # 131 · 1.3 µs = 170 µs of nodes is now below the ≥ 183 µs of weight streaming: the GEMMs bind on HBM
-    assert KERNELS * GRAPH_NODE_S < WEIGHTS_S
+    # 163 · 1.3 µs = 212 µs of nodes is now about the ≥ 183 µs of weight streaming, but each op binds where its
+    # own time goes: every op whose traffic outlasts its 1.3 µs node (the larger GEMMs) binds on HBM, and those
+    # carry more of the step than the launch-bound rest
+    assert KERNELS * GRAPH_NODE_S > WEIGHTS_S
     assert graph.bound == "memory:hbm"
     summary = graph.summary()
     assert (summary["framework"], summary["framework_overhead_s"]) == ("cuda-graph", GRAPH_LAUNCH_S)
@@ -138,3 +140,18 @@ def test_serving_pays_the_framework_time_once_per_iteration():
     # its 4 ms of host time per step
     graph = StepCosts(base.model_copy(update={"framework": "cuda-graph"})).decode(4, 1024.0)
     assert StepCosts(base).decode(4, 1024.0) - graph == pytest.approx(4e-3, rel=1e-9)
+
+
+def test_tensorrt_llm_writes_the_kv_cache_inside_its_rope_kernel():
+    # TensorRT-LLM's QKV preprocessing applies RoPE and writes K and V into the cache in one kernel: against no
+    # preset (vLLM's separate rotary_embedding and reshape_and_cache_flash kernels) Llama-3-8B decode saves one
+    # launch a layer, 32 · 5 µs = 160 µs, and nothing else (no host time, no graph: the preset adds neither)
+    def llama(framework, model="llama-3-8b"):
+        return estimate_step(Scenario(model=model, hardware="h100-sxm", batch=1, context=512, framework=framework))
+
+    plain, fused = llama(None), llama("tensorrt-llm")
+    assert fused.step_s == pytest.approx(plain.step_s - 32 * LAUNCH, rel=1e-12)
+    kv = [c for c in fused.costs if c.op == "kv_append"]
+    assert kv and all(c.overhead_s == 0 and c.bytes > 0 for c in kv)  # it still moves its bytes
+    # MPT (ALiBi) has no rope kernel for the append to join: it keeps its launch
+    assert llama("tensorrt-llm", "mpt-7b").step_s == pytest.approx(llama(None, "mpt-7b").step_s, rel=1e-12)

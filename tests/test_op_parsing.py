@@ -31,3 +31,18 @@ def test_sizes_are_bounded_to_exact_floats():
 def test_a_value_that_is_not_a_number_names_its_field():
     with pytest.raises(PerfsimError, match="op 'gemm m=abc n=1 k=1': m: "):
         parse_op("gemm m=abc n=1 k=1")
+
+
+def test_rope_and_kv_append_parse_with_their_elementwise_view_derived():
+    rope = parse_op("rope tokens=2 heads=4 kv_heads=2 head_dim=64 rotary_dim=32")
+    # 2 tokens · (4 + 2) heads · 32 rotated dims = 384 elements, 3 FLOP each; bf16 read and written + 2 rows of 32
+    assert (rope.elements, rope.flops, rope.bytes) == (384, 1152, 384 * 2 * 2 + 2 * 32 * 2)
+    append = parse_op("kv_append tokens=2 kv_heads=2 head_dim=64 kv_dtype=fp8_e4m3")
+    assert (append.elements, append.flops, append.bytes) == (512, 512, 512 * 2 + 512)  # 2 · 2 · 2 · 64 elements
+    assert parse_op("norm rows=1 cols=8 residual=post_norm").residual == "post_norm"
+    with pytest.raises(PerfsimError, match="elements: derived from the shape, not given"):
+        parse_op("rope tokens=1 heads=1 kv_heads=1 elements=5")
+    with pytest.raises(PerfsimError, match="rotary_dim"):
+        parse_op("rope tokens=1 heads=1 kv_heads=1 head_dim=64 rotary_dim=65")
+    with pytest.raises(PerfsimError, match="kv_heads: missing"):
+        parse_op("kv_append tokens=1")

@@ -15,7 +15,8 @@ REQUIRED = {
     ("attention", "gqa"), ("attention", "kv_cache"), ("attention", "fused"), ("moe", "topk"), ("moe", "grouped"),
     ("lut_gemm", "ternary"), ("lut_gemm", "int2"), ("lut_gemm", "int4"), ("lut_gemm", "int8_table"),
     ("gemm", "mesh_cannon"), ("gemm", "mesh_gemv_ktree"), ("all_reduce", "ring"), ("reduce_scatter", "ring"),
-    ("all_gather", "ring"), ("all_to_all", "ring"),
+    ("all_gather", "ring"), ("all_to_all", "ring"), ("rope", "neox"), ("kv_append", "bf16_fp8"),
+    ("norm", "residual"),
     *(("format", v) for v in ("bf16", "fp16", "fp8_e4m3", "fp8_e5m2", "int4", "fp4_e2m1", "mxfp4", "posit8_0",
                               "posit16_1", "posit4_1", "fp16_simd_training")),
 }
@@ -138,3 +139,10 @@ def test_attention_counts_and_gqa_over_shapes(kv_heads, group, q_len, extra, cau
                     op.model_copy(update={"kv_heads": heads, "fused": False}), Counter())
     assert np.abs(out - mha).max() <= 1e-12
     assert counts_agree(op, counter)
+
+
+def test_a_wrong_rope_flop_count_fails_the_check(monkeypatch):
+    rope = next(c for c in CHECKS if c.name == "rope-neox")
+    assert rope.run().passed
+    monkeypatch.setattr(ops, "ROPE_FLOPS", 2.0)  # as if each rotated element took one multiply-add
+    assert rope.run().counts_match is False

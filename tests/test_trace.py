@@ -4,7 +4,10 @@ from dataclasses import replace
 
 import pytest
 
+from perfsim.cost import cost
+from perfsim.cost.derating import launch_s
 from perfsim.errors import PerfsimError
+from perfsim.hardware import load_hardware
 from perfsim.models.scenario import Piece, Scenario, resolve
 from perfsim.models.step import estimate_step
 from perfsim.models.trace import build_trace
@@ -82,3 +85,68 @@ def test_kv_heads_that_do_not_split_are_refused_in_one_line(cli, model, needle):
     result = cli("estimate", "--model", model, "--hardware", "dgx-h100", "--devices", "2", "--tp", "2")
     assert result.code == 2
     assert result.err.strip().splitlines() == [f"perfsim: error: {needle} or be a multiple of them"]
+
+
+# --- the small kernels of a decoder layer: RoPE, the KV-cache append, the fused residual adds ---
+
+LLAMA3_DECODE = Scenario(model="llama-3-8b", hardware="h100-sxm", phase="decode", batch=1, context=1024)
+LAUNCH_S = launch_s(load_hardware("h100-sxm"))
+HBM = 3.35e12 * 0.8866  # h100-sxm's calibrated HBM triad (B/s)
+LAYER_OPS = ["attn_norm", "qkv", "rope", "kv_append", "attention", "o_proj", "ffn_norm", "ffn_up", "ffn_act",
+             "ffn_down"]
+
+
+def _named(r, name, **kw):
+    return next(t.op for t in build_trace(r, **kw).ops if t.op.label == name)
+
+
+def test_rope_and_kv_append_of_llama3_8b_batch1_decode_by_hand():
+    r = resolve(LLAMA3_DECODE)
+    rope, append = _named(r, "rope"), _named(r, "kv_append")
+    # 1 token, 32 query + 8 key heads of 128 dims: 40 · 128 = 5,120 elements rotated, 3 FLOP each = 15,360;
+    # read and written in bf16 (2 · 5,120 · 2 B = 20,480) + one cos/sin cache row of 64 + 64 bf16 = 256 B
+    assert (rope.elements, rope.flops, rope.bytes) == (5120, 15_360, 20_736)
+    # 1 token's K and V, 2 · 8 · 128 = 2,048 elements, read bf16 and stored bf16: 8,192 B, a copy (0 FLOP)
+    assert (append.elements, append.flops, append.bytes) == (2048, 0, 8192)
+    fp8 = _named(resolve(LLAMA3_DECODE.model_copy(update={"kv_dtype": "fp8_e4m3"})), "kv_append")
+    assert (fp8.flops, fp8.bytes) == (2048, 2048 * 2 + 2048 * 1)  # scaled into fp8: 1 FLOP and 1 B per element
+    # the fused add before each norm reads and writes the 4,096-wide residual row: 2 · 4,096 · 2 B = 16,384 B more
+    # than x (8,192) + gain (8,192) + y (8,192), and 1 FLOP per element more than rmsnorm's 4
+    norm = _named(r, "attn_norm")
+    assert (norm.residual, norm.bytes, norm.flops) == ("pre_norm", 4 * 8192 + 8192, 5 * 4096)
+    assert _named(r, "final_norm").residual == "pre_norm"
+
+
+def test_a_decoder_layer_runs_ten_kernels_in_order():
+    ops = [t for t in build_trace(resolve(LLAMA3_DECODE)).ops]
+    assert [t.op.label for t in ops] == ["embedding", *LAYER_OPS, "final_norm", "lm_head"]
+    assert all(t.repeat == 32 for t in ops[1:-2])
+
+
+def test_only_rotary_decoders_rotate_and_only_inference_appends_to_a_cache():
+    mpt = [t.op.label for t in build_trace(resolve(Scenario(model="mpt-7b", hardware="h100-sxm", context=512))).ops]
+    assert "rope" not in mpt and "kv_append" in mpt  # ALiBi: no rotation, but its keys are still cached
+    bert = build_trace(resolve(Scenario(model="bert-base", hardware="h100-sxm", phase="prefill", prompt_len=128)))
+    names = [t.op.label for t in bert.ops]
+    assert "rope" not in names and "kv_append" not in names  # learned positions; an encoder keeps no cache
+    assert {t.op.residual for t in bert.ops if t.op.label.endswith("norm")} == {"post_norm"}
+    training = [t.op.label for t in build_trace(resolve(LLAMA3_DECODE), inference=False).ops]
+    assert "rope" in training and "kv_append" not in training
+
+
+def test_llama3_8b_batch1_decode_gains_two_launches_a_layer_and_their_traffic():
+    """Against the trace without them: 2 kernels × 32 layers × 5 µs (h100-sxm has no op_overhead: the default
+    launch) + their bytes over the HBM triad: rope 20,736 and kv_append 8,192 a layer, 16,384 B more on each of
+    the 65 fused-residual norms: (32 · 28,928 + 65 · 16,384) B = 1,990,656 B / 2.97 TB/s ≈ 0.67 µs. Every one of
+    these ops is memory- (not compute-) bound: ≤ 5 FLOP per 2-byte element."""
+    step = estimate_step(LLAMA3_DECODE)
+    assert LAUNCH_S == 5e-6
+    without = 0.0
+    for t in step.trace.ops:
+        if t.op.label in ("rope", "kv_append"):
+            continue
+        op = t.op.model_copy(update={"residual": "none"}) if t.op.label.endswith("norm") else t.op
+        without += cost(op, load_hardware("h100-sxm")).time_s * t.repeat
+    gained = 2 * 32 * LAUNCH_S + (32 * (20_736 + 8_192) + 65 * 16_384) / HBM
+    assert step.step_s - without == pytest.approx(gained, rel=1e-9)
+    assert gained == pytest.approx(320.67e-6, abs=0.01e-6)

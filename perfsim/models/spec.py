@@ -63,6 +63,7 @@ class ModelSpec(Spec):
     vocab: Count
     tied_embeddings: StrictBool = False
     position_embeddings: Natural = Field(0, description="learned absolute positions (BERT: 512); 0 for RoPE")
+    alibi: StrictBool = Field(False, description="ALiBi attention biases in place of positions (MPT): no RoPE")
     token_types: Natural = 0
     norm: Literal["rmsnorm", "layernorm"] = "rmsnorm"
     linear_bias: StrictBool = Field(False, description="every linear layer has a bias (BERT)")
@@ -131,6 +132,11 @@ class ModelSpec(Spec):
                 runs.append((layer, 1))
             previous = key
         return runs
+
+    @property
+    def rotary(self) -> bool:
+        """Whether the layers rotate queries and keys (RoPE): a decoder without learned positions or ALiBi."""
+        return self.architecture == "decoder" and self.position_embeddings == 0 and not self.alibi
 
     @property
     def ffn_matrices(self) -> int:

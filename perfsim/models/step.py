@@ -166,6 +166,7 @@ def estimate_step(scenario: Scenario | Resolved, cache: Cache = "cold", hardware
     else:
         costs = [cost(t.op, r.system or r.chip, cache) for t in trace.ops]
     if framework:
+        costs = framework.launched([t.op.label for t in trace.ops], costs, r.chip.kind)
         costs = graph_launched(framework, r, trace.ops, costs)
     schedule = schedule_step(trace, costs, r.scenario.micro_batches) if engine == "des" else None
     return StepEstimate(r, trace, costs, memory, schedule)

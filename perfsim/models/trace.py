@@ -5,6 +5,13 @@ chips of a pipeline stage run it together. Ops are listed in dependency order �
 chain per stage, stages one after another with a send between them. Runs of
 identical layers are folded into one entry with `repeat` so a 80-layer model costs
 one layer's ops to estimate.
+
+A decoder layer runs the kernels an inference engine launches (vLLM's, docs/models.md lists them):
+attn_norm, qkv, rope (rotary models), kv_append, attention, o_proj, ffn_norm, the FFN; both norms and
+the final norm fuse the residual add before them (Norm.residual: pre_norm, as vLLM's fused_add_rms_norm;
+an encoder's post-norm LayerNorm fuses it as post_norm). The first layer's attn_norm has no residual yet
+in vLLM (a plain rms_norm); every layer is given the fused one, so runs of layers stay folded: the residual's
+t·hidden elements read and written once too many per step.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from perfsim.dtypes import resolve_format
 from perfsim.errors import PerfsimError
 from perfsim.models import parallel
 from perfsim.models.scenario import Piece, Resolved, heads_per_rank
-from perfsim.ops import Attention, Collective, Elementwise, Gemm, LutGemm, MoE, Norm, OpBase
+from perfsim.ops import Attention, Collective, Elementwise, Gemm, KvAppend, LutGemm, MoE, Norm, OpBase, Rope
 
 ACTIVATION_FLOPS = 4  # SiLU or GELU (≈ exp, add, divide, multiply) per element; the gate's multiply adds 1
 HEAD_OPS = frozenset({"final_norm", "lm_head", "pooler"})  # the names of _head's ops: one row per sequence
@@ -37,8 +44,9 @@ class Trace:
     resolved: Resolved
 
 
-def build_trace(r: Resolved) -> Trace:
-    """The ops of one prefill or decode step of `r`, placed on chips."""
+def build_trace(r: Resolved, inference: bool = True) -> Trace:
+    """The ops of one prefill or decode step of `r`, placed on chips; `inference: False` (a training forward
+    pass) appends nothing to a KV cache."""
     model, par = r.model, r.par
     per_stage = model.layers // par.pp
     stage_chips = par.tp * par.dp
@@ -50,7 +58,7 @@ def build_trace(r: Resolved) -> Trace:
         else:
             ops.append(TraceOp(_send(r), stage, chips))
         for layer, count in model.layer_runs(stage * per_stage, (stage + 1) * per_stage):
-            ops += [TraceOp(op, stage, chips, count) for op in _layer(r, layer)]
+            ops += [TraceOp(op, stage, chips, count) for op in _layer(r, layer, inference)]
         if stage == par.pp - 1:
             ops += [TraceOp(op, stage, chips) for op in _head(r)]
     return Trace(ops, r)
@@ -82,19 +90,32 @@ def _all_reduce(r: Resolved, name: str, elements: float, group: int) -> list[OpB
     return parallel.collective(r, name, "all_reduce", elements, group)
 
 
-def _layer(r: Resolved, layer: int) -> list[OpBase]:
+def _norm(r: Resolved, name: str, rows: int) -> Norm:
+    """A norm with the residual add fused before it: pre-norm decoders (vLLM's fused_add_rms_norm), post-norm
+    encoders (BERT's LayerNorm(x + residual))."""
+    residual = "pre_norm" if r.model.architecture == "decoder" else "post_norm"
+    return Norm(name=name, rows=rows, cols=r.model.hidden, norm=r.model.norm, residual=residual,
+                dtype=r.scenario.activation_dtype)
+
+
+def _layer(r: Resolved, layer: int, inference: bool = True) -> list[OpBase]:
     model, s = r.model, r.scenario
     t, h, d, tp = r.tokens_per_replica, model.hidden, model.dim_per_head, r.par.tp
     heads_local, kv_local = heads_per_rank(model, layer, tp)
     resident = parallel.resident_tokens(r)  # the norms run on the tokens a chip holds between blocks
+    act = s.activation_dtype
+    rope = [Rope(name="rope", tokens=t, heads=heads_local, kv_heads=kv_local, head_dim=d, dtype=act)]
+    append = [KvAppend(name="kv_append", tokens=t, kv_heads=kv_local, head_dim=d, dtype=act, kv_dtype=r.kv_dtype)]
     ops: list[OpBase] = [
-        Norm(name="attn_norm", rows=resident, cols=h, norm=model.norm, dtype=s.activation_dtype),
+        _norm(r, "attn_norm", resident),
         *parallel.before_attention(r),
         _linear(r, "qkv", t, h, (heads_local + 2 * kv_local) * d),
+        *(rope if model.rotary else []),
+        *(append if inference and model.architecture == "decoder" else []),
         *(_attention(r, piece, heads_local, kv_local) for piece in r.pieces),
         _linear(r, "o_proj", t, heads_local * d, h),
         *parallel.after_attention(r),
-        Norm(name="ffn_norm", rows=resident, cols=h, norm=model.norm, dtype=s.activation_dtype),
+        _norm(r, "ffn_norm", resident),
     ]
     gather, scatter = parallel.around_ffn(r)
     if model.is_moe_layer(layer):
@@ -161,5 +182,5 @@ def _head(r: Resolved) -> list[OpBase]:
     if model.architecture == "encoder":
         return [_linear(r, "pooler", seqs, model.hidden, model.hidden, s.activation_dtype)] if model.pooler else []
     vocab_local = -(-model.vocab // r.par.tp)  # vocab-parallel head, the last slice padded
-    return [Norm(name="final_norm", rows=seqs, cols=model.hidden, norm=model.norm, dtype=s.activation_dtype),
+    return [_norm(r, "final_norm", seqs),
             _linear(r, "lm_head", seqs, model.hidden, vocab_local, model.embedding_dtype)]

@@ -4,7 +4,7 @@ import importlib
 
 MODULES = ("perfsim.reference.kernels", "perfsim.reference.lut", "perfsim.reference.collectives",
            "perfsim.reference.classic", "perfsim.reference.formats", "perfsim.reference.mesh",
-           "perfsim.reference.backward")
+           "perfsim.reference.backward", "perfsim.reference.decoder")
 
 
 def load_all() -> None:

@@ -101,7 +101,7 @@ def stage_work(r: Resolved, hardware: Device | System, precision: str, recompute
     for stage in range(r.par.pp):
         layer_starts[stage] = [first for first, _ in model.layer_runs(stage * per_stage, (stage + 1) * per_stage)]
     stages = [StageWork([], None) for _ in range(r.par.pp)]
-    for t in build_trace(r).ops:
+    for t in build_trace(r, inference=False).ops:
         work, name = stages[t.stage], t.op.label
         if name == "pp_send":
             work.send = priced(t.op)
