@@ -555,7 +555,11 @@ def max_rate(model_ref: str | None = None, hardware_ref: str | Path | None = Non
 
     def run_at(at: float) -> ServingRun:
         found.append(serve(model_ref, hardware_ref, rate=at, slo_ttft=slo_ttft_s, slo_tpot=slo_tpot_s, **settings))
-        if "requests" not in settings:  # lengthen the run until its arrivals span STEADY_LIFETIMES lifetimes
+        # Without `requests`, a pilot of serve's default count measures a request's lifetime at this rate; when its
+        # arrivals span too few lifetimes, the probe runs again at the steady length. The pilot cannot be extended
+        # instead: it drains with no later arrivals, whereas the long run's first requests share the replica with
+        # those that follow, so neither run's latencies are the other's (the waste is the pilot, 100 requests).
+        if "requests" not in settings:
             lifetime_s = found[-1].summary["e2e_s"]["p50"] or 0.0
             requests = steady_requests(at, lifetime_s, found[-1].summary["requests"])
             if requests > found[-1].summary["requests"]:
