@@ -178,11 +178,11 @@ class OpResult:
         return roofline(self.hardware, ops=[self.op]).figure
 
 
-@dataclass(frozen=True)
-class StepResult:
-    """One prefill or decode step of a model on its hardware (`estimate` is the underlying StepEstimate)."""
+class StepView:
+    """What a step result and a training result share, read off their `estimate` (a step estimate with
+    `summary()` and `step_s`): `summary`, `step_s`, `bound`, `notes`, `records()` and `to_frame()`."""
 
-    estimate: StepEstimate
+    estimate: Any
 
     @property
     def summary(self) -> dict[str, Any]:
@@ -199,30 +199,49 @@ class StepResult:
     @property
     def notes(self) -> list[str]:
         """What to know about these numbers (see notes())."""
-        resolved = self.estimate.resolved
-        return notes(resolved.system or resolved.chip)
+        return notes(self._hardware())
+
+    def _hardware(self) -> Device | System:
+        """The spec the notes are of."""
+        raise NotImplementedError
+
+    def _rows(self, summary: dict[str, Any]) -> list[dict[str, Any]]:
+        """The records() rows of the step whose summary is `summary`."""
+        raise NotImplementedError
 
     def records(self, step_columns: bool = False) -> list[dict[str, Any]]:
-        """One record per op name: its time over the step (`time_s`), FLOPs, bytes, count, binding resource and,
-        with engine="des", its time on the critical path (`critical_path_s`).
-
-        With `step_columns`, each record starts with the step's own fields (model, hardware, parallelism,
-        step_s, ttft_s, tpot_s, tokens_per_s, energy_j, memory, ...; its binding resource as `step_bound`),
-        the same on every row: one tidy table that many steps concatenate into (`--format csv` of a step).
-        """
+        """One record per op (see each result's _rows). With `step_columns`, each record starts with the step's own
+        fields (model, hardware, parallelism, step_s, memory, ...; its binding resource as `step_bound`), the same
+        on every row: one tidy table that many steps concatenate into (`--format csv` of a step)."""
         summary = self.summary
-        critical = summary.get("critical_path_s") or {}
-        ops = [{**row, "critical_path_s": critical[row["op"]]} if row["op"] in critical else row
-               for row in self.estimate.breakdown()]
+        rows = self._rows(summary)
         if not step_columns:
-            return ops
+            return rows
         step = {("step_bound" if key == "bound" else key): value for key, value in flat_record(summary).items()
                 if not key.startswith("critical_path_")}
-        return [{**step, **row} for row in ops]
+        return [{**step, **row} for row in rows]
 
     def to_frame(self, step_columns: bool = False) -> pd.DataFrame:
-        """records() as a DataFrame: one row per op name (with the step's fields on each if `step_columns`)."""
+        """records() as a DataFrame: one row per op (with the step's fields on each if `step_columns`)."""
         return _frame(self.records(step_columns))
+
+
+@dataclass(frozen=True)
+class StepResult(StepView):
+    """One prefill or decode step of a model on its hardware (`estimate` is the underlying StepEstimate)."""
+
+    estimate: StepEstimate
+
+    def _hardware(self) -> Device | System:
+        resolved = self.estimate.resolved
+        return resolved.system or resolved.chip
+
+    def _rows(self, summary: dict[str, Any]) -> list[dict[str, Any]]:
+        """Per op name: its time over the step (`time_s`), FLOPs, bytes, count, binding resource and, with
+        engine="des", its time on the critical path (`critical_path_s`)."""
+        critical = summary.get("critical_path_s") or {}
+        return [{**row, "critical_path_s": critical[row["op"]]} if row["op"] in critical else row
+                for row in self.estimate.breakdown()]
 
     def write_timeline(self, directory: str | Path) -> list[Path]:
         """Write DIR/trace.json (Chrome trace), DIR/gantt.png and DIR/timeline.csv (engine="des"); return the paths.
@@ -536,7 +555,11 @@ def max_rate(model_ref: str | None = None, hardware_ref: str | Path | None = Non
 
     def run_at(at: float) -> ServingRun:
         found.append(serve(model_ref, hardware_ref, rate=at, slo_ttft=slo_ttft_s, slo_tpot=slo_tpot_s, **settings))
-        if "requests" not in settings:  # lengthen the run until its arrivals span STEADY_LIFETIMES lifetimes
+        # Without `requests`, a pilot of serve's default count measures a request's lifetime at this rate; when its
+        # arrivals span too few lifetimes, the probe runs again at the steady length. The pilot cannot be extended
+        # instead: it drains with no later arrivals, whereas the long run's first requests share the replica with
+        # those that follow, so neither run's latencies are the other's (the waste is the pilot, 100 requests).
+        if "requests" not in settings:
             lifetime_s = found[-1].summary["e2e_s"]["p50"] or 0.0
             requests = steady_requests(at, lifetime_s, found[-1].summary["requests"])
             if requests > found[-1].summary["requests"]:

@@ -22,7 +22,7 @@ from perfsim.hardware import load_hardware
 from perfsim.models.kv_prediction import kv_prediction_ttft, predictor_ops
 from perfsim.models.scenario import Scenario, resolve, with_cores
 from perfsim.models.step import estimate_step
-from perfsim.ops import Gemm, LutGemm, Softmax
+from perfsim.ops import Gemm, LutGemm, Norm, Softmax
 from perfsim.validation.case import load_cases
 from perfsim.validation.predict import predict
 
@@ -159,6 +159,23 @@ def test_cores_scale_the_steps_threads(cpu_dispatch):
                      lut_gemm=True, activation_dtype="fp16")
         return estimate_step(s).summary()["tokens_per_s"]
     assert 1.5 < tps(2) / tps(1) <= 17.07 / 9.1
+
+
+def test_a_norm_and_a_step_do_not_speed_up_with_rows_on_more_threads():
+    # A 768-wide bf16 LayerNorm on the 16-core Xeon 6226R: one row on one thread reads x (1536 B), its gain and
+    # bias (2 × 1536 B) and writes y (1536 B): 6144 B at one core's 10 × 64 B / 90 ns = 7.11 GB/s. Two rows run
+    # on two threads: each streams its own x and y and all of the gain and bias, 6144 B again at its 7.11 GB/s,
+    # so the memory seconds are equal (the chip moves the gain once: 9216 B). Splitting the gain between the two
+    # threads had priced 9216 B at 14.2 GB/s, 25 % less: a BERT prefill of 1 token got faster at batch 2.
+    xeon = load_hardware("xeon-6226r")
+    one, two = (cpu_cost(Norm(rows=rows, cols=768, norm="layernorm"), xeon) for rows in (1, 2))
+    assert one.resource_s["memory:ddr4"] == pytest.approx(6144 / (10 * 64 / 90e-9), rel=1e-12)
+    assert two.resource_s["memory:ddr4"] == pytest.approx(one.resource_s["memory:ddr4"], rel=1e-12)
+    assert two.bytes_per_level == {"ddr4": 9216}
+    assert two.time_s >= one.time_s
+    steps = [estimate_step(Scenario(model="bert-base", hardware="xeon-6226r", phase="prefill", prompt_len=1,
+                                    batch=batch)).step_s for batch in (1, 2)]
+    assert steps[1] >= steps[0]
 
 
 CPU_CASES = ("TMAC-01", "TMAC-05", "TMAC-05-1t", "TMAC-06", "SMX-01", "KVP-01", "KVP-02")

@@ -1,6 +1,7 @@
 """Serving at scale: routers, prefix caching, KV tiers, schedulers, context policies and workloads, by hand."""
 
 import json
+import math
 from array import array
 from types import SimpleNamespace
 
@@ -431,6 +432,44 @@ def test_max_rate_without_a_request_count_judges_a_steady_state_not_a_burst():
     assert 1 < summary["max_rate_rps"] < 1000  # one H100 serves tens of requests per second, not a million
     met = summary["met"]
     assert met["requests"] / met["rate_rps"] >= 100 * 31 * 16.06e9 / 3.35e12
+
+
+class _Probed(Exception):
+    """Ends a capacity search once its probes are run (the search's answer is not what is tested)."""
+
+
+@pytest.mark.parametrize("requests", [None, 300])
+def test_how_many_simulations_a_probe_runs(monkeypatch, requests):
+    # Llama-3-8B on one H100, 512-token prompts, 32 output tokens: a request lives at least 31 decode steps of
+    # 16.06 GB of weights over 3.35 TB/s = 0.149 s. At 1 request/s the pilot's 100 arrivals span 100 lifetimes
+    # unless a lone request lives over 1 s (a 512-token prefill adds milliseconds, not most of a second): the pilot
+    # is the probe's one run. At 64 requests/s, 100 lifetimes of arrivals are
+    # at least 64 × 100 × 0.149 = 952 requests: the pilot, then one run at steady_requests of the pilot's median
+    # lifetime. With `requests` given, every probe is one run of that many.
+    served: list[ps.ServeResult] = []
+    real = ps.serve
+    monkeypatch.setattr(ps, "serve", lambda *args, **kw: served.append(real(*args, **kw)) or served[-1])
+    runs: dict[float, list[int]] = {}
+
+    def search(run_at, *args):
+        for rate in (1.0, 64.0):
+            served.clear()
+            run_at(rate)
+            runs[rate] = [s.summary["requests"] for s in served]
+        pilot_s = served[0].summary["e2e_s"]["p50"]
+        raise _Probed(pilot_s)
+
+    monkeypatch.setattr("perfsim.serving.capacity.max_rate", search)
+    given = {} if requests is None else {"requests": requests}
+    with pytest.raises(_Probed) as probed:
+        ps.max_rate("llama-3-8b", "h100-sxm", slo_ttft="2s", output_len=32, **given)
+    if requests is not None:
+        assert runs == {1.0: [300], 64.0: [300]}
+        return
+    pilot_s = probed.value.args[0]
+    assert pilot_s >= 31 * 16.06e9 / 3.35e12
+    assert runs[1.0] == [100]
+    assert runs[64.0] == [100, math.ceil(64 * 100 * pilot_s)] and runs[64.0][1] >= 952
 
 
 def test_max_rate_on_a_burst_asks_for_more_requests():

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import typing
-import weakref
 from collections.abc import Callable
 from dataclasses import replace
 from importlib import import_module
 
 from perfsim.cost.collectives import bus_bandwidth, collective_cost
 from perfsim.cost.energy import op_energy
+from perfsim.cost.memo import PerObject
 from perfsim.cost.opcost import OpCost
 from perfsim.cost.roofline import Cache
 from perfsim.errors import PerfsimError
@@ -40,7 +40,7 @@ def kind_cost(kind: str) -> Callable[[OpBase, Device, Cache], OpCost]:
 MEMO_ENTRIES = 65_536
 """Costs remembered per hardware object (ops and specs are frozen, so a cost never goes stale); a sweep over
 more distinct ops than this starts the memo afresh rather than growing without bound."""
-_memos: dict[int, dict[tuple[OpBase, Cache], OpCost]] = {}
+_memos: PerObject[Device | System, dict[tuple[OpBase, Cache], OpCost]] = PerObject(lambda _: {})
 
 
 def cost(op: OpBase, hardware: Device | System, cache: Cache = "cold") -> OpCost:
@@ -50,10 +50,7 @@ def cost(op: OpBase, hardware: Device | System, cache: Cache = "cold") -> OpCost
 
     Raise PerfsimError if a collective is asked of a single chip, or for a cache other than cold or warm.
     """
-    memo = _memos.get(id(hardware))
-    if memo is None:
-        memo = _memos[id(hardware)] = {}
-        weakref.finalize(hardware, _memos.pop, id(hardware), None)  # the id is free for reuse once it dies
+    memo = _memos(hardware)
     try:
         return memo[op, cache]
     except KeyError:

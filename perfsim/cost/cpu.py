@@ -2,7 +2,9 @@
 
 On `device.cores` threads (a scenario's `cores` sets them through `with_cores`):
 - main memory serves at what the threads can draw (perfsim.cost.cpu_threads: Little's law or a measured
-  per-core figure, capped per cluster and per chip); caches at the roofline's per-level bandwidth;
+  per-core figure, capped per cluster and per chip), each thread streaming its share of the op's operands and
+  the whole of those every thread reads (a norm's gain and bias: `read_whole`); caches at the roofline's
+  per-level bandwidth;
 - compute runs on the threads' share of the SIMD units, stretched by the parallel efficiency of splitting
   the op's work items (output columns, rows, heads) into ⌈work / threads⌉ chunks;
 - T-MAC (LutGemm) costs its lookup instructions (`lut`) and its table build; a GEMM with quantised
@@ -16,10 +18,10 @@ from __future__ import annotations
 from perfsim.cost.cpu_kernels import dequant_kernel, simd_issue_per_cycle, softmax_instructions, width_factor
 from perfsim.cost.cpu_threads import fork_join_s, main_bandwidth, parallel_efficiency
 from perfsim.cost.opcost import OpCost
-from perfsim.cost.roofline import Cache, clock_scale, compute_rate, level_bandwidth, roofline
+from perfsim.cost.roofline import Cache, clock_scale, compute_rate, level_bandwidth, place, roofline
 from perfsim.errors import PerfsimError
 from perfsim.hardware.cpu import Cpu
-from perfsim.ops import Attention, Conv2d, Elementwise, Gemm, LutGemm, MoE, Norm, OpBase, Softmax
+from perfsim.ops import Attention, Conv2d, Elementwise, Gemm, LutGemm, MoE, Norm, OpBase, Operand, Softmax
 
 
 def cpu_cost(op: OpBase, device: Cpu, cache: Cache = "cold") -> OpCost:
@@ -34,9 +36,13 @@ def cpu_cost(op: OpBase, device: Cpu, cache: Cache = "cold") -> OpCost:
         key: seconds / efficiency for key, seconds in base.resource_s.items() if key.startswith("compute:")}
     active = min(threads, work)
     for name, moved in base.bytes_per_level.items():
-        level = device.level(name)
-        bandwidth = main_bandwidth(device, active) if name == device.main.name else level_bandwidth(device, level)
-        resource[f"memory:{name}"] = moved / bandwidth
+        if name == device.main.name:
+            # each active thread draws 1/active of the bandwidth and moves 1/active of the split traffic plus all of
+            # the traffic it reads whole: (moved + (active − 1) × whole) / bandwidth; the chip moves `whole` once
+            whole = sum(o.traffic for o in read_whole(op) if place(o, device, cache).name == name)
+            resource[f"memory:{name}"] = (moved + (active - 1) * whole) / main_bandwidth(device, active)
+        else:
+            resource[f"memory:{name}"] = moved / level_bandwidth(device, device.level(name))
     overhead = base.overhead_s + fork_join_s(device, threads)
     return OpCost(op.label, op.flops, op.bytes, resource, base.bytes_per_level, overhead)
 
@@ -58,6 +64,13 @@ def work_items(op: OpBase) -> int:
     if isinstance(op, Elementwise):
         return op.elements
     return 1
+
+
+def read_whole(op: OpBase) -> list[Operand]:
+    """The operands each thread reads whole rather than its share of: a norm's gain (and bias), which every row
+    is scaled by. (A GEMM split over output columns also reads its activations whole on every thread; that is
+    not counted: it is the small operand of a weight-streaming GEMM, and its work items do not grow with rows.)"""
+    return [o for o in op.operands() if o.weight] if isinstance(op, Norm) else []
 
 
 def simd_issue_rate(device: Cpu) -> float | None:

@@ -18,8 +18,10 @@ These are defaults for what is unmeasured, not calibrations: no spec file carrie
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 
+from perfsim.cost.memo import PerObject
 from perfsim.cost.roofline import Cache, compute_rate, level_bandwidth, level_capacity, place
 from perfsim.hardware import Device, MemoryLevel
 from perfsim.ops import Operand
@@ -80,9 +82,10 @@ def cores(device: Device) -> int:
 
 @dataclass
 class ChipRates:
-    """One chip's sustained rates as the kernel models use them, worked out once per device (memoised)."""
+    """One chip's sustained rates as the kernel models use them, worked out once per device (memoised).
+    Holds its device weakly (`ref`), so that the memo entry, which this is, dies with the device."""
 
-    device: Device
+    ref: weakref.ReferenceType[Device]
     cores: int
     launch_s: float
     bandwidth: dict[str, float]
@@ -95,8 +98,15 @@ class ChipRates:
     @classmethod
     def of(cls, device: Device) -> ChipRates:
         caches = [(level_capacity(device, level), level.name) for level in device.memory if level.cache]
-        return cls(device, cores(device), launch_s(device),
+        return cls(weakref.ref(device), cores(device), launch_s(device),
                    {level.name: bandwidth(device, level) for level in device.memory}, caches, device.main.name)
+
+    @property
+    def device(self) -> Device:
+        device = self.ref()
+        if device is None:
+            raise ReferenceError("ChipRates outlived its device: hold the device while using its rates")
+        return device
 
     def compute(self, engine: str, dtype: str) -> tuple[str, float]:
         key = (engine, dtype)
@@ -143,18 +153,12 @@ class ChipRates:
         return {f"memory:{name}": moved / (self.bandwidth[name] * occupancy) for name, moved in traffic.items()}
 
 
-_RATES: dict[int, ChipRates] = {}
-MAX_MEMOISED = 256
+_RATES: PerObject[Device, ChipRates] = PerObject(ChipRates.of)
 
 
 def rates(device: Device) -> ChipRates:
-    """The memoised ChipRates of `device` (keyed by identity; specs are frozen)."""
-    found = _RATES.get(id(device))
-    if found is None or found.device is not device:
-        if len(_RATES) >= MAX_MEMOISED:
-            _RATES.clear()
-        found = _RATES[id(device)] = ChipRates.of(device)
-    return found
+    """The memoised ChipRates of `device` (keyed by identity; specs are frozen; freed with the device)."""
+    return _RATES(device)
 
 
 def add(traffic: dict[str, float], level: str, nbytes: float) -> None:

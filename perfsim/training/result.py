@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from perfsim.api import StepView
 from perfsim.errors import PerfsimError
 from perfsim.training.network import NetworkTrainingEstimate
 from perfsim.training.step import TrainingEstimate
@@ -13,53 +14,30 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
+    from perfsim.hardware import Device
+
 
 @dataclass(frozen=True)
-class TrainResult:
+class TrainResult(StepView):
     """One training step (`estimate`: a TrainingEstimate for a transformer, a NetworkTrainingEstimate for a CNN)."""
 
     estimate: TrainingEstimate | NetworkTrainingEstimate
 
     @property
-    def summary(self) -> dict[str, Any]:
-        return self.estimate.summary()
-
-    @property
-    def step_s(self) -> float:
-        return self.estimate.step_s
-
-    @property
     def bound(self) -> str:
-        return self.summary["bound"]
+        return self.summary["bound"]  # a NetworkTrainingEstimate names it in its summary only
 
-    @property
-    def notes(self) -> list[str]:
-        """What to know about these numbers (perfsim.api.notes of the chip)."""
-        from perfsim.api import notes
+    def _hardware(self) -> Device:
+        return self.estimate.chip
 
-        return notes(self.estimate.chip)
+    def _rows(self, summary: dict[str, Any]) -> list[dict[str, Any]]:
+        """Per pass and op (critical stage, over the whole step)."""
+        return summary["breakdown"]
 
     def time_to_train_s(self, tokens: float) -> float:
         """Seconds to train `tokens` tokens (samples, for a CNN) at this step's rate."""
         per_step = getattr(self.estimate, "tokens_per_step", None) or self.estimate.samples  # type: ignore[union-attr]
         return tokens / per_step * self.step_s
-
-    def records(self, step_columns: bool = False) -> list[dict[str, Any]]:
-        """One record per pass and op (critical stage, over the whole step); with `step_columns` each record starts
-        with the step's own fields (its binding resource as `step_bound`)."""
-        from perfsim.api import flat_record
-
-        summary = self.summary
-        rows = summary["breakdown"]
-        if not step_columns:
-            return rows
-        step = {("step_bound" if k == "bound" else k): v for k, v in flat_record(summary).items()}
-        return [{**step, **row} for row in rows]
-
-    def to_frame(self, step_columns: bool = False) -> pd.DataFrame:
-        import pandas as pd
-
-        return pd.DataFrame.from_records(self.records(step_columns))
 
     def plot(self) -> Figure:
         """Where the step's seconds go (critical stage) and what fills a chip's memory, against its capacity."""
