@@ -96,11 +96,12 @@ def notes(hardware_ref: str | Path | Device | System) -> list[str]:
         from perfsim.cost import derating
 
         fields = derating.uncalibrated_fields(chip)  # type: ignore[arg-type]
-        defaults = {"compute_efficiency": f"compute {derating.DEFAULT_COMPUTE_EFFICIENCY:g}",
+        compute = f"compute {derating.DEFAULT_COMPUTE_EFFICIENCY:g}"
+        defaults = {"compute_efficiency": compute, "unit_efficiency": compute,
                     "memory_efficiency": f"memory {derating.DEFAULT_MEMORY_EFFICIENCY:g}",
                     "op_overhead": f"launch {derating.DEFAULT_LAUNCH_S * 1e6:g} µs"}
         if fields:
-            used = ", ".join(defaults[field.split(".")[0]] for field in fields)
+            used = ", ".join(dict.fromkeys(defaults[field.split(".")[0]] for field in fields))
             lines.append(f"{chip.name} is uncalibrated (no {', '.join(f'calibration.{f}' for f in fields)}); "
                          f"default derating: {used}")
     return lines

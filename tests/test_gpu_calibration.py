@@ -67,3 +67,19 @@ def test_mi300x_launch_is_the_cited_back_to_back_figure():
     c = cost(Elementwise(elements=256, inputs=1, flops_per_element=0, dtype="fp32"), mi300x)
     assert c.overhead_s == pytest.approx(1.88e-6, rel=1e-12) and c.bound == "overhead" and c.calibrated
     assert c.time_s == pytest.approx(1.88e-6 + 2048 / (5.3e12 * 0.7717), rel=1e-9)
+
+
+def test_a_unit_efficiency_calibrates_its_own_unit_and_leaves_the_others_at_the_default():
+    # rtx-a6000 calibrates only its CUDA cores (unit_efficiency.cuda 0.6178, an fp32 cuBLAS SGEMM): fp32 work
+    # runs at 38.7 TFLOP/s × 0.6178 = 23.909 TFLOP/s, tensor-core bf16 at the default 154.8 × 0.7 = 108.36 TFLOP/s
+    from perfsim.cost.derating import rates
+
+    a6000 = load_hardware("rtx-a6000")
+    chip = rates(a6000)
+    assert chip.compute("vector", "fp32") == ("fp32", pytest.approx(38.7e12 * 0.6178))
+    assert chip.compute("matrix", "bf16") == ("bf16", pytest.approx(154.8e12 * 0.7))
+    assert uncalibrated_fields(a6000) == ["unit_efficiency.tensor", "memory_efficiency.gddr6", "op_overhead"]
+    # a chip-wide compute_efficiency instead would scale both units
+    wide = a6000.model_copy(update={"calibration": a6000.calibration.model_copy(update={
+        "unit_efficiency": {}, "compute_efficiency": a6000.calibration.unit_efficiency["cuda"]})})
+    assert rates(wide).compute("matrix", "bf16")[1] == pytest.approx(154.8e12 * 0.6178)

@@ -117,3 +117,9 @@ def test_type_adapters_are_built_once_per_annotation():
     from perfsim.specfile import adapter
 
     assert adapter(Op) is adapter(Op)
+
+
+def test_unit_efficiency_naming_an_unknown_compute_unit(cli, tmp_path):
+    a6000 = (SPEC_DIR / "rtx-a6000.yaml").read_text().replace("  unit_efficiency:\n    cuda:",
+                                                               "  unit_efficiency:\n    cdua:")
+    _fails(cli, _write(tmp_path, a6000, "rtx-a6000"), "rtx-a6000.yaml", "unit_efficiency", "cdua", "cuda, tensor")

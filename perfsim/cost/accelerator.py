@@ -19,11 +19,12 @@ from perfsim.cost.derating import (
     is_calibrated,
     launch_s,
     uncalibrated_fields,
+    unit_calibrated,
 )
 from perfsim.cost.gemm_tiles import gemm_cost
 from perfsim.cost.moe_kernels import moe_cost
 from perfsim.cost.opcost import OpCost
-from perfsim.cost.roofline import Cache, roofline
+from perfsim.cost.roofline import Cache, compute_unit, roofline
 from perfsim.hardware import Device
 from perfsim.ops import Attention, Gemm, MoE, OpBase
 
@@ -43,12 +44,14 @@ def derated_roofline(op: OpBase, device: Device, cache: Cache = "cold") -> OpCos
     """The roofline cost with the default derating on whatever the spec leaves uncalibrated, plus one launch."""
     base = roofline(op, device, cache)
     calibration = device.calibration
-    compute = 1.0 if calibration.compute_efficiency or calibration.sustained_clock else DEFAULT_COMPUTE_EFFICIENCY
+    chip_wide = calibration.compute_efficiency is not None or calibration.sustained_clock is not None
+    measured = {f"compute:{used}": unit_calibrated(device, unit)
+                for used, unit, _ in (compute_unit(device, engine, op.compute_dtype) for engine, _ in op.work())}
     resource = {}
     for name, seconds in base.resource_s.items():
         kind, _, what = name.partition(":")
-        if kind in ("compute", "lut"):
-            seconds /= compute
+        if kind in ("compute", "lut") and not measured.get(name, chip_wide):
+            seconds /= DEFAULT_COMPUTE_EFFICIENCY
         elif kind == "memory" and what not in calibration.memory_efficiency:
             seconds /= DEFAULT_MEMORY_EFFICIENCY
         resource[name] = seconds

@@ -1,8 +1,9 @@
 """Sustained rates of an accelerator for kernel-level costing: calibrated where the spec says, else a stated default.
 
 An accelerator spec is *calibrated* when it carries a compute calibration (`compute_efficiency` or
-`sustained_clock`), a main-memory `memory_efficiency` and an `op_overhead` (launch cost), each from a cited
-microbenchmark. Whatever it lacks gets the default derating below, and its results say `calibrated: false`:
+`sustained_clock`, or a `unit_efficiency` for every compute unit), a main-memory `memory_efficiency` and an
+`op_overhead` (launch cost), each from a cited microbenchmark. Whatever it lacks gets the default derating
+below, and its results say `calibrated: false`:
 
 - DEFAULT_COMPUTE_EFFICIENCY = 0.7 of the datasheet peak: the sustained fraction large GEMMs reach in the
   shipped calibrations runs from 0.54 (MI300X: 0.9422 × 1207/2100 MHz clock, AMD-01) through 0.79 (Apple
@@ -22,8 +23,8 @@ import weakref
 from dataclasses import dataclass, field
 
 from perfsim.cost.memo import PerObject
-from perfsim.cost.roofline import Cache, compute_rate, level_bandwidth, level_capacity, place
-from perfsim.hardware import Device, MemoryLevel
+from perfsim.cost.roofline import Cache, compute_rate, compute_unit, level_bandwidth, level_capacity, place
+from perfsim.hardware import ComputeUnit, Device, MemoryLevel
 from perfsim.ops import Operand
 
 DEFAULT_COMPUTE_EFFICIENCY = 0.7
@@ -39,7 +40,9 @@ def uncalibrated_fields(device: Device) -> list[str]:
     calibration = device.calibration
     missing = []
     if calibration.compute_efficiency is None and calibration.sustained_clock is None:
-        missing.append("compute_efficiency")
+        own = calibration.unit_efficiency
+        missing += [f"unit_efficiency.{u.name}" for u in device.compute if u.name not in own] if own else \
+            ["compute_efficiency"]
     if device.main.name not in calibration.memory_efficiency:
         missing.append(f"memory_efficiency.{device.main.name}")
     if calibration.op_overhead is None:
@@ -52,10 +55,11 @@ def is_calibrated(device: Device) -> bool:
     return not uncalibrated_fields(device)
 
 
-def _compute_derating(device: Device) -> float:
+def unit_calibrated(device: Device, unit: ComputeUnit) -> bool:
+    """Whether `unit`'s sustained rate is measured: its own unit_efficiency, or a chip-wide compute calibration."""
     calibration = device.calibration
-    calibrated = calibration.compute_efficiency is not None or calibration.sustained_clock is not None
-    return 1.0 if calibrated else DEFAULT_COMPUTE_EFFICIENCY
+    return (unit.name in calibration.unit_efficiency or calibration.compute_efficiency is not None
+            or calibration.sustained_clock is not None)
 
 
 def chip_rate(device: Device, engine: str, dtype: str) -> tuple[str, float]:
@@ -111,8 +115,9 @@ class ChipRates:
     def compute(self, engine: str, dtype: str) -> tuple[str, float]:
         key = (engine, dtype)
         if key not in self._compute:
-            used, rate = compute_rate(self.device, engine, dtype)
-            self._compute[key] = used, rate * _compute_derating(self.device)
+            used, unit, rate = compute_unit(self.device, engine, dtype)
+            derating = 1.0 if unit_calibrated(self.device, unit) else DEFAULT_COMPUTE_EFFICIENCY
+            self._compute[key] = used, rate * derating
         return self._compute[key]
 
     def element_ops(self, dtype: str) -> float:

@@ -12,7 +12,7 @@ from typing import Literal
 from perfsim.cost.opcost import OpCost
 from perfsim.dtypes import resolve_dtype
 from perfsim.errors import PerfsimError
-from perfsim.hardware import Device, MemoryLevel
+from perfsim.hardware import ComputeUnit, Device, MemoryLevel
 from perfsim.ops import MoE, OpBase, Operand
 
 Cache = Literal["cold", "warm"]
@@ -45,18 +45,27 @@ def promotions(dtype: str) -> list[str]:
 
 
 def compute_rate(device: Device, engine: str, dtype: str) -> tuple[str, float]:
-    """(dtype actually used, sustained FLOP/s) for work of `engine` kind (matrix or vector) in `dtype`.
+    """(dtype actually used, sustained FLOP/s) for work of `engine` kind (matrix or vector) in `dtype`."""
+    used, _, rate = compute_unit(device, engine, dtype)
+    return used, rate
+
+
+def compute_unit(device: Device, engine: str, dtype: str) -> tuple[str, ComputeUnit, float]:
+    """(dtype actually used, the unit that runs it, its sustained FLOP/s) for `engine` work in `dtype`.
 
     Walks the promotions of `dtype` on the units of the requested role first (bf16 softmax on a chip whose
     vector units only run fp32 runs in fp32 there, not on the matrix cores); only if no unit of that role
-    runs any of them does it borrow another role's units. Raise PerfsimError if nothing on the chip runs it.
+    runs any of them does it borrow another role's units; of the units that run it, the fastest sustained.
+    Raise PerfsimError if nothing on the chip runs it.
     """
     chain = promotions(dtype)
     for units in ([u for u in device.compute if u.role == engine], device.compute):
         for current in chain:
-            peaks = [p for u in units if (p := u.peak_flops(current, device.clock.peak)) is not None]
-            if peaks:
-                return current, max(peaks) * clock_scale(device)
+            rates = [(p * unit_scale(device, u), u) for u in units
+                     if (p := u.peak_flops(current, device.clock.peak)) is not None]
+            if rates:
+                rate, unit = max(rates, key=lambda pair: pair[0])
+                return current, unit, rate
     raise PerfsimError(f"{device.name} has no compute unit for {dtype} (tried {', '.join(chain)})")
 
 
@@ -67,6 +76,15 @@ def clock_scale(device: Device) -> float:
     if calibration.sustained_clock:
         scale *= calibration.sustained_clock.value / device.clock.peak
     return scale
+
+
+def unit_scale(device: Device, unit: ComputeUnit) -> float:
+    """clock_scale for `unit`, its calibration.unit_efficiency standing in for compute_efficiency where given."""
+    own = device.calibration.unit_efficiency.get(unit.name)
+    if own is None:
+        return clock_scale(device)
+    clock = device.calibration.sustained_clock
+    return own.value * (clock.value / device.clock.peak if clock else 1.0)
 
 
 def _instances(device: Device, level: MemoryLevel) -> int:

@@ -137,6 +137,9 @@ class DeviceCalibration(Spec):
 
     sustained_clock: Calibrated[Hertz] | None = None
     compute_efficiency: Calibrated[Fraction] | None = None
+    unit_efficiency: dict[Name, Calibrated[Fraction]] = Field(
+        {}, description="per compute unit, in place of compute_efficiency for that unit (an SGEMM on the CUDA cores "
+                        "says nothing of the tensor cores)")
     memory_efficiency: dict[Name, Calibrated[Fraction]] = {}
     core_bandwidth: dict[Name, Calibrated[BytesPerSecond]] = Field(
         {}, description="bytes/s one core can draw from a level (CPUs: a core cannot saturate DRAM alone)")
@@ -174,6 +177,10 @@ class DeviceBase(Spec):
             unknown = set(getattr(self.calibration, field)) - set(names)
             if unknown:
                 raise ValueError(f"calibration.{field} names unknown levels {sorted(unknown)}")
+        units = {unit.name for unit in self.compute}
+        if unknown := set(self.calibration.unit_efficiency) - units:
+            raise ValueError(f"calibration.unit_efficiency names unknown compute units {sorted(unknown)} "
+                             f"(units: {', '.join(sorted(units))})")
         if self.energy is not None and (problem := unknown_energy_levels(self.energy, names)):
             raise ValueError(problem)
         return self
