@@ -15,6 +15,7 @@ from perfsim.cost.mcu_memory import double_buffered, peak_sram
 from perfsim.cost.roofline import level_bandwidth
 from perfsim.errors import PerfsimError
 from perfsim.hardware import load_hardware
+from perfsim.hardware.common import DeviceCalibration
 from perfsim.hardware.ranges import at_end
 from perfsim.models.mcu_training import training_ops
 from perfsim.models.network import load_network, network_ops
@@ -74,6 +75,31 @@ def test_emulated_fp32_on_gap8():
     # an fp32 add of 16 elements: per element 2 loads + 1 store + one soft add (50) = 53; ceil(16/8) = 2 each.
     add = mcu_cost(Elementwise(elements=16, inputs=2, flops_per_element=1, dtype="fp32"), GAP8)
     assert add.resource_s["compute:fp32"] * GAP8.clock.peak == pytest.approx(106)
+
+
+def test_compute_efficiency_scales_compute_only():
+    # gemm m=8 k=64 n=16 int8 on GAP8's 8 cores: 16 rows of 8 x 64 = 512 MACs, ceil(16 / 8) = 2 rows per core at
+    # PULP-NN's 14 / 32 cycles per MAC: 2 x 512 x 14 / 32 = 448 cycles at the 175 MHz peak. compute_efficiency 0.5
+    # makes it 448 / 0.5 = 896 cycles, exactly 1 / 0.5 of the uncalibrated; the barrier (4.2 cycles) and the
+    # L2 DMA bytes stay. sustained_clock 87.5 MHz on top halves the clock: 448 / (0.5 x 0.5) cycles of 175 MHz,
+    # and the barrier's 4.2 cycles run at 87.5 MHz.
+    op = Gemm(m=8, k=64, n=16, dtype="int8")
+    plain = GAP8.model_copy(update={"calibration": DeviceCalibration()})
+    half = {"compute_efficiency": {"value": 0.5, "source": "test"}}
+    calibrated = GAP8.model_copy(update={"calibration": DeviceCalibration(**half)})
+    f = 175e6
+    base, slow = mcu_cost(op, plain), mcu_cost(op, calibrated)
+    assert base.resource_s["compute:int8"] == pytest.approx(448 / f)
+    assert slow.resource_s["compute:int8"] == pytest.approx(896 / f)
+    assert slow.resource_s["compute:int8"] / base.resource_s["compute:int8"] == pytest.approx(1 / 0.5)
+    assert slow.bytes_per_level == base.bytes_per_level
+    assert slow.resource_s["memory:l2"] == base.resource_s["memory:l2"]
+    dma = base.resource_s["memory:l2"]
+    assert slow.time_s == pytest.approx(dma + 896 / f + 4.2 / f)  # one tile: DMA, then compute, then the barrier
+    clocked = DeviceCalibration(**half, sustained_clock={"value": 87.5e6, "source": "test"})
+    both = mcu_cost(op, GAP8.model_copy(update={"calibration": clocked}))
+    assert both.resource_s["compute:int8"] == pytest.approx(448 / 0.25 / f)
+    assert both.time_s == pytest.approx(dma + 448 / 0.25 / f + 4.2 / 87.5e6)
 
 
 def test_double_buffered_tiles():
