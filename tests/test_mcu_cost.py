@@ -15,6 +15,7 @@ from perfsim.cost.mcu_memory import double_buffered, peak_sram
 from perfsim.cost.roofline import level_bandwidth
 from perfsim.errors import PerfsimError
 from perfsim.hardware import load_hardware
+from perfsim.hardware.common import DeviceCalibration
 from perfsim.hardware.ranges import at_end
 from perfsim.models.mcu_training import training_ops
 from perfsim.models.network import load_network, network_ops
@@ -26,6 +27,7 @@ from perfsim.reference.registry import CHECKS
 
 PULP = at_end(load_hardware("pulp-open"), "low")  # 175 MHz, L2 DMA 1.4 GB/s: plain numbers, no ranges
 GAP8 = load_hardware("gap8")
+COUNTED = GAP8.model_copy(update={"calibration": DeviceCalibration()})  # GAP8 at its counted peak (no efficiency)
 STM32 = load_hardware("stm32f746")
 
 
@@ -69,11 +71,45 @@ def test_emulated_fp32_on_gap8():
     # GAP8 has no FPU: a fp32 MAC = soft multiply 50 + soft add 50 + 2 loads = 102 cycles. A gemm m=1 k=8 n=8 has
     # 8 rows of 8 MACs, one row per core: 8 x 102 = 816 cycles.
     op = Gemm(m=1, k=8, n=8, dtype="fp32")
-    c = mcu_cost(op, GAP8)
+    c = mcu_cost(op, COUNTED)
     assert c.resource_s["compute:fp32"] * GAP8.clock.peak == pytest.approx(816)
     # an fp32 add of 16 elements: per element 2 loads + 1 store + one soft add (50) = 53; ceil(16/8) = 2 each.
-    add = mcu_cost(Elementwise(elements=16, inputs=2, flops_per_element=1, dtype="fp32"), GAP8)
+    add = mcu_cost(Elementwise(elements=16, inputs=2, flops_per_element=1, dtype="fp32"), COUNTED)
     assert add.resource_s["compute:fp32"] * GAP8.clock.peak == pytest.approx(106)
+
+
+def test_compute_efficiency_scales_compute_only():
+    # gemm m=8 k=64 n=16 int8 on GAP8's 8 cores: 16 rows of 8 x 64 = 512 MACs, ceil(16 / 8) = 2 rows per core at
+    # PULP-NN's 14 / 32 cycles per MAC: 2 x 512 x 14 / 32 = 448 cycles at the 175 MHz peak. compute_efficiency 0.5
+    # makes it 448 / 0.5 = 896 cycles, exactly 1 / 0.5 of the uncalibrated; the barrier (4.2 cycles) and the
+    # L2 DMA bytes stay. sustained_clock 87.5 MHz on top halves the clock: 448 / (0.5 x 0.5) cycles of 175 MHz,
+    # and the barrier's 4.2 cycles run at 87.5 MHz.
+    op = Gemm(m=8, k=64, n=16, dtype="int8")
+    half = {"compute_efficiency": {"value": 0.5, "source": "test"}}
+    calibrated = GAP8.model_copy(update={"calibration": DeviceCalibration(**half)})
+    f = 175e6
+    base, slow = mcu_cost(op, COUNTED), mcu_cost(op, calibrated)
+    assert base.resource_s["compute:int8"] == pytest.approx(448 / f)
+    assert slow.resource_s["compute:int8"] == pytest.approx(896 / f)
+    assert slow.resource_s["compute:int8"] / base.resource_s["compute:int8"] == pytest.approx(1 / 0.5)
+    assert slow.bytes_per_level == base.bytes_per_level
+    assert slow.resource_s["memory:l2"] == base.resource_s["memory:l2"]
+    dma = base.resource_s["memory:l2"]
+    assert slow.time_s == pytest.approx(dma + 896 / f + 4.2 / f)  # one tile: DMA, then compute, then the barrier
+    clocked = DeviceCalibration(**half, sustained_clock={"value": 87.5e6, "source": "test"})
+    both = mcu_cost(op, GAP8.model_copy(update={"calibration": clocked}))
+    assert both.resource_s["compute:int8"] == pytest.approx(448 / 0.25 / f)
+    assert both.time_s == pytest.approx(dma + 448 / 0.25 / f + 4.2 / 87.5e6)
+
+
+def test_gap8_calibration_is_pulp_nn_over_the_counted_kernel():
+    # PULP-NN: up to 15.5 MAC/cycle INT-8 on 8 cores; the model's kernel: 32 MAC / 14 cycles x 8 cores = 256 / 14.
+    # 15.5 / (256 / 14) = 0.84766, stored to 4 digits. A GEMM with rows a multiple of 8 then computes at
+    # 256 / 14 x 0.8477 = 15.50 MAC/cycle.
+    assert GAP8.calibration.compute_efficiency.value == pytest.approx(15.5 * 14 / 256, abs=5e-5)
+    op = Gemm(m=400, k=400, n=400, dtype="int8")
+    compute_s = mcu_cost(op, GAP8).resource_s["compute:int8"]
+    assert 400**3 / (compute_s * GAP8.clock.peak) == pytest.approx(256 / 14 * 0.8477)
 
 
 def test_double_buffered_tiles():

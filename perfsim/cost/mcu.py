@@ -5,7 +5,10 @@ For an op on `cores` cores (the op's own `cores` when it has one, capped by the 
 device's), perfsim.cost.mcu_kernels / mcu_classic give its parallel regions, each of `items` equal items:
     region cycles = ⌈items / cores⌉ × cycles per item  (remainder cores idle at the barrier)
                     + fork_cycles + barrier_cycles      (spec `sync`; none on one core)
-Compute seconds = Σ regions / clock. The fabric controller only dispatches the kernel: it computes nothing.
+Compute seconds = Σ regions / (clock × clock_scale): a spec's `calibration.compute_efficiency` (and
+`sustained_clock`) scales the cores' sustained throughput as perfsim.cost.roofline does for other kinds; barriers
+run at the sustained clock, and DMA bytes/s stay the memory levels' own. The fabric controller only dispatches
+the kernel: it computes nothing.
 A cluster with an L1 scratchpad moves the operands by DMA from the level they live in, in double-buffered
 tiles (perfsim.cost.mcu_memory); a single-core MCU reads them in place, overlapped with compute.
 A `network` op is its layers' costs added. Data that does not fit its memory is an error.
@@ -19,7 +22,7 @@ from perfsim.cost.mcu_classic import classic_plan
 from perfsim.cost.mcu_kernels import Plan, mac_plan, vector_plan
 from perfsim.cost.mcu_memory import double_buffered, memory_seconds, scratchpad, tiles, traffic_bytes
 from perfsim.cost.opcost import OpCost
-from perfsim.cost.roofline import Cache
+from perfsim.cost.roofline import Cache, clock_scale
 from perfsim.errors import PerfsimError
 from perfsim.hardware.mcu import Mcu
 from perfsim.ops import OpBase
@@ -37,8 +40,8 @@ def mcu_cost(op: OpBase, device: Mcu, cache: Cache = "cold") -> OpCost:
         limited = device.model_copy(update={"cores": cores})
         return _sum(op, [mcu_cost(layer, limited, cache) for layer in op.layers()])
     plan = plan_for(op, device, cores)
-    compute_s = plan_cycles(plan, cores, device, sync=False) / device.clock.peak
-    sync_s = sync_cycles(plan, cores, device) / device.clock.peak
+    compute_s = plan_cycles(plan, cores, device, sync=False) / (device.clock.peak * clock_scale(device))
+    sync_s = sync_cycles(plan, cores, device) / sustained_hz(device)
     traffic = traffic_bytes(op, device)
     memory = memory_seconds(device, traffic)
     key = f"compute:{plan.dtype}"
@@ -57,6 +60,12 @@ def active_cores(op: OpBase, device: Mcu) -> int:
     """Cores the op runs on: its own `cores` field when set (capped by the device's), else all of them."""
     wanted = getattr(op, "cores", None)
     return min(wanted, device.cores) if wanted else device.cores
+
+
+def sustained_hz(device: Mcu) -> float:
+    """The clock the cores run at (Hz): the calibrated `sustained_clock`, else the datasheet peak."""
+    sustained = device.calibration.sustained_clock
+    return sustained.value if sustained else device.clock.peak
 
 
 def plan_for(op: OpBase, device: Mcu, cores: int) -> Plan:
