@@ -11,7 +11,7 @@ import numpy as np
 
 from perfsim.ops import KvAppend, Norm, Rope
 from perfsim.reference.counter import Counter
-from perfsim.reference.kernels import _rng, _width, counts_agree
+from perfsim.reference.kernels import _rng, _width, counts_agree, normalised
 from perfsim.reference.registry import Outcome, check
 
 ROPE_BASE = 10_000.0
@@ -114,13 +114,7 @@ def _check_norm_residual() -> Outcome:
         z = x + residual  # the fused add: 1 FLOP per element
         if residual_kind == "pre_norm":
             counter.write(z, 2)  # fused_add_rms_norm writes the sum back as the new residual
-            y = z / np.sqrt((z * z).mean(axis=-1, keepdims=True) + 1e-6) * gain
-            expected = (x + residual) * (1 / np.sqrt(np.mean((x + residual) ** 2, axis=-1, keepdims=True) + 1e-6)) \
-                * gain
-        else:
-            mu = z.mean(axis=-1, keepdims=True)
-            y = (z - mu) / np.sqrt(((z - mu) ** 2).mean(axis=-1, keepdims=True) + 1e-6) * gain + bias
-            expected = (z - mu) / np.sqrt(z.var(axis=-1, keepdims=True) + 1e-6) * gain + bias
+        y, expected = normalised(z, norm, gain, bias)
         counter.ops(flops_per * x.size)
         counter.write(y, 2)
         worst = max(worst, float(np.abs(y - expected).max()))

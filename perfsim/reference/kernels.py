@@ -366,6 +366,16 @@ def _check_moe_grouped() -> Outcome:
 # --- norm and convolution ---------------------------------------------------------------------------------------
 
 
+def normalised(x: np.ndarray, kind: str, gain: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(`x` normalised over its last axis as the kernel computes it, the same by numpy's own mean and variance)."""
+    if kind == "rmsnorm":
+        y = x / np.sqrt((x * x).mean(axis=-1, keepdims=True) + 1e-6) * gain
+        return y, x * (1 / np.sqrt(np.mean(x**2, axis=-1, keepdims=True) + 1e-6)) * gain
+    mu = x.mean(axis=-1, keepdims=True)
+    y = (x - mu) / np.sqrt(((x - mu) ** 2).mean(axis=-1, keepdims=True) + 1e-6) * gain + bias
+    return y, (x - mu) / np.sqrt(x.var(axis=-1, keepdims=True) + 1e-6) * gain + bias
+
+
 @check("norm-rmsnorm-layernorm", op="norm", variant="rmsnorm_layernorm")
 def _check_norm() -> Outcome:
     x = _rng().normal(size=(5, 64))
@@ -376,13 +386,7 @@ def _check_norm() -> Outcome:
         counter = Counter()
         counter.read(x, 2)
         counter.read(64 * (1 if kind == "rmsnorm" else 2), 2)
-        if kind == "rmsnorm":
-            y = x / np.sqrt((x * x).mean(axis=-1, keepdims=True) + 1e-6) * gain
-            expected = x * (1 / np.sqrt(np.mean(x**2, axis=-1, keepdims=True) + 1e-6)) * gain
-        else:
-            mu = x.mean(axis=-1, keepdims=True)
-            y = (x - mu) / np.sqrt(((x - mu) ** 2).mean(axis=-1, keepdims=True) + 1e-6) * gain + bias
-            expected = (x - mu) / np.sqrt(x.var(axis=-1, keepdims=True) + 1e-6) * gain + bias
+        y, expected = normalised(x, kind, gain, bias)
         counter.ops(flops_per * x.size)
         counter.write(y, 2)
         worst = max(worst, float(np.abs(y - expected).max()))
