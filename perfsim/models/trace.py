@@ -104,14 +104,14 @@ def _layer(r: Resolved, layer: int, inference: bool = True) -> list[OpBase]:
     heads_local, kv_local = heads_per_rank(model, layer, tp)
     resident = parallel.resident_tokens(r)  # the norms run on the tokens a chip holds between blocks
     act = s.activation_dtype
-    rope = [Rope(name="rope", tokens=t, heads=heads_local, kv_heads=kv_local, head_dim=d, dtype=act)]
-    append = [KvAppend(name="kv_append", tokens=t, kv_heads=kv_local, head_dim=d, dtype=act, kv_dtype=r.kv_dtype)]
     ops: list[OpBase] = [
         _norm(r, "attn_norm", resident),
         *parallel.before_attention(r),
         _linear(r, "qkv", t, h, (heads_local + 2 * kv_local) * d),
-        *(rope if model.rotary else []),
-        *(append if inference and model.architecture == "decoder" else []),
+        *([Rope(name="rope", tokens=t, heads=heads_local, kv_heads=kv_local, head_dim=d, dtype=act)]
+          if model.rotary else []),
+        *([KvAppend(name="kv_append", tokens=t, kv_heads=kv_local, head_dim=d, dtype=act, kv_dtype=r.kv_dtype)]
+          if inference and model.architecture == "decoder" else []),
         *(_attention(r, piece, heads_local, kv_local) for piece in r.pieces),
         _linear(r, "o_proj", t, heads_local * d, h),
         *parallel.after_attention(r),
