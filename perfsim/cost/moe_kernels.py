@@ -29,11 +29,9 @@ config for its token count (get_default_config: 16 × 32 × 64 when the tokens a
 64 × 64 × 32) and the spec's gemm_tiles for the compute dtype, where the spec gives them — as an engine's tuned
 config tables pick small row tiles for few rows per expert, and gemm_tiles picks between its own kernels.
 
-The kernels do not overlap one another: the op takes the sum of their times, plus one launch each
-(overhead_s = kernels × launch_s, which a CUDA-graph capture rescales per launch). resource_s holds each
-resource's busy seconds summed over the kernels, except the resource binding the largest share of that sum,
-which carries the whole sequence's time (so `bound` names it and time_s is exact); `detail` names the kernel
-that takes longest and what binds it. `flops` is the op's algorithmic count; tile padding shows only as time.
+The kernels do not overlap one another: the op takes the sum of their times (opcost.in_sequence), plus one
+launch each (overhead_s = kernels × launch_s, which a CUDA-graph capture rescales per launch); `detail` names
+the kernel that takes longest and what binds it. `flops` is the op's algorithmic count; tile padding shows only as time.
 """
 
 from __future__ import annotations
@@ -42,9 +40,9 @@ from dataclasses import dataclass, replace
 from math import ceil
 
 from perfsim.cost.attention_kernels import SOFTMAX_OPS
-from perfsim.cost.derating import ChipRates, add, compulsory, rates
+from perfsim.cost.derating import ChipRates, compulsory, rates
 from perfsim.cost.gemm_tiles import Dequant, Waves, gemm_cost, tile_for, tiled_resources
-from perfsim.cost.opcost import OpCost
+from perfsim.cost.opcost import OpCost, in_sequence
 from perfsim.cost.roofline import Cache
 from perfsim.dtypes import resolve_format
 from perfsim.hardware import Device
@@ -64,23 +62,10 @@ def moe_cost(op: MoE, device: Device, cache: Cache = "cold") -> OpCost:
     """The MoE op as its kernels on accelerator `device`, one after another (module doc)."""
     chip = rates(device)
     kernels = kernel_costs(op, device, chip, cache)
-    totals: dict[str, float] = {}
-    traffic: dict[str, float] = {}
-    binding: dict[str, float] = {}
-    for cost in kernels.values():
-        for name, seconds in cost.resource_s.items():
-            totals[name] = totals.get(name, 0.0) + seconds
-        for level, moved in cost.bytes_per_level.items():
-            add(traffic, level, moved)
-        name, seconds = cost.busiest
-        binding[name] = binding.get(name, 0.0) + seconds
-    resource = dict(totals)
-    resource[max(binding, key=binding.__getitem__)] = sum(binding.values())
     slowest = max(kernels, key=lambda k: kernels[k].busiest[1])
     detail = {"kernels": ", ".join(kernels), "slowest_kernel": f"{slowest} ({kernels[slowest].busiest[0]})",
               "expert_tiles": f"up {kernels['up'].detail['tile']}, down {kernels['down'].detail['tile']}"}
-    return OpCost(op.label, op.flops, sum(traffic.values()), resource, traffic, len(kernels) * chip.launch_s,
-                  detail=detail)
+    return in_sequence(op.label, op.flops, kernels.values(), len(kernels) * chip.launch_s, detail)
 
 
 def kernel_costs(op: MoE, device: Device, chip: ChipRates, cache: Cache) -> dict[str, OpCost]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 
@@ -86,3 +87,23 @@ class OpCost:
             "calibrated": self.calibrated,
             **self.detail,
         }
+
+
+def in_sequence(op: str, flops: float, kernels: Iterable[OpCost], overhead_s: float,
+                detail: dict[str, str] | None = None) -> OpCost:
+    """Kernels that run one after another, as one op: time_s = Σ kernel times (their own overheads left out) +
+    `overhead_s`. resource_s holds each resource's busy seconds summed over the kernels, except the resource
+    binding the largest share of that sum, which carries the whole sequence's time (so `bound` names it and
+    time_s is exact); bytes per level are summed."""
+    totals: dict[str, float] = {}
+    traffic: dict[str, float] = {}
+    binding: dict[str, float] = {}
+    for kernel in kernels:
+        for name, seconds in kernel.resource_s.items():
+            totals[name] = totals.get(name, 0.0) + seconds
+        for level, moved in kernel.bytes_per_level.items():
+            traffic[level] = traffic.get(level, 0.0) + moved
+        name, seconds = kernel.busiest
+        binding[name] = binding.get(name, 0.0) + seconds
+    totals[max(binding, key=binding.__getitem__)] = sum(binding.values())
+    return OpCost(op, flops, sum(traffic.values()), totals, traffic, overhead_s, detail=detail or {})
