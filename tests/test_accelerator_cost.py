@@ -89,16 +89,22 @@ def test_decode_splits_the_kv_sequence_to_fill_the_sms():
     op = Attention(heads=32, kv_heads=8, head_dim=128, q_len=1, kv_len=8192, dtype="bf16")
     split, c = decode_plan(op, H100)
     assert split == 16
-    # GQA: K and V read once per KV head (8 · 8192 · 128 · 2 B each), O written once, Q read by each of 16 chunks
+    # GQA: K and V read once per KV head (8 · 8192 · 128 · 2 B each), Q read by each of 16 chunks; the combine
+    # kernel writes O once
     kv = 8 * 8192 * 128 * 2
     q = 32 * 128 * 2
-    assert c.bytes_per_level["hbm"] == 2 * kv + 2 * q + 15 * q
-    hbm = (2 * kv + 17 * q) / (HBM * 128 / 132)  # 128 of the 132 SMs streaming
-    assert c.resource_s["memory:hbm"] == pytest.approx(hbm)
-    # fp32 partial O (128 values + log-sum-exp) per head per split, written and read back, fit L2
-    assert c.bytes_per_level["l2"] == 2 * 16 * 32 * 129 * 4
-    assert c.bound == "memory:hbm"
-    assert c.time_s == pytest.approx(hbm + 2 * LAUNCH)  # the kernel and the combine kernel
+    assert c.bytes_per_level["hbm"] == 2 * kv + 16 * q + q
+    # fp32 partial O (128 values + log-sum-exp) per head per split, written by the chunks, read back by the combine
+    # kernel, fit L2
+    partials = 16 * 32 * 129 * 4
+    assert c.bytes_per_level["l2"] == 2 * partials
+    chunks = max((2 * kv + 16 * q) / (HBM * 128 / 132), partials / (L2 * 128 / 132))  # 128 of 132 SMs streaming
+    # the combine: one unit per query row of a head, 32 rows on 32 of the 132 SMs; its partials read binds
+    combine = max(q / (HBM * 32 / 132), partials / (L2 * 32 / 132))
+    assert combine == partials / (L2 * 32 / 132)
+    assert c.bound == "memory:hbm"  # the resource binding most of the sequence carries it whole
+    assert c.resource_s["memory:hbm"] == pytest.approx(chunks + combine)
+    assert c.time_s == pytest.approx(chunks + combine + 2 * LAUNCH)  # the kernel and the combine kernel
     unsplit = (2 * kv + 2 * q) / (HBM * 8 / 132) + LAUNCH  # 8 SMs streaming alone
     assert unsplit / c.time_s > 8
 

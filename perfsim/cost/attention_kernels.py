@@ -18,8 +18,9 @@ Decode (q_len × group ≤ Br). The query rows of one KV head — q_len position
 split into s chunks of whole KV tiles (flash-decoding): batch × kv_heads × s units, so small batches still
 fill the cores. s is the split taking least time of every split up to the KV tiles and three waves of units
 (FlashAttention's num_splits heuristic weighs the same); every unit waits for the longest chunk, each chunk
-reads the group's query rows, and the partial results (fp32 O and log-sum-exp per row per split) are written
-and read back by the combine kernel, which costs one more launch.
+reads the group's query rows and writes its partial results (fp32 O and log-sum-exp per row). A combine
+kernel then runs after it (opcost.in_sequence), one more launch: it reads the partials back and writes O, one
+unit per query row of a head over min(rows, cores) cores. (Unsplit, the kernel writes O itself.)
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from __future__ import annotations
 from functools import lru_cache
 from math import ceil
 
-from perfsim.cost.derating import add, compulsory, rates
-from perfsim.cost.opcost import OpCost
+from perfsim.cost.derating import ChipRates, add, compulsory, rates
+from perfsim.cost.opcost import OpCost, in_sequence
 from perfsim.cost.roofline import Cache
 from perfsim.dtypes import resolve_format
 from perfsim.hardware import Device
@@ -103,6 +104,20 @@ def _prefill(op: Attention, device: Device, cache: Cache) -> OpCost:
     return OpCost(op.label, op.flops, sum(traffic.values()), resource, traffic, chip.launch_s)
 
 
+def _partials(op: Attention, split: int) -> float:
+    """Bytes of the `split` chunks' fp32 partial O and log-sum-exp, per query row of every head."""
+    return split * op.batch * op.heads * op.q_len * (op.head_dim + 1) * PARTIAL_BYTES
+
+
+def _combine(op: Attention, chip: ChipRates, split: int, outputs: dict[str, float]) -> OpCost:
+    """The combine kernel after `split` chunks: reads their partials back and writes O (`outputs`), one unit per
+    query row of a head, over min(rows, cores) cores."""
+    traffic = dict(outputs)
+    add(traffic, chip.holding(_partials(op, split)), _partials(op, split))
+    occupancy = min(1.0, op.batch * op.heads * op.q_len / chip.cores)
+    return OpCost("combine", 0.0, sum(traffic.values()), chip.memory_seconds(traffic, occupancy), traffic)
+
+
 def decode_plan(op: Attention, device: Device, cache: Cache = "cold") -> tuple[int, OpCost]:
     """(splits of the KV sequence, cost) of the flash-decoding kernel with the split that takes least time."""
     chip = rates(device)
@@ -110,7 +125,8 @@ def decode_plan(op: Attention, device: Device, cache: Cache = "cold") -> tuple[i
     kv_tiles, rows = ceil(op.kv_len / bc), op.q_len * (op.heads // op.groups_divisor)
     used, tile_s = _tile_seconds(op, device, rows)
     operands = op.operands()
-    base = compulsory(operands, device, cache)
+    reads = compulsory([o for o in operands if o.name != "o"], device, cache)
+    outputs = compulsory([o for o in operands if o.name == "o"], device, cache)
     kv_stream = compulsory([o for o in operands if o.name in ("k", "v")], device, cache)
     queries = compulsory([o for o in operands if o.name == "q"], device, cache)
     best = None
@@ -121,17 +137,21 @@ def decode_plan(op: Attention, device: Device, cache: Cache = "cold") -> tuple[i
         # every unit streams at the pace of the longest chunk: the KV stream takes as long as if all were that long
         pace = split * min(op.kv_len, chunk * bc) / op.kv_len
         compute, occupancy = waves * chunk * tile_s, units / (waves * n)
-        traffic = dict(base)
+        traffic = dict(reads)
         for level, moved in queries.items():
             add(traffic, level, (split - 1) * moved)  # every chunk's unit reads the group's query rows
-        if split > 1:
-            partials = split * op.batch * op.heads * op.q_len * (op.head_dim + 1) * PARTIAL_BYTES
-            add(traffic, chip.holding(partials), 2 * partials)
+        if split == 1:
+            after = []
+            for level, moved in outputs.items():
+                add(traffic, level, moved)
+        else:  # each chunk writes its partials; the combine kernel reads them back and writes O
+            add(traffic, chip.holding(_partials(op, split)), _partials(op, split))
+            after = [_combine(op, chip, split, outputs)]
         paced = {level: moved + kv_stream.get(level, 0.0) * (pace - 1) for level, moved in traffic.items()}
         resource = {f"compute:{used}": compute, **chip.memory_seconds(paced, occupancy)}
-        overhead = (2 if split > 1 else 1) * chip.launch_s  # the combine kernel is one more launch
-        seconds = max(resource.values()) + overhead
-        if best is None or seconds < best[0]:
-            best = (seconds, split, resource, traffic, overhead)
-    _, split, resource, traffic, overhead = best
-    return split, OpCost(op.label, op.flops, sum(traffic.values()), resource, traffic, overhead)
+        kernel = OpCost(op.label, op.flops, sum(traffic.values()), resource, traffic)
+        cost = in_sequence(op.label, op.flops, [kernel, *after], (1 + len(after)) * chip.launch_s)
+        if best is None or cost.time_s < best[1].time_s:
+            best = (split, cost)
+    assert best is not None  # the range holds split 1 at least
+    return best
