@@ -66,17 +66,19 @@ def test_mixtral_decode_reads_the_two_touched_experts_once_in_whole_16_row_tiles
 
 def test_the_busiest_device_computes_imbalance_times_the_mean_rows():
     # 1024 tokens, top-8 of 64, EP8: 1024 · 8 / 8 = 1024 pairs over 8 local experts = 128 rows each; at imbalance
-    # 1.5, 1536 pairs, 192 rows each. 1024 tokens > 8 local experts, so vLLM's 64 × 64 × 32 tile: 2 row tiles per
-    # expert become 3, the up GEMM's 16 × 48 = 768 tiles (N = 2 · 1536 / 64 = 48) become 24 × 48 = 1152, and its
-    # ⌈768 / 132⌉ = 6 waves ⌈1152 / 132⌉ = 9: 1.5 × the compute
+    # 1.5, 1536 pairs, 192 rows each. On vLLM's 64 × 64 × 32 tile (its default for 1024 tokens > 8 local experts),
+    # 2 row tiles per expert become 3, the up GEMM's 16 × 48 = 768 tiles (N = 2 · 1536 / 64 = 48) become
+    # 24 × 48 = 1152, and its ⌈768 / 132⌉ = 6 waves ⌈1152 / 132⌉ = 9: 1.5 × the compute
     op = MoE(tokens=1024, hidden=4096, expert_ffn=1536, experts=64, top_k=8, ep=8)
     skewed = op.model_copy(update={"imbalance": 1.5})
     assert Routing.of(op).pairs == 1024 and Routing.of(skewed).pairs == 1536
     assert Routing.of(op).row_tiles(64) == 16 and Routing.of(skewed).row_tiles(64) == 24
+    from perfsim.cost.moe_kernels import VLLM_TILE, _grouped_on
+
     chip = rates(H100)
-    even, busy = kernel_costs(op, H100, chip, "cold"), kernel_costs(skewed, H100, chip, "cold")
-    assert even["up"].detail["tile"] == busy["up"].detail["tile"] == "64x64x32"
-    assert busy["up"].resource_s["compute:bf16"] == pytest.approx(1.5 * even["up"].resource_s["compute:bf16"])
+    even, busy = (_grouped_on(o, H100, chip, "cold", Routing.of(o), 4096, 2 * 1536, VLLM_TILE) for o in (op, skewed))
+    assert busy.resource_s["compute:bf16"] == pytest.approx(1.5 * even.resource_s["compute:bf16"])
+    # whichever tile each picks, the busier chip takes longer
     assert cost(skewed, H100).time_s > cost(op, H100).time_s
 
 
@@ -85,20 +87,34 @@ def test_rows_spread_over_experts_pad_each_expert_to_whole_tiles():
     # with 16-row tiles that is 5 row tiles (a dense GEMM of the 6 rows would need 1)
     routing = Routing.of(MoE(tokens=3, hidden=64, expert_ffn=64, experts=8, top_k=2))
     assert (routing.pairs, routing.experts) == (6, 5)
-    assert routing.touched == pytest.approx(8 * (1 - 0.75**3))
     assert routing.row_tiles(16) == 5
+
+
+def test_the_busiest_chip_reads_every_expert_it_computes_whole():
+    # 1 token, top-2 of 64 experts (ffn 1408) over EP8: 2 pairs, E·(1 − (1 − 2/64)) = 2 experts touched of 64, so
+    # 2 / 8 = 0.25 per chip on average; the busiest chip computes 1 row on ⌈0.25⌉ = 1 local expert and reads that
+    # expert's w13 whole: 4096 × 2 · 1408 × 2 B (not a quarter of it)
+    op = MoE(tokens=1, hidden=4096, expert_ffn=1408, experts=64, top_k=2, ep=8)
+    assert (Routing.of(op).pairs, Routing.of(op).experts) == (1, 1)
+    up = kernel_costs(op, H100, rates(H100), "cold")["up"]
+    assert up.bytes_per_level["hbm"] == pytest.approx(4096 * 2 * 1408 * 2 + 4096 * 2 + 2 * 1408 * 2)
+    # so EP cannot make a decoded token's MoE layer cheaper than one expert's weights per chip
+    one_chip = cost(op.model_copy(update={"ep": 1}), H100).time_s
+    assert cost(op, H100).time_s > one_chip / 8
 
 
 def test_the_grouped_gemm_takes_the_faster_of_vllms_default_config_and_the_specs_tile():
     from perfsim.cost.moe_kernels import VLLM_SMALL_TILE, VLLM_TILE, _grouped_tiles
 
     bare = H100.model_copy(update={"gemm_tiles": None})
-    # vLLM get_default_config: tokens ≤ experts → BLOCK_SIZE_M/N/K 16/32/64, else 64/64/32; a spec without
-    # gemm_tiles has only that candidate, h100-sxm adds its bf16 128 × 256 × 64
-    assert _grouped_tiles(MIXTRAL_DECODE, bare, rates(bare)) == [VLLM_SMALL_TILE]
+    # vLLM get_default_config: tokens ≤ experts → BLOCK_SIZE_M/N/K 16/32/64, else 64/64/32 (that one first, the
+    # other second); h100-sxm adds its bf16 128 × 256 × 64
+    assert _grouped_tiles(MIXTRAL_DECODE, bare, rates(bare)) == [VLLM_SMALL_TILE, VLLM_TILE]
     assert (VLLM_SMALL_TILE.m, VLLM_SMALL_TILE.n, VLLM_SMALL_TILE.k) == (16, 32, 64)
-    assert _grouped_tiles(MIXTRAL_DECODE, H100, rates(H100)) == [VLLM_SMALL_TILE, H100.gemm_tiles.shapes["bf16"]]
-    assert _grouped_tiles(MIXTRAL_DECODE.model_copy(update={"tokens": 64}), bare, rates(bare)) == [VLLM_TILE]
+    assert _grouped_tiles(MIXTRAL_DECODE, H100, rates(H100)) == [VLLM_SMALL_TILE, VLLM_TILE,
+                                                                 H100.gemm_tiles.shapes["bf16"]]
+    assert _grouped_tiles(MIXTRAL_DECODE.model_copy(update={"tokens": 64}), bare, rates(bare)) == [VLLM_TILE,
+                                                                                                  VLLM_SMALL_TILE]
     assert (VLLM_TILE.m, VLLM_TILE.n, VLLM_TILE.k) == (64, 64, 32)
     # 4096 tokens, top-2 of 8, hidden 4096, ffn 14336: 1024 rows per expert fill both tiles' rows exactly (1024 is
     # a multiple of 64 and 128), so the up GEMM is compute-bound and the spec's bigger tile, fewer re-reads and

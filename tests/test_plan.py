@@ -210,10 +210,9 @@ def test_the_plan_chooses_expert_parallelism_where_it_is_faster():
     # layouts of equally few chips (4, one replica) analytically fastest per request first: prefill(512) + 128
     # output tokens × TPOT(B) / B at the batch B that fits. This test asserts that it chose attention TP4 with
     # experts EP4 (ep 4, expert_tp 1), and checks why independently: against TP4 everywhere (ep 1, expert_tp 4),
-    # EP4's prefill is faster (no all-reduce of the MoE output over 4 chips, whole experts' GEMMs), its decode at
-    # B = 256 slower (the down GEMM of its 2 local experts is 2 × 6144 / 64 = 192 tiles of 64 × 64, 2 waves on 132
-    # SMs at 73 % occupancy, streaming weights slower than TP4's 8 × 96 = 768 tiles at 97 %), and the sum per
-    # request favours EP4
+    # EP4's prefill and decode at B = 256 are both faster (no all-reduce of the MoE output over 4 chips; each
+    # chip's grouped GEMMs run whole experts, on the tile that keeps its SMs busiest), so the sum per request
+    # favours EP4
     result = api.plan("mixtral-8x22b", rate=5, slo_ttft="500ms", slo_tpot="50ms", candidates=["h100-sxm"],
                       max_chips=8, requests=200)
     (entry,) = result.summary["candidates"]
@@ -223,7 +222,7 @@ def test_the_plan_chooses_expert_parallelism_where_it_is_faster():
                                   phase=phase, engine="analytic", **settings).step_s
                   for phase, settings in (("prefill", {"batch": 1, "prompt_len": 512}),
                                           ("decode", {"batch": 256, "context": 640}))} for ep in (4, 1)}
-    assert steps[4]["prefill"] < steps[1]["prefill"] and steps[4]["decode"] > steps[1]["decode"]
+    assert steps[4]["prefill"] < steps[1]["prefill"] and steps[4]["decode"] < steps[1]["decode"]
     per_request = {ep: one["prefill"] + 128 * one["decode"] / 256 for ep, one in steps.items()}
     assert per_request[4] < per_request[1]
 

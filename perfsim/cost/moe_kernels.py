@@ -16,18 +16,19 @@ So an MoE op here is seven kernels, on this chip's share (ep, expert_tp) of the 
   tiles are the union of the touched local experts' tiles: each expert's M is its routed rows, padded to whole
   tiles, so small per-expert M wastes tile work; the tiles run in waves over the cores with gemm_tiles' wave,
   panel re-read and dequantisation machinery (gemm_tiles.tiled_resources), without split-K (fused_moe_kernel
-  and GroupedMatmul run SPLIT_K = 1). Weights: only the experts that receive rows are read, the expected
-  distinct experts touched (MoE.experts_touched, the op's own `experts` operand);
+  and GroupedMatmul run SPLIT_K = 1). Weights: only the experts that receive rows are read, each whole: the
+  busiest chip's local experts with rows (below);
 - activation (vector units): SiLU·mul (gated) or the activation alone, on the P rows;
 - combine (finalize-routing / moe_sum): reads P × hidden and P fp32 weights, one multiply-add per element,
   writes P / top_k × hidden.
 Shared experts, where the op carries them, run as a dense up GEMM, activation and down GEMM (vLLM's shared MLP).
 
 Rows on the busiest chip: P = ⌈tokens · top_k / ep · imbalance⌉ pairs over ⌈experts touched / ep⌉ local experts,
-spread as evenly as whole rows allow. Tile shape: each grouped GEMM takes the faster of vLLM's default fused_moe
-config for its token count (get_default_config: 16 × 32 × 64 when the tokens are at most the experts, else
-64 × 64 × 32) and the spec's gemm_tiles for the compute dtype, where the spec gives them — as an engine's tuned
-config tables pick small row tiles for few rows per expert, and gemm_tiles picks between its own kernels.
+spread as evenly as whole rows allow. Tile shape: each grouped GEMM takes the fastest of vLLM's two default
+fused_moe configs (get_default_config: 16 × 32 × 64 when the tokens are at most the experts, else 64 × 64 × 32;
+the one for its token count first, so it wins ties) and the spec's gemm_tiles for the compute dtype, where the
+spec gives them — as an engine's tuned config tables pick small tiles where few rows per expert would leave the
+cores idle, and gemm_tiles picks between its own kernels.
 
 The kernels do not overlap one another: the op takes the sum of their times (opcost.in_sequence), plus one
 launch each (overhead_s = kernels × launch_s, which a CUDA-graph capture rescales per launch); `detail` names
@@ -104,13 +105,11 @@ class Routing:
 
     pairs: int
     experts: int
-    touched: float
 
     @classmethod
     def of(cls, op: MoE) -> Routing:
         pairs = ceil(op.tokens * op.top_k / op.ep * op.imbalance)
-        touched = op.experts_touched / op.ep
-        return cls(pairs, min(op.experts // op.ep, pairs, max(1, ceil(touched))), touched)
+        return cls(pairs, min(op.experts // op.ep, pairs, max(1, ceil(op.experts_touched / op.ep))))
 
     def row_tiles(self, tile_m: int) -> int:
         """Σ over the experts of ⌈rows / tile_m⌉, the rows spread evenly: pairs mod experts get one more."""
@@ -119,9 +118,10 @@ class Routing:
 
 
 def _grouped_tiles(op: MoE, device: Device, chip: ChipRates) -> list[TileShape]:
-    """The grouped GEMM's candidate tiles: vLLM's default fused_moe config for this many tokens, and the spec's
-    tile for the compute dtype where the spec gives one."""
-    tiles = [VLLM_SMALL_TILE if op.tokens <= op.experts // op.ep else VLLM_TILE]
+    """The grouped GEMM's candidate tiles: vLLM's default fused_moe config for this many tokens first, its other
+    default, and the spec's tile for the compute dtype where the spec gives one."""
+    small = op.tokens <= op.experts // op.ep
+    tiles = [VLLM_SMALL_TILE, VLLM_TILE] if small else [VLLM_TILE, VLLM_SMALL_TILE]
     if getattr(device, "gemm_tiles", None) is not None:
         tiles.append(tile_for(device, chip.compute("matrix", op.compute_dtype)[0]))
     return tiles
@@ -146,7 +146,7 @@ def _grouped_on(op: MoE, device: Device, chip: ChipRates, cache: Cache, routing:
                    weight_dtype=op.weight_dtype)
     weights = op.weight_dtype or op.dtype
     operands = [Operand("x", routing.pairs * k * _bytes(op.dtype)),
-                Operand("w", routing.touched * k * n * _bytes(weights), weight=True),
+                Operand("w", routing.experts * k * n * _bytes(weights), weight=True),
                 Operand("y", routing.pairs * n * _bytes(op.dtype), reads=0, writes=1)]
     base = compulsory(operands, device, cache)
     resource, traffic = tiled_resources(batched, chip, w, used, rate, operands, base, Dequant.of(batched, used))
