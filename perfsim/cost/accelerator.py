@@ -13,18 +13,11 @@
 from __future__ import annotations
 
 from perfsim.cost.attention_kernels import attention_cost
-from perfsim.cost.derating import (
-    DEFAULT_COMPUTE_EFFICIENCY,
-    DEFAULT_MEMORY_EFFICIENCY,
-    is_calibrated,
-    launch_s,
-    uncalibrated_fields,
-    unit_calibrated,
-)
+from perfsim.cost.derating import is_calibrated, rates, uncalibrated_fields
 from perfsim.cost.gemm_tiles import gemm_cost
 from perfsim.cost.moe_kernels import moe_cost
 from perfsim.cost.opcost import OpCost
-from perfsim.cost.roofline import Cache, compute_unit, roofline
+from perfsim.cost.roofline import Cache, roofline
 from perfsim.hardware import Device
 from perfsim.ops import Attention, Gemm, MoE, OpBase
 
@@ -41,21 +34,15 @@ def accelerator_cost(op: OpBase, device: Device, cache: Cache = "cold") -> OpCos
 
 
 def derated_roofline(op: OpBase, device: Device, cache: Cache = "cold") -> OpCost:
-    """The roofline cost with the default derating on whatever the spec leaves uncalibrated, plus one launch."""
+    """The roofline at the chip's sustained rates (derating.rates: each compute unit and memory level calibrated
+    where the spec says, else the stated default derating), plus one launch."""
     base = roofline(op, device, cache)
-    calibration = device.calibration
-    chip_wide = calibration.compute_efficiency is not None or calibration.sustained_clock is not None
-    measured = {f"compute:{used}": unit_calibrated(device, unit)
-                for used, unit, _ in (compute_unit(device, engine, op.compute_dtype) for engine, _ in op.work())}
-    resource = {}
-    for name, seconds in base.resource_s.items():
-        kind, _, what = name.partition(":")
-        if kind in ("compute", "lut") and not measured.get(name, chip_wide):
-            seconds /= DEFAULT_COMPUTE_EFFICIENCY
-        elif kind == "memory" and what not in calibration.memory_efficiency:
-            seconds /= DEFAULT_MEMORY_EFFICIENCY
-        resource[name] = seconds
-    return OpCost(base.op, base.flops, base.bytes, resource, base.bytes_per_level, launch_s(device))
+    chip = rates(device)
+    resource = chip.memory_seconds(base.bytes_per_level)
+    for engine, flops in op.work():
+        used, rate = chip.compute(engine, op.compute_dtype)
+        resource[f"compute:{used}"] = resource.get(f"compute:{used}", 0.0) + flops / rate
+    return OpCost(base.op, base.flops, base.bytes, resource, base.bytes_per_level, chip.launch_s)
 
 
 __all__ = ["accelerator_cost", "derated_roofline", "is_calibrated", "uncalibrated_fields"]
