@@ -208,3 +208,20 @@ def test_kv_prediction_needs_matching_prefills():
         kv_prediction_ttft(base, base.model_copy(update={"model": "openelm-450m", "prompt_len": 128}))
     with pytest.raises(PerfsimError, match="must be a prefill"):
         kv_prediction_ttft(base, base.model_copy(update={"phase": "decode"}))
+
+
+def test_a_unit_efficiency_on_the_simd_unit_scales_the_instruction_counted_kernels():
+    # softmax is priced in SIMD instructions at the fp32 vector unit's issue rate: a unit_efficiency of 0.5 on
+    # xeon-6226r's avx512 unit halves that rate, so its compute seconds double, exactly as a chip-wide
+    # compute_efficiency of 0.5 does
+    from perfsim.hardware.common import Calibrated
+    from perfsim.ops import Softmax
+
+    xeon = load_hardware("xeon-6226r")
+    half = Calibrated[float](value=0.5, source="test")
+    own, wide = (xeon.model_copy(update={"calibration": xeon.calibration.model_copy(update=field)})
+                 for field in ({"unit_efficiency": {"avx512": half}}, {"compute_efficiency": half}))
+    op = Softmax(rows=4096, cols=4096, dtype="fp32")
+    base = cpu_cost(op, xeon).resource_s["compute:fp32"]
+    assert cpu_cost(op, own).resource_s["compute:fp32"] == pytest.approx(2 * base)
+    assert cpu_cost(op, wide).resource_s["compute:fp32"] == pytest.approx(2 * base)

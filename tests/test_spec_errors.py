@@ -123,3 +123,9 @@ def test_unit_efficiency_naming_an_unknown_compute_unit(cli, tmp_path):
     a6000 = (SPEC_DIR / "rtx-a6000.yaml").read_text().replace("  unit_efficiency:\n    cuda:",
                                                                "  unit_efficiency:\n    cdua:")
     _fails(cli, _write(tmp_path, a6000, "rtx-a6000"), "rtx-a6000.yaml", "unit_efficiency", "cdua", "cuda, tensor")
+
+
+def test_unit_efficiency_on_a_kind_that_runs_the_whole_chip_at_one_rate(cli, tmp_path):
+    gap8 = (SPEC_DIR / "gap8.yaml").read_text().replace(
+        "calibration:\n", "calibration:\n  unit_efficiency:\n    cluster: {value: 0.5, source: a test}\n", 1)
+    _fails(cli, _write(tmp_path, gap8, "gap8"), "gap8.yaml", "calibration.unit_efficiency", "compute_efficiency")

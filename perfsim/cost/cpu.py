@@ -18,7 +18,7 @@ from __future__ import annotations
 from perfsim.cost.cpu_kernels import dequant_kernel, simd_issue_per_cycle, softmax_instructions, width_factor
 from perfsim.cost.cpu_threads import fork_join_s, main_bandwidth, parallel_efficiency
 from perfsim.cost.opcost import OpCost
-from perfsim.cost.roofline import Cache, clock_scale, compute_rate, level_bandwidth, place, roofline
+from perfsim.cost.roofline import Cache, compute_rate, compute_unit, level_bandwidth, place, roofline, unit_scale
 from perfsim.errors import PerfsimError
 from perfsim.hardware.cpu import Cpu
 from perfsim.ops import Attention, Conv2d, Elementwise, Gemm, LutGemm, MoE, Norm, OpBase, Operand, Softmax
@@ -78,7 +78,12 @@ def simd_issue_rate(device: Cpu) -> float | None:
     per_cycle = simd_issue_per_cycle(device)
     if per_cycle is None:
         return None
-    return per_cycle * device.cores * device.clock.peak * clock_scale(device)
+    return per_cycle * device.cores * device.clock.peak * simd_scale(device)
+
+
+def simd_scale(device: Cpu) -> float:
+    """Sustained over datasheet issue rate of the SIMD pipes: their fp32 vector unit's unit_scale."""
+    return unit_scale(device, compute_unit(device, "vector", "fp32")[1])
 
 
 def kernel_resources(op: OpBase, device: Cpu, efficiency: float) -> dict[str, float] | None:
@@ -103,7 +108,7 @@ def tmac_lookup_instructions(op: LutGemm, device: Cpu) -> float:
 def tmac_resources(op: LutGemm, device: Cpu, efficiency: float) -> dict[str, float]:
     """T-MAC: lookups on the SIMD pipes (`lut`), table builds on the vector units, both on the threads used."""
     assert device.lut is not None
-    issue = device.lut.simd_issue_per_cycle_per_core * device.cores * device.clock.peak * clock_scale(device)
+    issue = device.lut.simd_issue_per_cycle_per_core * device.cores * device.clock.peak * simd_scale(device)
     dtype, rate = compute_rate(device, "vector", op.dtype)
     return {"lut": tmac_lookup_instructions(op, device) / issue / efficiency,
             f"compute:{dtype}": op.table_build_adds / rate}

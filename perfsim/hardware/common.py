@@ -7,7 +7,7 @@ came from. Datasheet peaks and measured derating never share a field.
 
 from __future__ import annotations
 
-from typing import Annotated, Generic, Literal, TypeVar
+from typing import Annotated, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, model_validator
 
@@ -153,6 +153,9 @@ from perfsim.hardware.energy import EnergySpec, unknown_energy_levels  # noqa: E
 class DeviceBase(Spec):
     """Fields every device kind has. A device is one chip; all figures are per chip."""
 
+    per_unit_calibration: ClassVar[bool] = True
+    """Whether the kind's cost model prices each compute unit at its own calibration.unit_efficiency."""
+
     name: Name
     vendor: str
     description: str
@@ -178,6 +181,9 @@ class DeviceBase(Spec):
             if unknown:
                 raise ValueError(f"calibration.{field} names unknown levels {sorted(unknown)}")
         units = {unit.name for unit in self.compute}
+        if self.calibration.unit_efficiency and not self.per_unit_calibration:
+            raise ValueError("calibration.unit_efficiency: this device kind's model runs the whole chip at one rate; "
+                             "give calibration.compute_efficiency")
         if unknown := set(self.calibration.unit_efficiency) - units:
             raise ValueError(f"calibration.unit_efficiency names unknown compute units {sorted(unknown)} "
                              f"(units: {', '.join(sorted(units))})")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -63,6 +63,8 @@ class Fpga(DeviceBase):
 
     Raise ValueError if no compute unit delivers the design's 2 · rows · cols FLOP per cycle.
     """
+
+    per_unit_calibration: ClassVar[bool] = False  # the model scales the whole chip's clock
 
     kind: Literal["fpga"]
     fabric: FabricResources

@@ -9,7 +9,7 @@ lacks streams from main memory (the last level, or `main_memory`) with no reuse 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -92,6 +92,8 @@ class MacArray(DeviceBase):
     Raise ValueError if the spec writes a `compute` block of its own (one it derived itself, read back from a dump,
     is derived again).
     """
+
+    per_unit_calibration: ClassVar[bool] = False  # the model scales the whole chip's clock
 
     kind: Literal["mac_array"]
     array: Array

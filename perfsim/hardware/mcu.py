@@ -11,7 +11,7 @@ What the MCU cost model (perfsim.cost.mcu) reads besides the common fields:
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -67,6 +67,8 @@ class Mcu(DeviceBase):
     and does not compute in it. `fpus` (with `fpus_source`): floating-point units shared by the cores;
     None means one per core. Raise ValueError if a unit's emulated dtype lacks a `soft_float` entry.
     """
+
+    per_unit_calibration: ClassVar[bool] = False  # the model scales the whole chip's clock
 
     kind: Literal["mcu"]
     cores: Count
