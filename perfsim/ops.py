@@ -290,6 +290,8 @@ class MoE(OpBase):
         check_routing(self.experts, self.top_k, self.groups)
         if self.experts % self.ep:
             raise ValueError(f"ep ({self.ep}) must divide experts ({self.experts})")
+        if self.expert_ffn % self.expert_tp:
+            raise ValueError(f"expert_tp ({self.expert_tp}) must divide expert_ffn ({self.expert_ffn})")
         return self
 
     @property
@@ -538,6 +540,9 @@ class Rope(Elementwise):
     def _shape(self) -> Rope:
         if self.rotary_dim is not None and (self.rotary_dim > self.head_dim or self.rotary_dim % 2):
             raise ValueError(f"rotary_dim ({self.rotary_dim}) must be even and at most head_dim ({self.head_dim})")
+        if self.rotated % 2:
+            raise ValueError(f"head_dim ({self.head_dim}) must be even: RoPE rotates pairs of dims (or give an even "
+                             "rotary_dim)")
         return _elementwise_view(self, self.tokens * (self.heads + self.kv_heads) * self.rotated, ROPE_FLOPS)
 
     @property
@@ -576,10 +581,13 @@ class KvAppend(Elementwise):
 
 
 def _elementwise_view(op: Rope | KvAppend, elements: int, flops_per_element: float) -> Any:
-    """`op` with the Elementwise fields its shape fixes set; Raise ValueError where they were given."""
-    given = sorted({"elements", "inputs", "flops_per_element"} & op.model_fields_set)
-    if given:
-        raise ValueError(f"{', '.join(given)}: derived from the shape, not given")
+    """`op` with the Elementwise fields its shape fixes set; Raise ValueError where one was given otherwise (given
+    equal, as in a dumped op read back, it is accepted)."""
+    derived = {"elements": elements, "flops_per_element": flops_per_element,
+               "inputs": type(op).model_fields["inputs"].default}
+    wrong = sorted(name for name in derived if name in op.model_fields_set and getattr(op, name) != derived[name])
+    if wrong:
+        raise ValueError(f"{', '.join(wrong)}: derived from the shape, not given")
     if elements > MAX_INT:
         raise ValueError(f"elements ({elements}) exceeds {MAX_INT}")
     object.__setattr__(op, "elements", elements)  # frozen: set once, here, before anyone hashes the op

@@ -151,3 +151,16 @@ def test_grouped_top_8_of_64_on_ep8_stays_balanced_and_skewed_plain_top_8_loads_
     assert cost(grouped, H100).time_s == cost(balanced, H100).time_s
     assert Routing.of(skewed).pairs >= 479
     assert cost(skewed, H100).time_s > cost(plain, H100).time_s
+
+
+def test_expert_tp_must_divide_the_expert_ffn():
+    # an expert's FFN columns split expert_tp ways: 1024 columns cannot go 3 ways (the op), nor deepseek-moe-16b's
+    # 1408 (the scenario: 6 chips in data parallel, experts EP2 × expert-TP3)
+    from perfsim.errors import PerfsimError
+    from perfsim.models.scenario import Scenario, resolve
+
+    with pytest.raises(ValueError, match=r"expert_tp \(3\) must divide expert_ffn \(1024\)"):
+        MoE(tokens=8, hidden=4096, expert_ffn=1024, experts=8, top_k=2, expert_tp=3)
+    with pytest.raises(PerfsimError, match=r"expert_tp \(3\) must divide the expert FFN width 1408"):
+        resolve(Scenario(model="deepseek-moe-16b", hardware="h100-sxm", devices=6, tp=1, dp=6, ep=2, expert_tp=3,
+                         phase="decode", batch=6))

@@ -44,5 +44,11 @@ def test_rope_and_kv_append_parse_with_their_elementwise_view_derived():
         parse_op("rope tokens=1 heads=1 kv_heads=1 elements=5")
     with pytest.raises(PerfsimError, match="rotary_dim"):
         parse_op("rope tokens=1 heads=1 kv_heads=1 head_dim=64 rotary_dim=65")
+    with pytest.raises(PerfsimError, match=r"head_dim \(3\) must be even"):
+        parse_op("rope tokens=4 heads=32 kv_heads=8 head_dim=3")
+    # a dumped op reads back: its derived fields, given equal, are accepted (1 · (1 + 1) · 128 = 256 elements)
+    assert parse_op("rope tokens=1 heads=1 kv_heads=1 elements=256").elements == 256
+    rope = parse_op("rope tokens=1 heads=32 kv_heads=8")
+    assert type(rope).model_validate(rope.model_dump()) == rope
     with pytest.raises(PerfsimError, match="kv_heads: missing"):
         parse_op("kv_append tokens=1")

@@ -232,6 +232,9 @@ def parallelism(s: Scenario, devices: int, model: ModelSpec) -> Parallelism:
         heads_per_rank(model, layer, tp)
     if model.moe and model.moe.experts % ep:
         raise PerfsimError(f"ep ({ep}) must divide the {model.moe.experts} experts of {model.name}")
+    if model.moe and model.moe.expert_ffn % expert_tp:
+        raise PerfsimError(f"expert_tp ({expert_tp}) must divide the expert FFN width {model.moe.expert_ffn} of "
+                           f"{model.name}")
     if s.batch < dp * s.micro_batches:
         raise PerfsimError(f"batch ({s.batch}) is smaller than dp ({dp}) × micro_batches ({s.micro_batches}): "
                            "some replicas would idle")
