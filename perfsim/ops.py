@@ -40,9 +40,9 @@ SOFTMAX_PASSES = {  # (element reads of x or y, element writes of y)
     "single_pass": (1, 1),
 }
 NORM_FLOPS = {"rmsnorm": 4, "layernorm": 7}
+"""FLOP per element: rmsnorm = square, add, scale, gain; layernorm = add, sub, square, add, scale, gain, bias."""
 ROPE_FLOPS = 3.0
 """FLOP per rotated element: x·cos − y·sin (two multiplies, a subtract), and y·cos + x·sin for its partner."""
-"""FLOP per element: rmsnorm = square, add, scale, gain; layernorm = add, sub, square, add, scale, gain, bias."""
 
 
 @dataclass(frozen=True)
