@@ -83,7 +83,10 @@ def flop_ceiling(chip, dtype: str, cores: int | None = None, role: str | None = 
 
 def bandwidth_ceiling(chip) -> float:
     """Datasheet bytes/s of the memory weights live in (per-core SRAM times the cores; PIM adds its internal
-    bandwidth): with a cold cache every operand comes from there."""
+    bandwidth): with a cold cache every operand comes from there. An MCU reads its weights from flash and its
+    activations from SRAM over separate buses at once, so its ceiling is the levels' bandwidths together."""
+    if chip.kind == "mcu":
+        return sum(level.bandwidth * ((chip.cores or 1) if level.scope == "core" else 1) for level in chip.memory)
     main = chip.main
     ceiling = main.bandwidth * ((getattr(chip, "cores", None) or 1) if main.scope == "core" else 1)
     pim = getattr(chip, "pim", None)
