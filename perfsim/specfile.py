@@ -149,6 +149,9 @@ def describe(err: ValidationError, annotation: Any) -> str:
     if kind == "union_tag_invalid":
         ctx = first.get("ctx", {})
         return f"{where or 'kind'}: unknown kind {ctx.get('tag')} (allowed: {ctx.get('expected_tags')})"
+    if kind == "model_type":  # a mapping expected: name its fields rather than pydantic's type
+        allowed = _fields_at(annotation, first["loc"])
+        return f"{where}: expected a mapping" + (f" with fields {', '.join(allowed)}" if allowed else "")
     message = first["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
     return f"{where}: {message}" if where else message
 

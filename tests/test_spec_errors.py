@@ -129,3 +129,10 @@ def test_unit_efficiency_on_a_kind_that_runs_the_whole_chip_at_one_rate(cli, tmp
     gap8 = (SPEC_DIR / "gap8.yaml").read_text().replace(
         "calibration:\n", "calibration:\n  unit_efficiency:\n    cluster: {value: 0.5, source: a test}\n", 1)
     _fails(cli, _write(tmp_path, gap8, "gap8"), "gap8.yaml", "calibration.unit_efficiency", "compute_efficiency")
+
+
+def test_a_calibration_given_as_a_bare_number_names_the_fields_it_needs(cli, tmp_path):
+    start = H100.index("  compute_efficiency:\n")
+    bare = H100[:start] + "  compute_efficiency: 0.5\n" + H100[H100.index("  memory_efficiency:", start):]
+    line = _fails(cli, _write(tmp_path, bare), "calibration.compute_efficiency", "expected a mapping with fields")
+    assert "source, value" in line and "Annotated" not in line
