@@ -41,6 +41,8 @@ SOFTMAX_PASSES = {  # (element reads of x or y, element writes of y)
 }
 NORM_FLOPS = {"rmsnorm": 4, "layernorm": 7}
 """FLOP per element: rmsnorm = square, add, scale, gain; layernorm = add, sub, square, add, scale, gain, bias."""
+ACTIVATION_FLOPS = 4
+"""FLOP per element of SiLU or GELU (≈ exp, add, divide, multiply); a gated activation's multiply adds 1."""
 ROPE_FLOPS = 3.0
 """FLOP per rotated element: x·cos − y·sin (two multiplies, a subtract), and y·cos + x·sin for its partner."""
 

@@ -24,8 +24,7 @@ from perfsim.dtypes import resolve_format
 from perfsim.errors import PerfsimError
 from perfsim.hardware import Device
 from perfsim.models.spec import ModelSpec
-from perfsim.models.trace import ACTIVATION_FLOPS
-from perfsim.ops import Attention, Elementwise, Gemm, MoE, Norm, OpBase
+from perfsim.ops import ACTIVATION_FLOPS, Attention, Elementwise, Gemm, MoE, Norm, OpBase
 
 PATCHES = 128
 PATCH_PIXELS = 3 * 16 * 16

@@ -48,8 +48,7 @@ from perfsim.cost.roofline import Cache
 from perfsim.dtypes import resolve_format
 from perfsim.hardware import Device
 from perfsim.hardware.accelerator import TileShape
-from perfsim.models.trace import ACTIVATION_FLOPS
-from perfsim.ops import Gemm, MoE, Operand
+from perfsim.ops import ACTIVATION_FLOPS, Gemm, MoE, Operand
 
 VLLM_SMALL_TILE = TileShape(m=16, n=32, k=64)
 """vLLM get_default_config for M ≤ E (tokens at most experts): BLOCK_SIZE_M/N/K = 16/32/64."""

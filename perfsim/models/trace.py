@@ -22,9 +22,20 @@ from perfsim.dtypes import resolve_format
 from perfsim.errors import PerfsimError
 from perfsim.models import parallel
 from perfsim.models.scenario import Piece, Resolved, heads_per_rank
-from perfsim.ops import Attention, Collective, Elementwise, Gemm, KvAppend, LutGemm, MoE, Norm, OpBase, Rope
+from perfsim.ops import (
+    ACTIVATION_FLOPS,
+    Attention,
+    Collective,
+    Elementwise,
+    Gemm,
+    KvAppend,
+    LutGemm,
+    MoE,
+    Norm,
+    OpBase,
+    Rope,
+)
 
-ACTIVATION_FLOPS = 4  # SiLU or GELU (≈ exp, add, divide, multiply) per element; the gate's multiply adds 1
 HEAD_OPS = frozenset({"final_norm", "lm_head", "pooler"})  # the names of _head's ops: one row per sequence
 
 
