@@ -21,7 +21,7 @@ import math
 from perfsim.cost.mcu_classic import classic_plan
 from perfsim.cost.mcu_kernels import Plan, mac_plan, vector_plan
 from perfsim.cost.mcu_memory import double_buffered, memory_seconds, scratchpad, tiles, traffic_bytes
-from perfsim.cost.opcost import OpCost
+from perfsim.cost.opcost import OpCost, in_sequence
 from perfsim.cost.roofline import Cache, clock_scale
 from perfsim.errors import PerfsimError
 from perfsim.hardware.mcu import Mcu
@@ -88,17 +88,9 @@ def sync_cycles(plan: Plan, cores: int, device: Mcu) -> float:
 
 
 def _sum(op: OpBase, parts: list[OpCost]) -> OpCost:
-    """A sequence of ops as one cost: busy seconds and bytes added per resource, the remainder as overhead."""
-    resources: dict[str, float] = {}
-    traffic: dict[str, float] = {}
-    for part in parts:
-        for key, seconds in part.resource_s.items():
-            resources[key] = resources.get(key, 0.0) + seconds
-        for key, moved in part.bytes_per_level.items():
-            traffic[key] = traffic.get(key, 0.0) + moved
-    total = sum(part.time_s for part in parts)
-    overhead = total - max(resources.values(), default=0.0)
-    return OpCost(op.label, op.flops, op.bytes, resources, traffic, overhead, detail={"layers": str(len(parts))})
+    """A network's layers one after another, as one cost (opcost.in_sequence), their overheads added."""
+    return in_sequence(op.label, op.flops, parts, sum(part.overhead_s for part in parts),
+                       {"layers": str(len(parts))})
 
 
 def _detail(plan: Plan, cores: int, n_tiles: int) -> dict[str, str]:
