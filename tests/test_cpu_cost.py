@@ -225,3 +225,18 @@ def test_a_unit_efficiency_on_the_simd_unit_scales_the_instruction_counted_kerne
     base = cpu_cost(op, xeon).resource_s["compute:fp32"]
     assert cpu_cost(op, own).resource_s["compute:fp32"] == pytest.approx(2 * base)
     assert cpu_cost(op, wide).resource_s["compute:fp32"] == pytest.approx(2 * base)
+
+
+def test_moe_experts_each_run_on_every_thread_so_more_experts_take_longer():
+    # llama.cpp's mul_mat_id (and PyTorch's loop over experts) splits each expert's output rows over all threads:
+    # a ViT-sized expert (ffn 3072) gives 3072 work items, not one per expert. 16 tokens top-2 touch every expert,
+    # so 2 → 4 → 8 experts read 2× then 4× the weights (2 · 768 · 3072 · 2 B each) on the same 16 threads
+    from perfsim.cost.cpu import work_items
+    from perfsim.ops import MoE
+
+    xeon = load_hardware("xeon-6226r")
+    ops = [MoE(tokens=16, hidden=768, expert_ffn=3072, experts=e, top_k=2, gated=False) for e in (2, 4, 8)]
+    assert [work_items(op) for op in ops] == [3072, 3072, 3072]
+    times = [cpu_cost(op, xeon).time_s for op in ops]
+    assert times[0] < times[1] < times[2]
+    assert times[1] / times[0] > 1.9 and times[2] / times[1] > 1.9  # weight-bound: nearly twice the bytes each

@@ -57,8 +57,8 @@ def work_items(op: OpBase) -> int:
         return op.rows
     if isinstance(op, Attention):
         return op.batch * op.heads
-    if isinstance(op, MoE):
-        return op.experts // op.ep
+    if isinstance(op, MoE):  # llama.cpp's mul_mat_id and PyTorch's expert loop: each expert's rows over all threads
+        return op.expert_ffn // op.expert_tp
     if isinstance(op, Conv2d):
         return op.batch * op.out_channels
     if isinstance(op, Elementwise):
