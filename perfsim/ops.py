@@ -520,7 +520,18 @@ class Norm(OpBase):
         return ops
 
 
-class Rope(Elementwise):
+class ShapedElementwise(Elementwise):
+    """An Elementwise whose `elements` and `flops_per_element` follow from its own shape fields (_elementwise_view):
+    a copy with an updated shape is validated afresh, so its derived fields follow it."""
+
+    def model_copy(self, *, update: typing.Mapping[str, Any] | None = None, deep: bool = False) -> Any:
+        if not update:
+            return super().model_copy(deep=deep)
+        shape = self.model_dump(exclude={"elements", "flops_per_element", "inputs"})
+        return type(self).model_validate({**shape, **update})
+
+
+class Rope(ShapedElementwise):
     """Rotary position embedding of `tokens` tokens' `heads` query and `kv_heads` key heads, in place.
 
     As vLLM's rotary_embedding_kernel (csrc/pos_encoding_kernels.cu): per token it reads the position's
@@ -556,7 +567,7 @@ class Rope(Elementwise):
         return [Operand("qk", _bytes(self.elements, self.dtype), writes=1), Operand("cos_sin", table)]
 
 
-class KvAppend(Elementwise):
+class KvAppend(ShapedElementwise):
     """Writing `tokens` new tokens' keys and values (`kv_heads` × `head_dim` each) into the KV cache.
 
     As vLLM's reshape_and_cache_flash (csrc/cache_kernels.cu): K and V are read in `dtype` and stored in

@@ -50,5 +50,8 @@ def test_rope_and_kv_append_parse_with_their_elementwise_view_derived():
     assert parse_op("rope tokens=1 heads=1 kv_heads=1 elements=256").elements == 256
     rope = parse_op("rope tokens=1 heads=32 kv_heads=8")
     assert type(rope).model_validate(rope.model_dump()) == rope
+    # a copy with a new shape derives afresh: 1024 tokens · 40 heads · 128 dims = 5,242,880 elements, 3 FLOP each
+    longer = rope.model_copy(update={"tokens": 1024})
+    assert (longer.elements, longer.flops) == (5_242_880, 3 * 5_242_880)
     with pytest.raises(PerfsimError, match="kv_heads: missing"):
         parse_op("kv_append tokens=1")
