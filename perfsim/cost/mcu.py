@@ -22,7 +22,7 @@ from perfsim.cost.mcu_classic import classic_plan
 from perfsim.cost.mcu_kernels import Plan, mac_plan, vector_plan
 from perfsim.cost.mcu_memory import double_buffered, memory_seconds, scratchpad, tiles, traffic_bytes
 from perfsim.cost.opcost import OpCost, in_sequence
-from perfsim.cost.roofline import Cache, clock_scale
+from perfsim.cost.roofline import Cache, clock_ratio, clock_scale
 from perfsim.errors import PerfsimError
 from perfsim.hardware.mcu import Mcu
 from perfsim.ops import OpBase
@@ -41,7 +41,7 @@ def mcu_cost(op: OpBase, device: Mcu, cache: Cache = "cold") -> OpCost:
         return _sum(op, [mcu_cost(layer, limited, cache) for layer in op.layers()])
     plan = plan_for(op, device, cores)
     compute_s = plan_cycles(plan, cores, device, sync=False) / (device.clock.peak * clock_scale(device))
-    sync_s = sync_cycles(plan, cores, device) / sustained_hz(device)
+    sync_s = sync_cycles(plan, cores, device) / (device.clock.peak * clock_ratio(device))
     traffic = traffic_bytes(op, device)
     memory = memory_seconds(device, traffic)
     key = f"compute:{plan.dtype}"
@@ -60,12 +60,6 @@ def active_cores(op: OpBase, device: Mcu) -> int:
     """Cores the op runs on: its own `cores` field when set (capped by the device's), else all of them."""
     wanted = getattr(op, "cores", None)
     return min(wanted, device.cores) if wanted else device.cores
-
-
-def sustained_hz(device: Mcu) -> float:
-    """The clock the cores run at (Hz): the calibrated `sustained_clock`, else the datasheet peak."""
-    sustained = device.calibration.sustained_clock
-    return sustained.value if sustained else device.clock.peak
 
 
 def plan_for(op: OpBase, device: Mcu, cores: int) -> Plan:

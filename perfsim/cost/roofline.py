@@ -69,22 +69,22 @@ def compute_unit(device: Device, engine: str, dtype: str) -> tuple[str, ComputeU
     raise PerfsimError(f"{device.name} has no compute unit for {dtype} (tried {', '.join(chain)})")
 
 
+def clock_ratio(device: Device) -> float:
+    """The calibrated sustained clock over the datasheet peak clock (1 when uncalibrated)."""
+    sustained = device.calibration.sustained_clock
+    return sustained.value / device.clock.peak if sustained else 1.0
+
+
 def clock_scale(device: Device) -> float:
     """Sustained over datasheet compute: compute_efficiency × sustained_clock / peak clock (1 when uncalibrated)."""
-    calibration = device.calibration
-    scale = calibration.compute_efficiency.value if calibration.compute_efficiency else 1.0
-    if calibration.sustained_clock:
-        scale *= calibration.sustained_clock.value / device.clock.peak
-    return scale
+    efficiency = device.calibration.compute_efficiency
+    return (efficiency.value if efficiency else 1.0) * clock_ratio(device)
 
 
 def unit_scale(device: Device, unit: ComputeUnit) -> float:
     """clock_scale for `unit`, its calibration.unit_efficiency standing in for compute_efficiency where given."""
     own = device.calibration.unit_efficiency.get(unit.name)
-    if own is None:
-        return clock_scale(device)
-    clock = device.calibration.sustained_clock
-    return own.value * (clock.value / device.clock.peak if clock else 1.0)
+    return clock_scale(device) if own is None else own.value * clock_ratio(device)
 
 
 def _instances(device: Device, level: MemoryLevel) -> int:
