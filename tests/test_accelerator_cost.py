@@ -24,7 +24,7 @@ HBM = 3.35e12 * 0.8866  # calibrated stream bandwidth
 L2 = 12e12 * DEFAULT_MEMORY_EFFICIENCY
 H100_EFF = 0.7009  # calibration.compute_efficiency, CAL-GEMM-H100
 SM_BF16 = 989.4e12 * H100_EFF / 132  # one SM's sustained tensor rate
-LAUNCH = DEFAULT_LAUNCH_S
+LAUNCH = 2.43e-6  # calibration.op_overhead, CAL-LAUNCH-H100 (65,536 B per kernel at 27 GB/s on its sibling H200)
 
 
 def test_waves_and_padded_work_of_a_gemm_that_does_not_fill_the_last_wave():
@@ -49,7 +49,7 @@ def test_waves_and_padded_work_of_a_gemm_that_does_not_fill_the_last_wave():
 def test_64_cubed_gemm_is_launch_bound():
     # One 128×256 tile (64×64 padded), one K step: 2·128·256·64 FLOP at one SM = 0.8 ns of compute.
     # A, B, C = 3 × 64·64·2 B = 24,576 B from HBM, streamed by 1 of 132 SMs: 24,576 / (HBM / 132) = 1.09 µs.
-    # The op takes that plus the 5 µs launch, so it is launch-bound.
+    # The op takes that plus the 2.43 µs launch, so it is launch-bound.
     c = cost(Gemm(m=64, n=64, k=64, dtype="bf16"), H100)
     hbm = 24_576 / (HBM / 132)
     assert c.resource_s["memory:hbm"] == pytest.approx(hbm)
@@ -111,7 +111,7 @@ def test_decode_splits_the_kv_sequence_to_fill_the_sms():
 
 def test_q4_0_gemv_dequantisation_overlaps_the_weight_stream():
     # M2 GPU (10 cores, ALUs only: fp16 3.579 TFLOP/s × calibrated 0.79), LPDDR5 100 GB/s × calibrated 0.90
-    # (CAL-MEM-M2); no launch calibration, so the default 5 µs launch.
+    # (CAL-MEM-M2); no launch calibration, so the default 5 µs launch (DEFAULT_LAUNCH_S).
     # y = x · W with W 4096 × 4096 in q4_0 (4.5 bits/weight): the GEMV kernel runs on the ALUs.
     m2 = load_hardware("m2-gpu")
     op = Gemm(m=1, n=4096, k=4096, dtype="fp16", weight_dtype="q4_0")
@@ -124,7 +124,7 @@ def test_q4_0_gemv_dequantisation_overlaps_the_weight_stream():
     stream = moved / (100e9 * 0.90)  # 9,453,568 B / 90 GB/s = 105.0 µs
     assert c.resource_s["memory:lpddr5"] == pytest.approx(stream)
     # overlapped: the op takes the longer of the weight stream and the ALU work, not their sum
-    assert c.time_s == pytest.approx(stream + LAUNCH)
+    assert c.time_s == pytest.approx(stream + DEFAULT_LAUNCH_S)
     assert c.bound == "memory:lpddr5"
 
 
@@ -199,7 +199,7 @@ def test_gemm_efficiency_sweep_rows_are_the_cost_models_throughput():
     assert square["tflop_per_s"] == pytest.approx(2 * 4000**3 / expected.time_s / 1e12)
     assert square["fraction_of_peak"] == pytest.approx(square["tflop_per_s"] / 989.4)
     assert (frame.iloc[1]["m"], frame.iloc[1]["n"], frame.iloc[1]["k"]) == (16, 8192, 8192)
-    assert not frame["calibrated"].any()  # H100 has no launch calibration yet
+    assert frame["calibrated"].all()  # compute, HBM and launch all calibrated (CAL-GEMM/HBM/LAUNCH-H100)
     assert plot_gemm_efficiency(frame).axes
 
 

@@ -17,9 +17,9 @@ def test_hardware_is_callable_after_the_package_is_imported():
 
 def test_op_estimate_by_hand():
     # 4096³ in 128×256×64 tiles: 32·16 = 512 tiles on 132 SMs = 4 waves of one 2·128·256·4096-FLOP tile each, at
-    # one SM's 989.4 TFLOP/s × calibrated 0.7009 / 132 = 5.2536 TFLOP/s: 204.38 µs, plus the default 5 µs launch
+    # one SM's 989.4 TFLOP/s × calibrated 0.7009 / 132 = 5.2536 TFLOP/s: 204.38 µs, plus the calibrated 2.43 µs launch
     result = ps.estimate("gemm m=4096 n=4096 k=4096 dtype=bf16", "h100-sxm")
-    assert result.time_s == pytest.approx(4 * 2 * 128 * 256 * 4096 / (989.4e12 * 0.7009 / 132) + 5e-6, rel=1e-3)
+    assert result.time_s == pytest.approx(4 * 2 * 128 * 256 * 4096 / (989.4e12 * 0.7009 / 132) + 2.43e-6, rel=1e-3)
     assert result.bound == "compute:bf16"
     frame = result.to_frame()
     assert list(frame["time_s"]) == [result.time_s] and frame["hardware"][0] == "h100-sxm"
@@ -31,9 +31,9 @@ def test_estimate_on_a_changed_spec():
         level.model_copy(update={"bandwidth": 2 * level.bandwidth}) if level.name == "hbm" else level
         for level in h100.memory]})
     gemv = "gemm m=1 n=8192 k=8192 dtype=bf16"
-    # HBM-bound: x, W, y streamed once at 3.35 TB/s × 0.8866 (or twice that), plus the same 5 µs launch
+    # HBM-bound: x, W, y streamed once at 3.35 TB/s × 0.8866 (or twice that), plus the same 2.43 µs launch
     stream = (8192 + 8192 * 8192 + 8192) * 2 / (3.35e12 * 0.8866)
-    ratio = (stream + 5e-6) / (stream / 2 + 5e-6)
+    ratio = (stream + 2.43e-6) / (stream / 2 + 2.43e-6)
     assert ps.estimate(gemv, h100).time_s / ps.estimate(gemv, faster).time_s == pytest.approx(ratio, rel=1e-6)
 
 

@@ -65,8 +65,8 @@ def test_h100_gemm_energy_from_the_power_model():
     assert c.time_s == pytest.approx(seconds, rel=1e-12)
     assert c.energy_j == pytest.approx(700 * seconds, rel=1e-12)
     assert c.energy_j == pytest.approx(0.143069, rel=1e-5)
-    # with the shipped spec's default 5 µs launch the chip stays at its active power through the launch
-    assert cost(GEMM_4096, h100).energy_j == pytest.approx(700 * (seconds + 5e-6), rel=1e-12)
+    # with the shipped spec's 2.43 µs launch (CAL-LAUNCH-H100) the chip stays at its active power through it
+    assert cost(GEMM_4096, h100).energy_j == pytest.approx(700 * (seconds + 2.43e-6), rel=1e-12)
     assert c.energy_model == "power"
     assert c.as_dict()["energy_j"] == c.energy_j and c.as_dict()["energy_model"] == "power"
 

@@ -4,29 +4,30 @@ import pytest
 
 import perfsim.api as ps
 from perfsim.cost import cost
-from perfsim.cost.derating import DEFAULT_LAUNCH_S, rates
+from perfsim.cost.derating import rates
 from perfsim.cost.moe_kernels import Routing, kernel_costs
 from perfsim.ops import MoE
 
-H100 = ps.hardware("h100-sxm")  # 132 SMs, gemm_tiles bf16 128 × 256 × 64, no op_overhead calibration
+H100 = ps.hardware("h100-sxm")  # 132 SMs, gemm_tiles bf16 128 × 256 × 64
+LAUNCH = 2.43e-6  # its op_overhead (CAL-LAUNCH-H100)
 # Mixtral-8x7B's MoE layer (hidden 4096, 8 experts of ffn 14336, top-2, SwiGLU) for one decoded token, bf16
 MIXTRAL_DECODE = MoE(tokens=1, hidden=4096, expert_ffn=14336, experts=8, top_k=2)
 
 
 def test_an_moe_op_is_seven_launched_kernels_and_a_shared_expert_adds_three():
     c = cost(MIXTRAL_DECODE, H100)
-    # router, topk_softmax, permute, up, activation, down, combine; h100-sxm has no op_overhead, so each launch
-    # costs DEFAULT_LAUNCH_S = 5 µs: 7 × 5 µs = 35 µs
+    # router, topk_softmax, permute, up, activation, down, combine; each launch costs h100-sxm's calibrated
+    # 2.43 µs: 7 × 2.43 µs = 17.01 µs
     assert c.detail["kernels"] == "router, topk_softmax, permute, up, activation, down, combine"
-    assert c.overhead_s == pytest.approx(7 * DEFAULT_LAUNCH_S) == pytest.approx(35e-6)
+    assert c.overhead_s == pytest.approx(7 * LAUNCH) == pytest.approx(17.01e-6)
     shared = cost(MIXTRAL_DECODE.model_copy(update={"shared_experts": 1}), H100)
-    assert shared.overhead_s == pytest.approx(10 * 5e-6)  # + shared up GEMM, activation, down GEMM
+    assert shared.overhead_s == pytest.approx(10 * LAUNCH)  # + shared up GEMM, activation, down GEMM
 
 
 def test_the_op_takes_its_kernels_one_after_another_and_reports_the_algorithmic_flops():
     c = cost(MIXTRAL_DECODE, H100)
     kernels = kernel_costs(MIXTRAL_DECODE, H100, rates(H100), "cold")
-    assert c.time_s == pytest.approx(sum(k.busiest[1] for k in kernels.values()) + 35e-6)
+    assert c.time_s == pytest.approx(sum(k.busiest[1] for k in kernels.values()) + 7 * LAUNCH)
     # FLOPs: routed 2 · 1 token · 2 experts · 3 · 4096 · 14336 + router 2 · 1 · 4096 · 8, not the padded tiles
     assert c.flops == 2 * 2 * 3 * 4096 * 14336 + 2 * 4096 * 8
     assert c.bound == "memory:hbm"  # one token: every kernel streams more than it computes
@@ -133,7 +134,7 @@ def test_a_cuda_graph_turns_each_of_the_seven_launches_into_one_graph_node():
     graphed = ps.step("mixtral-8x7b", "h100-sxm", phase="decode", batch=1, context=1024, devices=2, tp=2,
                       framework="cuda-graph").estimate
     moe = next(i for i, t in enumerate(eager.trace.ops) if t.op.kind == "moe")
-    assert eager.costs[moe].overhead_s == pytest.approx(7 * 5e-6)
+    assert eager.costs[moe].overhead_s == pytest.approx(7 * LAUNCH)
     assert graphed.costs[moe].overhead_s == pytest.approx(7 * GRAPH_NODE_S) == pytest.approx(9.1e-6)
 
 

@@ -32,8 +32,9 @@ IDS |= {
     "RCCL-MI300X-8M", "CAL-NVLS-H100-1K", "CAL-NVLS-H100-8G", "EDGEMOE-01-gpu", "EDGEMOE-02-cpu",
 }
 IDS |= {"CAL-GEMM-H100", "CAL-GEMM-A100"}  # GPU compute calibrations (validation/gpu_calibration.yaml)
-IDS |= {"CAL-GEMM-M3MAX", "CAL-LAUNCH-A100", "CAL-LAUNCH-M3MAX", "CAL-LAUNCH-MI300X", "CAL-MEM-M1PRO", "CAL-MEM-M2",
-        "CAL-MEM-M2ULTRA", "CAL-MEM-M3MAX"}  # launch, Apple LPDDR5, M3 Max GEMM calibrations (gpu_calibration.yaml)
+# launch, Apple LPDDR5, M3 Max GEMM calibrations (gpu_calibration.yaml)
+IDS |= {"CAL-GEMM-M3MAX", "CAL-LAUNCH-A100", "CAL-LAUNCH-H100", "CAL-LAUNCH-M3MAX", "CAL-LAUNCH-MI300X",
+        "CAL-MEM-M1PRO", "CAL-MEM-M2", "CAL-MEM-M2ULTRA", "CAL-MEM-M3MAX"}
 IDS |= {"CAL-HCCS-910B-AR8", "HCCS-910B-AR2", "HCCS-910B-AR4", "HCCS-910B-AG2", "HCCS-910B-AG4",
         "HCCS-910B-AG8"}  # Ascend HCCS (validation/ascend_hccs.yaml)
 IDS |= {"CAL-MEM-310P", "CAL-GEMM-910B4-1"}  # Ascend calibrations (validation/ascend_calibration.yaml)
@@ -123,8 +124,8 @@ def test_calibration_cases_are_few_microbenchmarks():
     """Calibration cases are single-op microbenchmarks: at most 2 per hardware and op kind (the two ends of one
     curve) and at most 3 per hardware. Three today: mi300x-node (the two ends of RCCL's all-reduce curve, xGMI
     alpha and efficiency, and TransferBench's all-to-all link rate, which checks that efficiency and sets nothing),
-    a100-sxm-80gb, a40 and m3-max-gpu (a big GEMM, a stream copy and a launch latency, one field each). Every other
-    hardware holds at most 2."""
+    a100-sxm-80gb, h100-sxm, a40 and m3-max-gpu (a big GEMM, a stream copy and a launch latency, one field each).
+    Every other hardware holds at most 2."""
     per_hardware: Counter = Counter()
     per_kind: Counter = Counter()
     for case in load_cases():
@@ -138,7 +139,7 @@ def test_calibration_cases_are_few_microbenchmarks():
     assert max(per_kind.values()) <= 2, per_kind
     assert max(per_hardware.values()) == 3
     assert {hardware for hardware, n in per_hardware.items() if n > 2} == {"mi300x-node", "a100-sxm-80gb", "a40",
-                                                                               "m3-max-gpu"}
+                                                                               "h100-sxm", "m3-max-gpu"}
 
 
 def test_case_ids_named_by_calibrations_are_calibration_cases():

@@ -40,12 +40,12 @@ def value(**fields):
 
 def test_energy_of_a_gemm_on_an_h100_is_tdp_times_its_time():
     # 512 tiles of 128×256 in 4 waves on 132 SMs: each SM 4 × 2·128·256·4096 FLOP at 989.4 TFLOP/s × 0.7009
-    # (calibrated) / 132 = 204.384 µs, plus the default 5 µs launch; the power model draws the 700 W TDP through
-    # both: E = 700 W × 209.384 µs = 0.14657 J
-    seconds = 4 * 2 * 128 * 256 * 4096 / (H100_BF16_DENSE * 0.7009 / 132) + 5e-6
+    # (calibrated) / 132 = 204.384 µs, plus the calibrated 2.43 µs launch; the power model draws the 700 W TDP
+    # through both: E = 700 W × 206.814 µs = 0.14477 J
+    seconds = 4 * 2 * 128 * 256 * 4096 / (H100_BF16_DENSE * 0.7009 / 132) + 2.43e-6
     energy = value(hardware="h100-sxm", workload={"op": GEMM}, metric="energy_j")
     assert energy == pytest.approx(H100_TDP_W * seconds, rel=1e-9)
-    assert energy == pytest.approx(0.14657, abs=1e-5)
+    assert energy == pytest.approx(0.14477, abs=1e-5)
     assert value(hardware="h100-sxm", workload={"op": GEMM}, metric="average_power_w") == pytest.approx(700, rel=1e-9)
 
 
