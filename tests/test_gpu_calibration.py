@@ -43,10 +43,11 @@ def test_calibration_points_are_reproduced_by_the_tile_model():
 
 def test_results_say_whether_a_default_derating_stood_in():
     # A100, M3 Max and MI300X carry every calibration (GEMM, stream copy, launch: CAL-GEMM/AMD-01, CAL-HBM/CAL-MEM,
-    # CAL-LAUNCH); H100 and the M2 have no cited launch microbenchmark, so they lack op_overhead alone and their
-    # costs carry calibrated = False
+    # CAL-LAUNCH); H100 and the M1 Pro have no cited launch microbenchmark, so they lack op_overhead alone and their
+    # costs carry calibrated = False; the M2's launch comes from its sibling M2 Pro (CAL-LAUNCH-M2)
     assert uncalibrated_fields(H100) == ["op_overhead"]
-    assert uncalibrated_fields(load_hardware("m2-gpu")) == ["op_overhead"]
+    assert uncalibrated_fields(load_hardware("m1-pro-gpu")) == ["op_overhead"]
+    assert uncalibrated_fields(load_hardware("m2-gpu")) == []
     assert uncalibrated_fields(A100) == uncalibrated_fields(load_hardware("m3-max-gpu")) == []
     assert uncalibrated_fields(load_hardware("mi300x")) == []
     assert cost(Gemm(m=256, n=256, k=256, dtype="fp16"), A100).calibrated
@@ -57,6 +58,17 @@ def test_results_say_whether_a_default_derating_stood_in():
     measured = cost(op, H100.model_copy(update={"calibration": launch}))
     assert measured.calibrated and measured.overhead_s == 3e-6
     assert cost(op, load_hardware("raspberry-pi-5")).calibrated  # other kinds say nothing about GPU deratings
+
+
+def test_m2_launch_is_the_m2_pro_back_to_back_figure():
+    # CAL-LAUNCH-M2 / CAL-LAUNCH-M2ULTRA: ferrox #149 on an M2 Pro, (16.32 - 12.02) ms / 832 extra dispatches, stated
+    # as 5.16 µs per dispatch, replaces the 5 µs default on both M2-generation GPUs. The case's 256-element fp32 copy
+    # moves 2 · 1 KiB = 2048 B: at 100 GB/s × 0.9 (M2) 22.76 ns, at 800 GB/s × 0.795 (M2 Ultra) 3.22 ns
+    op = Elementwise(elements=256, inputs=1, flops_per_element=0, dtype="fp32")
+    for name, stream in (("m2-gpu", 100e9 * 0.9), ("m2-ultra-gpu", 800e9 * 0.795)):
+        c = cost(op, load_hardware(name))
+        assert c.overhead_s == pytest.approx(5.16e-6, rel=1e-12) and c.bound == "overhead" and c.calibrated
+        assert c.time_s == pytest.approx(5.16e-6 + 2048 / stream, rel=1e-9)
 
 
 def test_mi300x_launch_is_the_cited_back_to_back_figure():
