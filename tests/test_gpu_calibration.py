@@ -42,11 +42,13 @@ def test_calibration_points_are_reproduced_by_the_tile_model():
 
 
 def test_results_say_whether_a_default_derating_stood_in():
-    # H100, A100, M3 Max and MI300X carry every calibration (GEMM, stream copy, launch: CAL-GEMM/AMD-01,
-    # CAL-HBM/CAL-MEM, CAL-LAUNCH); the H100 without its launch figure lacks op_overhead alone, and its costs
-    # carry calibrated = False
-    assert uncalibrated_fields(H100) == uncalibrated_fields(A100) == []
+    # H100, A100, M2, M3 Max and MI300X carry every calibration (GEMM, stream copy, launch: CAL-GEMM/AMD-01,
+    # CAL-HBM/CAL-MEM, CAL-LAUNCH; the H100's and M2's launches measured on their siblings H200 and M2 Pro); the M1
+    # Pro has no cited launch microbenchmark, so it lacks op_overhead alone, as does the H100 stripped of its figure,
+    # and their costs carry calibrated = False
+    assert uncalibrated_fields(H100) == uncalibrated_fields(A100) == uncalibrated_fields(load_hardware("m2-gpu")) == []
     assert uncalibrated_fields(load_hardware("m3-max-gpu")) == uncalibrated_fields(load_hardware("mi300x")) == []
+    assert uncalibrated_fields(load_hardware("m1-pro-gpu")) == ["op_overhead"]
     bare = H100.model_copy(update={"calibration": H100.calibration.model_copy(update={"op_overhead": None})})
     assert uncalibrated_fields(bare) == ["op_overhead"]
     op = Gemm(m=256, n=256, k=256, dtype="bf16")
@@ -54,6 +56,17 @@ def test_results_say_whether_a_default_derating_stood_in():
     assert cost(op, bare).as_dict()["calibrated"] is False
     assert cost(op, bare).overhead_s == DEFAULT_LAUNCH_S
     assert cost(op, load_hardware("raspberry-pi-5")).calibrated  # other kinds say nothing about GPU deratings
+
+
+def test_m2_launch_is_the_m2_pro_back_to_back_figure():
+    # CAL-LAUNCH-M2 / CAL-LAUNCH-M2ULTRA: ferrox #149 on an M2 Pro, (16.32 - 12.02) ms / 832 extra dispatches, stated
+    # as 5.16 µs per dispatch, replaces the 5 µs default on both M2-generation GPUs. The case's 256-element fp32 copy
+    # moves 2 · 1 KiB = 2048 B: at 100 GB/s × 0.9 (M2) 22.76 ns, at 800 GB/s × 0.795 (M2 Ultra) 3.22 ns
+    op = Elementwise(elements=256, inputs=1, flops_per_element=0, dtype="fp32")
+    for name, stream in (("m2-gpu", 100e9 * 0.9), ("m2-ultra-gpu", 800e9 * 0.795)):
+        c = cost(op, load_hardware(name))
+        assert c.overhead_s == pytest.approx(5.16e-6, rel=1e-12) and c.bound == "overhead" and c.calibrated
+        assert c.time_s == pytest.approx(5.16e-6 + 2048 / stream, rel=1e-9)
 
 
 def test_mi300x_launch_is_the_cited_back_to_back_figure():
