@@ -42,7 +42,7 @@ IDS |= {"TRAIN-MPT-7B-a100-8", "TRAIN-MPT-13B-a100-8", "TRAIN-MPT-30B-a100-8", "
         "TRAIN-MPT-30B-h100-8", "TRAIN-MPT-13B-h100-64", "TRAIN-MPT-70B-h100-64"}  # validation/training.yaml
 IDS |= {"MOELENS-T2-a40", "MOELENS-T2-l40", "MOELENS-T2-a100"}  # MoE-Lens Eq. 2 identities (validation/moelens.yaml)
 IDS |= {"CAL-GEMM-A40", "CAL-GEMM-A6000", "CAL-MEM-A40", "CAL-MEM-L40", "CAL-LAUNCH-A40",
-        "CAL-LAUNCH-L40"}  # GA102 / AD102 calibrations (validation/gpu_calibration_ampere_ada.yaml)
+        "CAL-LAUNCH-L40", "CAL-LAUNCH-A6000"}  # GA102 / AD102 calibrations (validation/gpu_calibration_ampere_ada.yaml)
 IDS |= {"CAL-LAUNCH-M2", "CAL-LAUNCH-M2ULTRA"}  # M2-generation launch calibrations (apple_launch_calibration.yaml)
 IDS |= {"CAL-FMA-PI5"}  # CPU calibrations (validation/cpu_calibration.yaml)
 IDS |= {"CAL-GEMM-GAP8"}  # MCU calibrations (validation/mcu_calibration.yaml)
