@@ -81,8 +81,10 @@ def test_tensor_parallel_trace_has_its_all_reduces():
     r = resolve(Scenario(model="llama-3-70b", hardware="dgx-h100", tp=8, batch=64))
     trace = build_trace(r)
     reduces = [t for t in trace.ops if isinstance(t.op, Collective) and t.op.kind == "all_reduce"]
-    assert [t.op.label for t in reduces] == ["tp_all_reduce", "ffn_all_reduce"]
-    assert all(t.repeat == 80 and t.op.group == 8 for t in reduces)
+    # layer 0 (its attn_norm has no residual yet) on its own, then layers 1-79: two all-reduces a layer
+    assert [(t.op.label, t.repeat) for t in reduces] == [("tp_all_reduce", 1), ("ffn_all_reduce", 1),
+                                                         ("tp_all_reduce", 79), ("ffn_all_reduce", 79)]
+    assert all(t.op.group == 8 for t in reduces)
     assert reduces[0].op.size_bytes == 64 * 8192 * 2  # batch tokens × hidden × bf16
     assert all(t.chips == tuple(range(8)) for t in trace.ops)
 
@@ -92,7 +94,9 @@ def test_pipeline_stages_send_between_them():
     trace = build_trace(r)
     sends = [t for t in trace.ops if t.op.label == "pp_send"]
     assert [t.stage for t in sends] == [1, 2, 3]
-    assert {t.repeat for t in trace.ops if t.op.label == "qkv"} == {8}
+    # 32 layers, 8 a stage; the first stage's layer 0 runs on its own (no residual yet), the later stages' first
+    # layers receive the residual with the hidden states
+    assert [(t.stage, t.repeat) for t in trace.ops if t.op.label == "qkv"] == [(0, 1), (0, 7), (1, 8), (2, 8), (3, 8)]
 
 
 def test_single_chip_spec_with_devices_builds_chips_over_its_link():

@@ -9,9 +9,10 @@ one layer's ops to estimate.
 A decoder layer runs the kernels an inference engine launches (vLLM's, docs/models.md lists them):
 attn_norm, qkv, rope (rotary models), kv_append, attention, o_proj, ffn_norm, the FFN; both norms and
 the final norm fuse the residual add before them (Norm.residual: pre_norm, as vLLM's fused_add_rms_norm;
-an encoder's post-norm LayerNorm fuses it as post_norm). The first layer's attn_norm has no residual yet
-in vLLM (a plain rms_norm); every layer is given the fused one, so runs of layers stay folded: the residual's
-t·hidden elements read and written once too many per step.
+an encoder's post-norm LayerNorm fuses it as post_norm). A decoder's very first attn_norm has no residual
+yet (vLLM's LlamaDecoderLayer.forward: residual is None, a plain rms_norm), so layer 0 is split off its run;
+a later pipeline stage receives the residual with the hidden states and fuses it from its first layer.
+Every post-norm LayerNorm adds its sublayer's input, the first one too.
 """
 
 from __future__ import annotations
@@ -41,12 +42,14 @@ HEAD_OPS = frozenset({"final_norm", "lm_head", "pooler"})  # the names of _head'
 
 @dataclass(frozen=True)
 class TraceOp:
-    """`op` run `repeat` times in a row by every chip in `chips` (pipeline `stage`)."""
+    """`op` run `repeat` times in a row by every chip in `chips` (pipeline `stage`); `layer`: the first layer of
+    the run it belongs to (None outside the layers)."""
 
     op: OpBase
     stage: int
     chips: tuple[int, ...]
     repeat: int = 1
+    layer: int | None = None
 
 
 @dataclass(frozen=True)
@@ -68,11 +71,20 @@ def build_trace(r: Resolved, inference: bool = True) -> Trace:
             ops += [TraceOp(op, 0, chips) for op in _embedding(r)]
         else:
             ops.append(TraceOp(_send(r), stage, chips))
-        for layer, count in model.layer_runs(stage * per_stage, (stage + 1) * per_stage):
-            ops += [TraceOp(op, stage, chips, count) for op in _layer(r, layer, inference)]
+        for layer, count in _runs(r, stage * per_stage, (stage + 1) * per_stage):
+            ops += [TraceOp(op, stage, chips, count, layer) for op in _layer(r, layer, inference)]
         if stage == par.pp - 1:
             ops += [TraceOp(op, stage, chips) for op in _head(r)]
     return Trace(ops, r)
+
+
+def _runs(r: Resolved, start: int, stop: int) -> list[tuple[int, int]]:
+    """Layers start..stop−1 as (first layer, count) runs, a decoder's layer 0 on its own (its attn_norm has no
+    residual to add: module doc)."""
+    runs = r.model.layer_runs(start, stop)
+    if start == 0 and r.model.architecture == "decoder" and runs[0][1] > 1:
+        runs[:1] = [(0, 1), (1, runs[0][1] - 1)]
+    return runs
 
 
 def _bytes(elements: float, fmt: str) -> float:
@@ -101,10 +113,11 @@ def _all_reduce(r: Resolved, name: str, elements: float, group: int) -> list[OpB
     return parallel.collective(r, name, "all_reduce", elements, group)
 
 
-def _norm(r: Resolved, name: str, rows: int) -> Norm:
+def _norm(r: Resolved, name: str, rows: int, first: bool = False) -> Norm:
     """A norm with the residual add fused before it: pre-norm decoders (vLLM's fused_add_rms_norm), post-norm
-    encoders (BERT's LayerNorm(x + residual))."""
-    residual = "pre_norm" if r.model.architecture == "decoder" else "post_norm"
+    encoders (BERT's LayerNorm(x + residual)); a decoder's `first` norm has no residual yet (a plain rms_norm)."""
+    decoder = r.model.architecture == "decoder"
+    residual = "post_norm" if not decoder else "none" if first else "pre_norm"
     return Norm(name=name, rows=rows, cols=r.model.hidden, norm=r.model.norm, residual=residual,
                 dtype=r.scenario.activation_dtype)
 
@@ -116,7 +129,7 @@ def _layer(r: Resolved, layer: int, inference: bool = True) -> list[OpBase]:
     resident = parallel.resident_tokens(r)  # the norms run on the tokens a chip holds between blocks
     act = s.activation_dtype
     ops: list[OpBase] = [
-        _norm(r, "attn_norm", resident),
+        _norm(r, "attn_norm", resident, first=layer == 0),
         *parallel.before_attention(r),
         _linear(r, "qkv", t, h, (heads_local + 2 * kv_local) * d),
         *([Rope(name="rope", tokens=t, heads=heads_local, kv_heads=kv_local, head_dim=d, dtype=act)]

@@ -1,10 +1,13 @@
 """One offloaded iteration as counts: which ops run where, and the bytes each placement moves.
 
 An iteration is one forward pass of the scenario's batch (its tokens: batch × q_len) through every layer. Each
-op of the step's trace runs on the GPU, except decode attention placed on the CPU. Per layer, the host link
-carries host-placed weights and the CPU attention's outputs host→GPU, and its inputs (queries, new keys and
-values; in prefill with a host KV cache, the new keys and values) GPU→host. Host DRAM serves the streamed
-weights, the KV cache the CPU attention reads and every write of new keys and values.
+op of the step's trace runs on the GPU, except decode attention placed on the CPU and the KV-cache append where
+the cache lives in host DRAM: there the new keys and values cross the link GPU→host in the cache's format and
+are written into the host cache (`kv_write_bytes`), not appended on the GPU (an fp8 cache's scaling, 1 FLOP an
+element, is not counted). Per layer, the host link carries
+host-placed weights and the CPU attention's outputs host→GPU, and its inputs (queries, new keys and values; in
+prefill with a host KV cache, the new keys and values) GPU→host. Host DRAM serves the streamed weights, the KV
+cache the CPU attention reads and every write of new keys and values.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from perfsim.models.params import embedding_params, head_params, layer_params
 from perfsim.models.scenario import Resolved
 from perfsim.models.trace import HEAD_OPS, TraceOp, build_trace
 from perfsim.offload.placement import Offload, is_expert_op
-from perfsim.ops import Attention, MoE, OpBase
+from perfsim.ops import Attention, KvAppend, MoE, OpBase
 
 LAYER_START = "attn_norm"
 """The first op of every layer in a trace (perfsim.models.trace)."""
@@ -42,6 +45,11 @@ def on_cpu(op: OpBase, offload: Offload, phase: str) -> bool:
     return isinstance(op, Attention) and phase == "decode" and offload.attention == "cpu"
 
 
+def appends_on_host(op: OpBase, offload: Offload) -> bool:
+    """Whether `op` is a KV-cache append into a host-DRAM cache: its write lands there, not in GPU memory."""
+    return isinstance(op, KvAppend) and offload.kv == "host"
+
+
 def on_host(op: OpBase, offload: Offload) -> bool:
     """Whether `op`'s weights live in host DRAM (and stream to the GPU)."""
     return (offload.experts if is_expert_op(op.label) else offload.dense) == "host"
@@ -57,7 +65,7 @@ class Layer:
     streamed_bytes: float  # host-placed weights, host → GPU
     h2d_bytes: float  # streamed weights + CPU attention outputs, host → GPU
     d2h_bytes: float  # CPU attention inputs, or prefill's new keys and values, GPU → host
-    kv_write_bytes: float  # new keys and values written to a host KV cache
+    kv_write_bytes: float  # new keys and values appended to a host KV cache
     repeat: int = 1
 
     @property
@@ -140,18 +148,17 @@ def _layer(r: Resolved, offload: Offload, phase: str, ops: list[TraceOp]) -> Lay
         op = top.op
         if on_host(op, offload):
             streamed += streamed_bytes(op)
-        if isinstance(op, Attention):
-            kv_fmt = op.kv_dtype or op.dtype
-            new_kv = nbytes(2 * op.batch * op.groups_divisor * op.q_len * op.head_dim, kv_fmt)
-            if on_cpu(op, offload, phase):
-                cpu.append(op)
-                d2h += nbytes(op.batch * op.heads * op.q_len * op.head_dim, op.dtype) + new_kv
-                h2d += nbytes(op.batch * op.heads * op.q_len * op.head_dim, op.dtype)
-                kv_write += new_kv
-                continue
-            if offload.kv == "host":
-                d2h += new_kv
-                kv_write += new_kv
+        if appends_on_host(op, offload):  # the new keys and values, in the cache's format, cross and land there
+            new_kv = sum(o.bytes * o.writes for o in op.operands())
+            d2h += new_kv
+            kv_write += new_kv
+            continue
+        if on_cpu(op, offload, phase):
+            assert isinstance(op, Attention)
+            cpu.append(op)
+            d2h += nbytes(op.batch * op.heads * op.q_len * op.head_dim, op.dtype)  # the queries
+            h2d += nbytes(op.batch * op.heads * op.q_len * op.head_dim, op.dtype)  # the outputs
+            continue
         (after if cpu or any(isinstance(o, Attention) for o in before) else before).append(op)
     return Layer(tuple(before), tuple(cpu), tuple(after), streamed, h2d + streamed, d2h, kv_write, ops[0].repeat)
 

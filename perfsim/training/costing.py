@@ -4,7 +4,6 @@ forward again; costed once per distinct op (runs of identical layers fold into `
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 
 from perfsim.cost import OpCost, cost
@@ -96,10 +95,6 @@ def stage_work(r: Resolved, hardware: Device | System, precision: str, recompute
             memo[op] = cost(op, hardware)
         return memo[op]
 
-    model, per_stage = r.model, r.model.layers // r.par.pp
-    layer_starts: dict[int, list[int]] = defaultdict(list)
-    for stage in range(r.par.pp):
-        layer_starts[stage] = [first for first, _ in model.layer_runs(stage * per_stage, (stage + 1) * per_stage)]
     stages = [StageWork([], None) for _ in range(r.par.pp)]
     for t in build_trace(r, inference=False).ops:
         work, name = stages[t.stage], t.op.label
@@ -113,7 +108,7 @@ def stage_work(r: Resolved, hardware: Device | System, precision: str, recompute
             work.segments.append(segment)
         else:
             if name == "embedding" or name == "attn_norm":
-                layer = None if name == "embedding" else layer_starts[t.stage].pop(0)
+                layer = None if name == "embedding" else t.layer
                 work.segments.append(Segment(name if layer is None else f"layers {layer}+", t.repeat, layer))
             segment, ops = work.segments[-1], [in_precision(t.op, precision)]
         for op in ops:
