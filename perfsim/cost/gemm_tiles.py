@@ -93,11 +93,11 @@ def split_candidates(units: int, n_cores: int, most: int) -> list[int]:
     powers of two p and 2p around the split that just fills one wave (units·p ≤ cores < units·2p); and the
     largest splits that fit within two and three waves (⌊2·cores / units⌋, ⌊3·cores / units⌋), which leave the
     fewest cores idle in the last wave, as stream-K / split-K heuristics aim to."""
-    fill = 1
-    while units * fill * 2 <= n_cores:
-        fill *= 2
+    powers = [1, 2]
+    while units * powers[-1] <= n_cores:
+        powers.append(2 * powers[-1])
     balanced = (waves * n_cores // units for waves in (2, 3))
-    return sorted({min(s, max(1, most)) for s in (1, fill, 2 * fill, *balanced) if s >= 1})
+    return sorted({min(s, max(1, most)) for s in (*powers, *balanced) if s >= 1})
 
 
 def tile_for(device: Device, dtype: str) -> TileShape:
@@ -138,7 +138,7 @@ def gemm_cost(op: Gemm, device: Device, cache: Cache = "cold") -> OpCost:
             best = (seconds, resource, traffic)
     if m <= GEMV_MAX_ROWS:
         resource = _gemv(op, chip, base)
-        if max(resource.values()) < best[0]:
+        if max(resource.values()) <= best[0]:  # a tie goes to the GEMV kernel (no partial sums)
             best = (0.0, resource, base)
     return OpCost(op.label, op.flops, sum(best[2].values()), best[1], best[2], chip.launch_s)
 
