@@ -22,6 +22,7 @@ from perfsim.ops import Attention, Gemm, Norm, parse_op
 H100 = load_hardware("h100-sxm")
 HBM = 3.35e12 * 0.8866  # calibrated stream bandwidth
 L2 = 12e12 * DEFAULT_MEMORY_EFFICIENCY
+SM_DRAW = 231e9  # bytes/s one SM draws from HBM or L2 (calibration.core_bandwidth)
 H100_EFF = 0.7009  # calibration.compute_efficiency, CAL-GEMM-H100
 SM_BF16 = 989.4e12 * H100_EFF / 132  # one SM's sustained tensor rate
 LAUNCH = 2.43e-6  # calibration.op_overhead, CAL-LAUNCH-H100 (65,536 B per kernel at 27 GB/s on its sibling H200)
@@ -47,13 +48,13 @@ def test_waves_and_padded_work_of_a_gemm_that_does_not_fill_the_last_wave():
 
 
 def test_64_cubed_gemm_is_launch_bound():
-    # One 128×256 tile (64×64 padded), one K step: 2·128·256·64 FLOP at one SM = 0.8 ns of compute.
-    # A, B, C = 3 × 64·64·2 B = 24,576 B from HBM, streamed by 1 of 132 SMs: 24,576 / (HBM / 132) = 1.09 µs.
-    # The op takes that plus the 2.43 µs launch, so it is launch-bound.
+    # One 128×256 tile (64×64 padded), one K step: 2·128·256·64 FLOP at one SM = 0.80 µs of compute.
+    # A, B, C = 3 × 64·64·2 B = 24,576 B from HBM, streamed by 1 SM at its own 231 GB/s (calibration.core_bandwidth,
+    # far below HBM): 24,576 / 231 GB/s = 0.106 µs. The op takes the compute plus the 2.43 µs launch: launch-bound.
     c = cost(Gemm(m=64, n=64, k=64, dtype="bf16"), H100)
-    hbm = 24_576 / (HBM / 132)
+    hbm, compute = 24_576 / SM_DRAW, 2 * 128 * 256 * 64 / SM_BF16
     assert c.resource_s["memory:hbm"] == pytest.approx(hbm)
-    assert c.time_s == pytest.approx(hbm + LAUNCH)
+    assert c.time_s == pytest.approx(compute + LAUNCH)
     assert c.time_s >= LAUNCH
     assert c.bound == "overhead"
 
@@ -98,10 +99,12 @@ def test_decode_splits_the_kv_sequence_to_fill_the_sms():
     # kernel, fit L2
     partials = 16 * 32 * 129 * 4
     assert c.bytes_per_level["l2"] == 2 * partials
-    chunks = max((2 * kv + 16 * q) / (HBM * 128 / 132), partials / (L2 * 128 / 132))  # 128 of 132 SMs streaming
-    # the combine: one unit per query row of a head, 32 rows on 32 of the 132 SMs; its partials read binds
-    combine = max(q / (HBM * 32 / 132), partials / (L2 * 32 / 132))
-    assert combine == partials / (L2 * 32 / 132)
+    # 128 of 132 SMs streaming draw up to 128 × 231 GB/s = 29.6 TB/s, above both HBM (2.97) and L2 (9.6 TB/s)
+    chunks = max((2 * kv + 16 * q) / HBM, partials / L2)
+    # the combine: one unit per query row of a head, 32 rows on 32 of the 132 SMs, which draw 32 × 231 GB/s =
+    # 7.39 TB/s: HBM still streams whole, L2 at 7.39 TB/s; its partials read binds
+    combine = max(q / min(HBM, 32 * SM_DRAW), partials / min(L2, 32 * SM_DRAW))
+    assert combine == partials / (32 * SM_DRAW)
     assert c.bound == "memory:hbm"  # the resource binding most of the sequence carries it whole
     assert c.resource_s["memory:hbm"] == pytest.approx(chunks + combine)
     assert c.time_s == pytest.approx(chunks + combine + 2 * LAUNCH)  # the kernel and the combine kernel

@@ -14,6 +14,11 @@ below, and its results say `calibrated: false`:
 - DEFAULT_LAUNCH_S = 5 µs per kernel: the order of an eager CUDA/HIP kernel launch as empty-kernel
   microbenchmarks report it (a few µs to ~11 µs, forums.developer.nvidia.com/t/221413); a per-platform
   launch microbenchmark replaces it (calibration.op_overhead).
+- Per-unit bandwidth, where calibration.core_bandwidth does not give a level's: the unit's 1/cores share of the
+  level's sustained bandwidth, the one per-unit rate the spec implies (all units together reach the level's
+  bandwidth). It is a lower bound (a real SM/CU draws several times its share when few are busy), so kernels
+  that keep few units busy come out slow, but a chip without a measurement keeps the meaning it had: a kernel
+  streams at its fraction of units busy times the level's bandwidth.
 These are defaults for what is unmeasured, not calibrations: no spec file carries them.
 """
 
@@ -79,6 +84,13 @@ def launch_s(device: Device) -> float:
     return overhead.value if overhead else DEFAULT_LAUNCH_S
 
 
+def unit_bandwidth(device: Device, level: str, sustained: float) -> float:
+    """Bytes/s one compute unit (SM, CU, AI Core) can draw from `level`: calibration.core_bandwidth where the spec
+    gives it, else its 1/cores share of the level's `sustained` bandwidth (module doc)."""
+    measured = device.calibration.core_bandwidth.get(level)
+    return measured.value if measured else sustained / cores(device)
+
+
 def cores(device: Device) -> int:
     """Compute units tiles are spread over (SMs, CUs, AI Cores); 1 when the spec does not say."""
     return getattr(device, "cores", None) or 1
@@ -93,6 +105,7 @@ class ChipRates:
     cores: int
     launch_s: float
     bandwidth: dict[str, float]
+    unit_bandwidth: dict[str, float]
     caches: list[tuple[float, str]]
     main: str
     _compute: dict[tuple[str, str], tuple[str, float]] = field(default_factory=dict)
@@ -102,8 +115,10 @@ class ChipRates:
     @classmethod
     def of(cls, device: Device) -> ChipRates:
         caches = [(level_capacity(device, level), level.name) for level in device.memory if level.cache]
-        return cls(weakref.ref(device), cores(device), launch_s(device),
-                   {level.name: bandwidth(device, level) for level in device.memory}, caches, device.main.name)
+        sustained = {level.name: bandwidth(device, level) for level in device.memory}
+        return cls(weakref.ref(device), cores(device), launch_s(device), sustained,
+                   {name: unit_bandwidth(device, name, rate) for name, rate in sustained.items()}, caches,
+                   device.main.name)
 
     @property
     def device(self) -> Device:
@@ -153,9 +168,11 @@ class ChipRates:
         return self.main
 
     def memory_seconds(self, traffic: dict[str, float], occupancy: float = 1.0) -> dict[str, float]:
-        """`memory:<level>` seconds. A unit draws at most its 1/cores share of a level's bandwidth (the share it
-        gets when all run), so a kernel keeping a fraction `occupancy` of the units busy streams at that fraction."""
-        return {f"memory:{name}": moved / (self.bandwidth[name] * occupancy) for name, moved in traffic.items()}
+        """`memory:<level>` seconds of a kernel keeping a fraction `occupancy` of the units busy: the
+        occupancy × cores busy units stream min(level's sustained bandwidth, busy units × unit_bandwidth)."""
+        active = occupancy * self.cores
+        return {f"memory:{name}": moved / min(self.bandwidth[name], active * self.unit_bandwidth[name])
+                for name, moved in traffic.items()}
 
 
 _RATES: PerObject[Device, ChipRates] = PerObject(ChipRates.of)

@@ -7,10 +7,10 @@ The mechanism (issue 14 item 2); the efficiency-vs-shape curve comes only from i
 - Split-K: each tile's K loop may be cut into s slices, one work unit each; the fp32 partial tiles are
   written and summed in the kernel (s·batch·m·n·4 bytes written and read back).
 - Waves: the tiles·s units run ⌈units / cores⌉ waves, so compute_s = waves × one unit's FLOPs at one core's
-  rate (chip rate / cores): the last partial wave idles cores. Memory streams at the fraction of units
-  busy (ChipRates.memory_seconds).
-- s is the one giving the op the least time, extra traffic counted, among a few candidates: 1, the powers of
-  two around the split that just fills one wave, and the splits filling two and three waves most fully
+  rate (chip rate / cores): the last partial wave idles cores. Memory streams at what the units busy on
+  average can draw (ChipRates.memory_seconds).
+- s is the one giving the op the least time, extra traffic counted, among a few candidates: every power of two
+  up to the one past the split that just fills one wave, and the splits filling two and three waves most fully
   (split_candidates).
 - Traffic: compulsory (each operand once), plus panel re-reads. A wave runs a block of tiles laid out
   near-square (threadblock swizzling), rows_w × cols_w with rows_w·cols_w ≥ the tiles in a wave, shaped to
@@ -89,15 +89,16 @@ def gemm_waves(m: int, n: int, k: int, batch: int, tile: TileShape, n_cores: int
 
 
 def split_candidates(units: int, n_cores: int, most: int) -> list[int]:
-    """Splits worth trying for `units` work units on `n_cores`, each capped at `most` (K steps, KV tiles): 1; the
-    powers of two p and 2p around the split that just fills one wave (units·p ≤ cores < units·2p); and the
+    """Splits worth trying for `units` work units on `n_cores`, each capped at `most` (K steps, KV tiles): the
+    powers of two 1, 2, … up to 2p, p the split that just fills one wave (units·p ≤ cores < units·2p), so that one
+    more tile row never takes away a split a smaller GEMM had (a smaller split reads less partial-sum traffic); and the
     largest splits that fit within two and three waves (⌊2·cores / units⌋, ⌊3·cores / units⌋), which leave the
     fewest cores idle in the last wave, as stream-K / split-K heuristics aim to."""
-    fill = 1
-    while units * fill * 2 <= n_cores:
-        fill *= 2
+    powers = [1, 2]
+    while units * powers[-1] <= n_cores:
+        powers.append(2 * powers[-1])
     balanced = (waves * n_cores // units for waves in (2, 3))
-    return sorted({min(s, max(1, most)) for s in (1, fill, 2 * fill, *balanced) if s >= 1})
+    return sorted({min(s, max(1, most)) for s in (*powers, *balanced) if s >= 1})
 
 
 def tile_for(device: Device, dtype: str) -> TileShape:
@@ -138,7 +139,7 @@ def gemm_cost(op: Gemm, device: Device, cache: Cache = "cold") -> OpCost:
             best = (seconds, resource, traffic)
     if m <= GEMV_MAX_ROWS:
         resource = _gemv(op, chip, base)
-        if max(resource.values()) < best[0]:
+        if max(resource.values()) <= best[0]:  # a tie goes to the GEMV kernel (no partial sums)
             best = (0.0, resource, base)
     return OpCost(op.label, op.flops, sum(best[2].values()), best[1], best[2], chip.launch_s)
 

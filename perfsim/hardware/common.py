@@ -142,7 +142,8 @@ class DeviceCalibration(Spec):
                         "says nothing of the tensor cores)")
     memory_efficiency: dict[Name, Calibrated[Fraction]] = {}
     core_bandwidth: dict[Name, Calibrated[BytesPerSecond]] = Field(
-        {}, description="bytes/s one core can draw from a level (CPUs: a core cannot saturate DRAM alone)")
+        {}, description="bytes/s one core can draw from a level (a CPU core cannot saturate DRAM alone; a GPU's "
+                        "SM/CU bounds kernels that keep few busy, else it draws its 1/cores share)")
     op_overhead: Calibrated[Seconds] | None = None
     usable_memory_fraction: Calibrated[Fraction] | None = None
 
