@@ -2,34 +2,28 @@
 
 import pytest
 
-import perfsim.cost as cost_module
 from perfsim.cost import cost
-from perfsim.cost.accelerator import accelerator_cost
 from perfsim.cost.fpga import attention_cycles, fpga_cost, linear_cycles, port_bandwidth
 from perfsim.cost.fpga_frame import (
-    default_experts_per_task,
     energy_comparison,
     expert_weight_bytes,
     frame_cost,
-    frame_ops,
+    frame_scenario,
+    frame_step,
     moe_layers,
 )
 from perfsim.errors import PerfsimError
 from perfsim.hardware import load_hardware
 from perfsim.models import load_model
-from perfsim.ops import Attention, Gemm
+from perfsim.models.scenario import Scenario
+from perfsim.ops import Attention, Gemm, MoE
+from perfsim.specfile import validate
+from perfsim.validation.case import load_cases
 
 ZCU102 = load_hardware("zcu102-edge-moe")
 DESIGN = ZCU102.design
 OS_DESIGN = DESIGN.model_copy(update={"dataflow": "output_stationary"})
 M3VIT = load_model("m3vit")
-
-
-@pytest.fixture
-def dispatched(monkeypatch):
-    """cost() with the FPGA (and accelerator) models wired in, as the integrator will."""
-    monkeypatch.setitem(cost_module.KIND_COSTS, "fpga", fpga_cost)
-    monkeypatch.setitem(cost_module.KIND_COSTS, "accelerator", accelerator_cost)
 
 
 def test_row_vector_cycles_fill_the_array():
@@ -83,7 +77,7 @@ def test_attention_streams_keys_once_per_query_group():
     assert c.bound == "memory:ddr4"
 
 
-def test_cost_dispatches_to_the_fpga_model_with_board_energy(dispatched):
+def test_cost_dispatches_to_the_fpga_model_with_board_energy():
     # 185.78 µs busy at the board's 7.42 W (power model, no overhead): 1.3785 mJ
     op = Gemm(m=129, k=192, n=576, dtype="int32", weight_dtype="int16", weight_shared=True)
     c = cost(op, ZCU102)
@@ -106,24 +100,54 @@ def test_task_level_sparsity_loads_only_the_task_experts():
         expert_weight_bytes(M3VIT, 1, "int16")
 
 
-def test_uniform_routing_touches_every_expert():
-    # 129 patches, top-2 of 16: 16 · (1 − (14/16)^129) = 16 − 5e-7 → 16
-    assert default_experts_per_task(M3VIT, 129) == 16
-    experts = [f for f in frame_ops(M3VIT, "int32", "int16") if f.layer_type == "experts"]
-    assert [(f.op.m, f.repeat) for f in experts] == [(17, 96), (17, 96)]  # ⌈258/16⌉ patches each, 6 layers x 16
+def test_uniform_routing_touches_every_expert_and_streams_their_weights():
+    # 129 patches, top-2 of 16: 16 · (1 − (14/16)^129) = 16 − 5e-7 → 16 experts, ⌈258/16⌉ = 17 patches each.
+    # Per MoE layer: the gate 129 x 192 x 16 streams 129·192·4 = 99,072 B of inputs on its busiest port = 20.64 µs
+    # (compute 129·12·1 + 6 = 1,554 cycles = 5.18 µs); each expert's fc1 17 x 192 x 384 and fc2 17 x 384 x 192 stream
+    # 192·384·2 = 147,456 B of weights = 30.72 µs each (compute 17·12·24 + 6 = 4,902 cycles = 16.34 µs). Memory
+    # (20.64 + 32 · 30.72) µs = 1,003.68 µs > compute (1,554 + 32 · 4,902) / 300 MHz = 528.06 µs; 6 layers: 6,022.08 µs
+    moe = [t.op for t in frame_step(ZCU102, M3VIT).trace.ops if isinstance(t.op, MoE)]
+    assert [(op.tokens, round(op.experts_touched)) for op in moe] == [(129, 16)] * len(moe)
+    frame = frame_cost(ZCU102, M3VIT)
+    assert frame.by_type["experts"][0] == pytest.approx(6 * (20.64e-6 + 32 * 30.72e-6))
 
 
-def test_expert_time_in_a_frame(dispatched):
-    # 2 experts per task: ⌈129·2/2⌉ = 129 patches each; fc1 129 x 192 x 384 = 129·12·24 + 6 = 37,158 cycles,
-    # fc2 129 x 384 x 192 the same; the 147,456 B of each matrix's weights take 30.72 µs on a port, less than its
-    # 123.86 µs of compute. 6 layers x 2 experts x 2 x 37,158 / 300 MHz = 2,972.64 µs
+def test_expert_time_in_a_frame_of_two_experts_per_task():
+    # 2 experts per task: ⌈129·2/2⌉ = 129 patches each; fc1 129 x 192 x 384 = 129·12·24 + 6 = 37,158 cycles, fc2
+    # the same; its busiest port (outputs 129·384·4 = 198,144 B) takes 41.28 µs, less than its 123.86 µs of compute.
+    # The gate scores the task's 2 experts: 129 x 192 x 2 = 129·12·1 + 6 = 1,554 cycles, as with 16 (one output
+    # tile). 6 layers x (1,554 + 2 · 2 · 37,158) / 300 MHz = 6 · 150,186 / 300e6 = 3,003.72 µs
     frame = frame_cost(ZCU102, M3VIT, experts_per_task=2)
-    assert frame.by_type["experts"][0] == pytest.approx(6 * 2 * 2 * 37_158 / 300e6)
+    assert frame.by_type["experts"][0] == pytest.approx(6 * 150_186 / 300e6)
     assert frame.latency_s == pytest.approx(sum(s for s, _ in frame.by_type.values()))
     assert frame.energy_j == pytest.approx(7.42 * frame.latency_s)
+    with pytest.raises(PerfsimError, match="between top_k"):
+        frame_cost(ZCU102, M3VIT, experts_per_task=17)
 
 
-def test_energy_efficiency_gains_are_ratios_of_predicted_energies(dispatched):
+def test_a_baseline_frame_runs_fp32_with_attention_unfused_at_tdp():
+    # validation/fpga.yaml's rules: fp32 weights and activations, attention as separate kernels; the power model
+    # keeps the A6000 at its 300 W TDP through every op and launch, so E = 300 W x the frame's latency
+    gpu = load_hardware("rtx-a6000")
+    step = frame_step(gpu, M3VIT)
+    attention = [t.op for t in step.trace.ops if isinstance(t.op, Attention)]
+    assert attention and all(not op.fused and op.dtype == "fp32" and op.q_len == 129 for op in attention)
+    frame = frame_cost(gpu, M3VIT)
+    assert frame.energy_j == pytest.approx(300 * frame.latency_s)
+
+
+def test_the_validation_cases_price_the_frame():
+    # EDGEMOE-01-gpu / -02-cpu must be the very frames frame_cost prices: one path, not two
+    cases = [c for c in load_cases() if c.id.startswith("EDGEMOE")]
+    assert len(cases) == 2
+    for case in cases:
+        for measure in (case.numerator, case.denominator):
+            chip = load_hardware(measure.hardware)
+            fields = {**measure.workload.scenario, "hardware": measure.hardware}
+            assert validate(Scenario, fields, "scenario") == frame_scenario(chip, M3VIT)
+
+
+def test_energy_efficiency_gains_are_ratios_of_predicted_energies():
     gpu, cpu = load_hardware("rtx-a6000"), load_hardware("xeon-6226r")
     result = energy_comparison(ZCU102, gpu, cpu, M3VIT)
     e = result.energy_j
@@ -133,7 +157,7 @@ def test_energy_efficiency_gains_are_ratios_of_predicted_energies(dispatched):
     assert e["zcu102-edge-moe"] == pytest.approx(7.42 * frame_cost(ZCU102, M3VIT).latency_s)
 
 
-def test_unknown_energy_is_an_error_not_a_number(dispatched):
+def test_unknown_energy_is_an_error_not_a_number():
     gpu = load_hardware("rtx-a6000").model_copy(update={"power": None})
     with pytest.raises(PerfsimError, match="rtx-a6000: energy per frame unknown"):
         energy_comparison(ZCU102, gpu, load_hardware("xeon-6226r"), M3VIT)

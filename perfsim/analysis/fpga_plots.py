@@ -1,5 +1,6 @@
-"""Pictures of the FPGA model on M3ViT: a frame's latency by layer type on each chip, and energy per frame on
-the three chips with the FPGA's energy-efficiency gains. Each returns a matplotlib Figure (never shows it)."""
+"""Pictures of the FPGA model on M3ViT: a frame's latency by op (perfsim.cost.fpga_frame) on each chip, and
+energy per frame on the three chips with the FPGA's energy-efficiency gains. Each returns a matplotlib Figure
+(never shows it)."""
 
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ def _figure(width: float = 6.4, height: float = 4.0) -> tuple[Figure, Any]:
 
 
 def plot_latency_by_layer_type(frames: Sequence[FrameCost]) -> Figure:
-    """Milliseconds per frame spent in each layer type (qkv, attention, experts, ...), one bar group per chip,
-    log x so the FPGA's and the baselines' times share one axis."""
+    """Milliseconds per frame spent in each op of the frame's trace (qkv, attention, experts, ...), one bar group
+    per chip, log x so the FPGA's and the baselines' times share one axis."""
     fig, ax = _figure(7.0, 4.4)
     kinds = list(dict.fromkeys(kind for frame in frames for kind in frame.by_type))
     height = 0.8 / len(frames)
@@ -30,7 +31,7 @@ def plot_latency_by_layer_type(frames: Sequence[FrameCost]) -> Figure:
                 label=f"{frame.device} ({frame.latency_s * 1e3:.2f} ms/frame)")
     ax.set_yticks([k + height * (len(frames) - 1) / 2 for k in range(len(kinds))], kinds)
     ax.invert_yaxis()
-    ax.set(xscale="log", xlabel="ms per frame", title="M3ViT frame: latency by layer type")
+    ax.set(xscale="log", xlabel="ms per frame", title="M3ViT frame: latency by op")
     ax.legend(fontsize="small")
     return fig
 

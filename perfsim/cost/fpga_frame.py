@@ -1,48 +1,39 @@
-"""One M3ViT frame as Edge-MoE runs it, priced on any chip: ops by layer type, task-level expert loading, energy.
+"""One M3ViT frame as Edge-MoE runs it, priced on any chip: the prefill step of its scenario, by op, with energy.
 
-A frame is the patch embedding and every encoder layer for one image and one task. Dense layers run
-norm → qkv → attention → proj → residual → norm → fc1 → GELU → fc2 → residual; MoE layers (every
-moe.every-th layer) replace fc1/GELU/fc2 by the task's gate and, expert by expert, the linear pair of each
-expert the gate selects, then combine the top-k outputs. Task-level sparsity: a task's gate touches only
-`experts_per_task` distinct experts per MoE layer, so only their weights are loaded; the routed patches
-(patches × top_k) are spread evenly over them. Without a given count, the uniform-routing expectation
-E·(1 − (1 − k/E)^T) is used (MoE.experts_touched), rounded.
+A frame is one image for one task, batch 1: the scenario `frame_scenario` gives, the very workload of the
+validation cases EDGEMOE-01-gpu / -02-cpu (validation/fpga.yaml): a 129-token prefill (128 patches + the class
+token) with attention unfused (scores written out and read back, as the rules there fix for the GPU and CPU, and
+as Edge-MoE's attention unit does), in the FPGA design's own dtypes on an FPGA, else fp32. Its ops are the trace
+of perfsim.models.trace (norms with the residual add fused, qkv, attention, o_proj, the dense FFN or the MoE op on
+the model's MoE layers), each priced by perfsim.cost.cost on the chip's own model; a frame's latency and energy
+are the step's (perfsim.models.step), its breakdown the step's per op name.
 
-Each op is priced by perfsim.cost.cost (each chip kind by its own model) with its energy — an FPGA by
-perfsim.cost.fpga.fpga_cost directly while cost() does not dispatch the fpga kind yet; a frame's latency and
-energy are the sums (one chip, ops back to back, batch 1).
+Task-level sparsity: a task's gate touches only `experts_per_task` distinct experts per MoE layer, so only their
+weights are loaded and the routed patches (patches × top_k) are spread over them. Without a count the MoE op
+takes the uniform-routing expectation E·(1 − (1 − k/E)^T) (MoE.experts_touched): 16 of 16 at 129 patches. With
+a count d, the frame runs the MoE layers over the task's d experts (the model's moe.experts set to d): the
+weights, expert GEMMs and rows are those of d experts; the gate then scores d experts rather than all E (on the
+ZCU102 the same cycles, one 16-wide output tile; elsewhere a gate GEMM of N = d instead of E).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from perfsim.cost import cost, with_energy
-from perfsim.cost.fpga import fpga_cost
-from perfsim.cost.opcost import OpCost
 from perfsim.dtypes import resolve_format
 from perfsim.errors import PerfsimError
 from perfsim.hardware import Device
+from perfsim.models.scenario import Scenario, resolve
 from perfsim.models.spec import ModelSpec
-from perfsim.ops import ACTIVATION_FLOPS, Attention, Elementwise, Gemm, MoE, Norm, OpBase
+from perfsim.models.step import StepEstimate, estimate_step
 
 PATCHES = 128
-PATCH_PIXELS = 3 * 16 * 16
-"""Edge-MoE's input: 256 × 128 RGB pixels in 16 × 16 patches = 128 patches (include/model.hpp)."""
-
-
-@dataclass(frozen=True)
-class FrameOp:
-    """`op` run `repeat` times per frame, of `layer_type` (qkv, attention, experts, gelu, ...)."""
-
-    layer_type: str
-    op: OpBase
-    repeat: int
+"""Edge-MoE's input: 256 × 128 RGB pixels in 16 × 16 patches = 128 patches (include/model.hpp); + 1 class token."""
 
 
 @dataclass(frozen=True)
 class FrameCost:
-    """One frame on one chip: seconds and joules in all, and (seconds, joules) by layer type; joules None if unknown."""
+    """One frame on one chip: seconds and joules in all, and (seconds, joules) by op name; joules None if unknown."""
 
     device: str
     latency_s: float
@@ -59,85 +50,41 @@ class EnergyComparison:
     fpga_vs_cpu: float
 
 
-def moe_layers(model: ModelSpec) -> int:
-    return sum(model.is_moe_layer(layer) for layer in range(model.layers))
+def frame_dtypes(device: Device) -> tuple[str, str]:
+    """(weight, activation) dtypes of a frame on `device`: an FPGA design's own, else fp32 (PyTorch's default)."""
+    design = getattr(device, "design", None)
+    return (design.weight_dtype, design.activation_dtype) if design else ("fp32", "fp32")
 
 
-def default_experts_per_task(model: ModelSpec, tokens: int) -> int:
-    """The expected distinct experts `tokens` patches touch under uniform top-k routing, rounded (at least top_k)."""
-    moe = _moe(model)
-    touched = MoE(tokens=tokens, hidden=model.hidden, expert_ffn=moe.expert_ffn, experts=moe.experts,
-                  top_k=moe.top_k).experts_touched
-    return max(moe.top_k, round(touched))
+def frame_scenario(device: Device, model: ModelSpec) -> Scenario:
+    """One frame of `model` on `device` as a scenario (module doc); validation/fpga.yaml's cases are these."""
+    weights, activations = frame_dtypes(device)
+    return Scenario(model=model.name, hardware=device.name, phase="prefill", batch=1, prompt_len=PATCHES + 1,
+                    weight_dtype=weights, activation_dtype=activations, attention="unfused")
 
 
-def expert_weight_bytes(model: ModelSpec, experts_per_task: int, weight_dtype: str) -> float:
-    """Expert weight bytes one frame loads: MoE layers × distinct experts × the expert's matrices (biases aside).
+def frame_step(device: Device, model: ModelSpec, experts_per_task: int | None = None) -> StepEstimate:
+    """The step estimate of one frame of `model` on `device`, its MoE layers over `experts_per_task` experts if given.
 
     Raise PerfsimError unless top_k ≤ experts_per_task ≤ experts.
     """
-    moe = _moe(model)
-    _check_experts(model, experts_per_task)
-    elements = model.ffn_matrices * model.hidden * moe.expert_ffn
-    return moe_layers(model) * experts_per_task * elements * resolve_format(weight_dtype).bits_per_element / 8
-
-
-def frame_ops(model: ModelSpec, activation_dtype: str, weight_dtype: str, experts_per_task: int | None = None,
-              patches: int = PATCHES) -> list[FrameOp]:
-    """The ops of one frame (module doc), dense and MoE layers folded with `repeat`."""
-    t, h = patches + 1, model.hidden
-    act, wt = activation_dtype, weight_dtype
-    heads, head_dim = model.layer_heads(0), model.dim_per_head
-
-    def linear(m: int, k: int, n: int) -> Gemm:
-        return Gemm(m=m, k=k, n=n, dtype=act, weight_dtype=wt, weight_shared=True)
-
-    def add(inputs: int = 2, elements: int = t * h) -> Elementwise:
-        return Elementwise(elements=elements, inputs=inputs, flops_per_element=inputs - 1, dtype=act)
-
-    def gelu(rows: int, width: int) -> Elementwise:
-        return Elementwise(elements=rows * width, flops_per_element=ACTIVATION_FLOPS, dtype=act)
-
-    norm = Norm(rows=t, cols=h, norm=model.norm, dtype=act)
-    attention = [("norm", norm), ("qkv", linear(t, h, 3 * heads * head_dim)),
-                 ("attention", Attention(heads=heads, head_dim=head_dim, q_len=t, kv_len=t, causal=False,
-                                         fused=False, dtype=act)),
-                 ("proj", linear(t, heads * head_dim, h)), ("residual", add()), ("norm", norm)]
-    dense = [*attention, ("ffn", linear(t, h, model.layer_ffn(0))), ("gelu", gelu(t, model.layer_ffn(0))),
-             ("ffn", linear(t, model.layer_ffn(0), h)), ("residual", add())]
-    n_moe = moe_layers(model)
-    ops = [FrameOp("patch_embed", linear(patches, PATCH_PIXELS, h), 1), FrameOp("residual", add(), 1)]
-    ops += [FrameOp(kind, op, model.layers - n_moe) for kind, op in dense]
-    if n_moe:
+    resolved = resolve(frame_scenario(device, model), device)
+    if experts_per_task is not None:
         moe = _moe(model)
-        experts = experts_per_task or default_experts_per_task(model, t)
-        _check_experts(model, experts)
-        rows = -(-t * moe.top_k // experts)  # routed patches per expert
-        ops += [FrameOp(kind, op, n_moe) for kind, op in attention]
-        ops += [FrameOp("gate", linear(t, h, moe.experts), n_moe),
-                FrameOp("experts", linear(rows, h, moe.expert_ffn), n_moe * experts),
-                FrameOp("gelu", gelu(rows, moe.expert_ffn), n_moe * experts),
-                FrameOp("experts", linear(rows, moe.expert_ffn, h), n_moe * experts),
-                FrameOp("combine", add(moe.top_k), n_moe), FrameOp("residual", add(), n_moe)]
-    return ops
+        _check_experts(model, experts_per_task)
+        model = model.model_copy(update={"moe": moe.model_copy(update={"experts": experts_per_task})})
+    return estimate_step(replace(resolved, model=model))
 
 
-def frame_cost(device: Device, model: ModelSpec, experts_per_task: int | None = None,
-               dtypes: tuple[str, str] | None = None) -> FrameCost:
-    """One frame of `model` on `device`: (activation, weight) `dtypes` default to an FPGA design's own, else fp32."""
-    if dtypes is None:
-        design = getattr(device, "design", None)
-        dtypes = (design.activation_dtype, design.weight_dtype) if design else ("fp32", "fp32")
-    seconds, joules, by_type = 0.0, 0.0, {}
-    for item in frame_ops(model, *dtypes, experts_per_task=experts_per_task):
-        c = _price(item.op, device)
-        s = c.time_s * item.repeat
-        j = None if c.energy_j is None or joules is None else c.energy_j * item.repeat
-        seconds += s
-        joules = None if j is None else joules + j
-        before_s, before_j = by_type.get(item.layer_type, (0.0, 0.0))
-        by_type[item.layer_type] = (before_s + s, None if j is None or before_j is None else before_j + j)
-    return FrameCost(device.name, seconds, joules, by_type)
+def frame_cost(device: Device, model: ModelSpec, experts_per_task: int | None = None) -> FrameCost:
+    """One frame of `model` on `device` (frame_step): latency, energy, and both by op name."""
+    step = frame_step(device, model, experts_per_task)
+    by_type: dict[str, tuple[float, float | None]] = {}
+    for c, t in zip(step.costs, step.trace.ops, strict=True):
+        seconds, joules = by_type.get(c.op, (0.0, 0.0))
+        op_j = None if c.energy_j is None or joules is None else joules + c.energy_j * t.repeat
+        by_type[c.op] = (seconds + c.time_s * t.repeat, op_j)
+    return FrameCost(device.name, step.step_s, step.energy_j, by_type)
 
 
 def energy_comparison(fpga: Device, gpu: Device, cpu: Device, model: ModelSpec,
@@ -156,8 +103,19 @@ def energy_comparison(fpga: Device, gpu: Device, cpu: Device, model: ModelSpec,
     return EnergyComparison(energies, energies[gpu.name] / e_fpga, energies[cpu.name] / e_fpga)
 
 
-def _price(op: OpBase, device: Device) -> OpCost:
-    return with_energy(op, fpga_cost(op, device), device) if device.kind == "fpga" else cost(op, device)
+def moe_layers(model: ModelSpec) -> int:
+    return sum(model.is_moe_layer(layer) for layer in range(model.layers))
+
+
+def expert_weight_bytes(model: ModelSpec, experts_per_task: int, weight_dtype: str) -> float:
+    """Expert weight bytes one frame loads: MoE layers × distinct experts × the expert's matrices (biases aside).
+
+    Raise PerfsimError unless top_k ≤ experts_per_task ≤ experts.
+    """
+    moe = _moe(model)
+    _check_experts(model, experts_per_task)
+    elements = model.ffn_matrices * model.hidden * moe.expert_ffn
+    return moe_layers(model) * experts_per_task * elements * resolve_format(weight_dtype).bits_per_element / 8
 
 
 def _moe(model: ModelSpec):
