@@ -48,11 +48,12 @@ def test_waves_and_padded_work_of_a_gemm_that_does_not_fill_the_last_wave():
 
 
 def test_64_cubed_gemm_is_launch_bound():
-    # One 128×256 tile (64×64 padded), one K step: 2·128·256·64 FLOP at one SM = 0.80 µs of compute.
+    # The tile family's short tile, 64×256 (the spec's 128×256 cut to 64 rows), holds it in one tile (64×64
+    # padded to 64×256), one K step: 2·64·256·64 FLOP at one SM = 0.40 µs of compute (the 128-row tile: 0.80 µs).
     # A, B, C = 3 × 64·64·2 B = 24,576 B from HBM, streamed by 1 SM at its own 231 GB/s (calibration.core_bandwidth,
     # far below HBM): 24,576 / 231 GB/s = 0.106 µs. The op takes the compute plus the 2.43 µs launch: launch-bound.
     c = cost(Gemm(m=64, n=64, k=64, dtype="bf16"), H100)
-    hbm, compute = 24_576 / SM_DRAW, 2 * 128 * 256 * 64 / SM_BF16
+    hbm, compute = 24_576 / SM_DRAW, 2 * 64 * 256 * 64 / SM_BF16
     assert c.resource_s["memory:hbm"] == pytest.approx(hbm)
     assert c.time_s == pytest.approx(compute + LAUNCH)
     assert c.time_s >= LAUNCH

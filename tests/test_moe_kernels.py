@@ -165,3 +165,18 @@ def test_expert_tp_must_divide_the_expert_ffn():
     with pytest.raises(PerfsimError, match=r"expert_tp \(3\) must divide the expert FFN width 1408"):
         resolve(Scenario(model="deepseek-moe-16b", hardware="h100-sxm", devices=6, tp=1, dp=6, ep=2, expert_tp=3,
                          phase="decode", batch=6))
+
+
+def test_one_chip_reads_the_expected_number_of_experts_whole():
+    # 2 tokens, top-2 of 8: E[experts touched] = 8 · (1 − (6/8)²) = 3.5. The grouped up GEMM is priced at 3 and 4
+    # whole experts, weighted ½ each, so it reads 3.5 experts' w13 (4096 × 2·14336 bf16) on average, beside the
+    # 4 routed rows in (4 × 4096) and out (4 × 2·14336); the rows' re-reads add well under 0.01 %.
+    mi300x = ps.hardware("mi300x")
+    op = MoE(tokens=2, hidden=4096, expert_ffn=14336, experts=8, top_k=2)
+    assert op.experts_touched == pytest.approx(3.5)
+    up = kernel_costs(op, mi300x, rates(mi300x), "cold")["up"]
+    assert up.bytes == pytest.approx((4 * 4096 + 3.5 * 4096 * 2 * 14336 + 4 * 2 * 14336) * 2, rel=1e-4)
+    # under EP the busiest chip reads the ceiling of its share: at EP2 it computes 4 / 2 = 2 of the pairs over
+    # ⌈3.5 / 2⌉ = 2 experts
+    ep2 = kernel_costs(op.model_copy(update={"ep": 2}), mi300x, rates(mi300x), "cold")["up"]
+    assert ep2.bytes == pytest.approx((2 * 4096 + 2 * 4096 * 2 * 14336 + 2 * 2 * 14336) * 2, rel=1e-4)

@@ -84,11 +84,16 @@ def launch_s(device: Device) -> float:
     return overhead.value if overhead else DEFAULT_LAUNCH_S
 
 
-def unit_bandwidth(device: Device, level: str, sustained: float) -> float:
-    """Bytes/s one compute unit (SM, CU, AI Core) can draw from `level`: calibration.core_bandwidth where the spec
-    gives it, else its 1/cores share of the level's `sustained` bandwidth (module doc)."""
-    measured = device.calibration.core_bandwidth.get(level)
-    return measured.value if measured else sustained / cores(device)
+def unit_bandwidth(device: Device, sustained: dict[str, float]) -> dict[str, float]:
+    """Bytes/s one compute unit (SM, CU, AI Core) can draw from each level: calibration.core_bandwidth where the
+    spec gives it, else its 1/cores share of the level's `sustained` bandwidth (module doc); a cache without its
+    own figure gives a unit at least what main memory does, as every main-memory byte reaches the unit through it."""
+    measured = device.calibration.core_bandwidth
+    share = {name: measured[name].value if name in measured else rate / cores(device)
+             for name, rate in sustained.items()}
+    floor = {level.name: share[device.main.name] for level in device.memory
+             if level.cache and level.name not in measured}
+    return {name: max(rate, floor.get(name, 0.0)) for name, rate in share.items()}
 
 
 def cores(device: Device) -> int:
@@ -116,9 +121,8 @@ class ChipRates:
     def of(cls, device: Device) -> ChipRates:
         caches = [(level_capacity(device, level), level.name) for level in device.memory if level.cache]
         sustained = {level.name: bandwidth(device, level) for level in device.memory}
-        return cls(weakref.ref(device), cores(device), launch_s(device), sustained,
-                   {name: unit_bandwidth(device, name, rate) for name, rate in sustained.items()}, caches,
-                   device.main.name)
+        return cls(weakref.ref(device), cores(device), launch_s(device), sustained, unit_bandwidth(device, sustained),
+                   caches, device.main.name)
 
     @property
     def device(self) -> Device:

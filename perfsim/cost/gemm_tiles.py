@@ -3,7 +3,8 @@
 The mechanism (issue 14 item 2); the efficiency-vs-shape curve comes only from it:
 - Tiles: C[batch, m, n] is cut into tm × tn output tiles, the shape the spec's `gemm_tiles` gives for the
   compute dtype: ⌈m/tm⌉·⌈n/tn⌉ per batch. Edge tiles are computed whole, and K runs in whole tk steps:
-  padded work.
+  padded work. For a GEMM with fewer rows than the spec's tile, the same tile cut to SMALL_TILE_M rows competes
+  too (tile_family), as libraries pick short tiles for GEMMs with few rows.
 - Split-K: each tile's K loop may be cut into s slices, one work unit each; the fp32 partial tiles are
   written and summed in the kernel (s·batch·m·n·4 bytes written and read back).
 - Waves: the tiles·s units run ⌈units / cores⌉ waves, so compute_s = waves × one unit's FLOPs at one core's
@@ -44,6 +45,10 @@ GEMV_MAX_ROWS = 8
 """Rows up to which a matrix-vector kernel is considered (llama.cpp's Metal/CUDA mul_mv paths serve a few rows)."""
 PARTIAL_BYTES = 4
 """fp32 partial sums of split-K."""
+SMALL_TILE_M = 64
+"""Rows of the short tile libraries ship beside their large-shape tiles: CUTLASS's SM80 tensor-op generator
+(python/cutlass_library/generator.py, GenerateSM80_TensorOp_16816) lists 64 × 256, 64 × 128 and 64 × 64 tiles beside
+its 128- and 256-row ones, and Hopper's wgmma computes 64 rows per warpgroup instruction (PTX m64nNk16)."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,16 @@ def tile_for(device: Device, dtype: str) -> TileShape:
     return tiles.shapes.get(dtype) or next(iter(tiles.shapes.values()))
 
 
+def tile_family(device: Device, dtype: str, rows: int) -> list[TileShape]:
+    """The tiles a library chooses among for `rows`-row GEMMs in `dtype`: the spec's tile and, for at most as many
+    rows as it has, the same tile cut to SMALL_TILE_M rows. Large GEMMs keep the spec's tile, the one their compute
+    calibration was measured with; a spec without gemm_tiles keeps DEFAULT_TILE alone."""
+    tile = tile_for(device, dtype)
+    library = getattr(device, "gemm_tiles", None) is not None  # DEFAULT_TILE stands for no library's family
+    short = library and tile.m > SMALL_TILE_M and rows <= tile.m
+    return [tile, tile.model_copy(update={"m": SMALL_TILE_M})] if short else [tile]
+
+
 def wave_block(w: Waves, a_panel: float, b_panel: float) -> tuple[int, int]:
     """(rows_w, cols_w): the near-square block of tiles one wave covers, minimising rows_w·a_panel + cols_w·b_panel.
 
@@ -121,22 +136,23 @@ def wave_block(w: Waves, a_panel: float, b_panel: float) -> tuple[int, int]:
 
 
 def gemm_cost(op: Gemm, device: Device, cache: Cache = "cold") -> OpCost:
-    """The cheaper of the tiled kernel (best split-K) and, for a few rows, the GEMV kernel."""
+    """The cheapest of the tiled kernels (each tile of the family at its best split-K) and, for a few rows, the GEMV
+    kernel."""
     chip = rates(device)
     m, batch = (op.m * op.batch, 1) if op.weight_shared else (op.m, op.batch)
     used, rate = chip.compute("matrix", op.compute_dtype)
-    tile = tile_for(device, used)
     operands = op.operands()
     base = compulsory(operands, device, cache)
     dequant = Dequant.of(op, used)
-    tiles = batch * ceil(m / tile.m) * ceil(op.n / tile.n)
     best: tuple[float, dict[str, float], dict[str, float]] | None = None
-    for w in _undominated(gemm_waves(m, op.n, op.k, batch, tile, chip.cores, split)
-                          for split in split_candidates(tiles, chip.cores, ceil(op.k / tile.k))):
-        resource, traffic = tiled_resources(op, chip, w, used, rate, operands, base, dequant)
-        seconds = max(resource.values())
-        if best is None or seconds < best[0]:
-            best = (seconds, resource, traffic)
+    for tile in tile_family(device, used, m):
+        tiles = batch * ceil(m / tile.m) * ceil(op.n / tile.n)
+        for w in _undominated(gemm_waves(m, op.n, op.k, batch, tile, chip.cores, split)
+                              for split in split_candidates(tiles, chip.cores, ceil(op.k / tile.k))):
+            resource, traffic = tiled_resources(op, chip, w, used, rate, operands, base, dequant)
+            seconds = max(resource.values())
+            if best is None or seconds < best[0]:
+                best = (seconds, resource, traffic)
     if m <= GEMV_MAX_ROWS:
         resource = _gemv(op, chip, base)
         if max(resource.values()) <= best[0]:  # a tie goes to the GEMV kernel (no partial sums)

@@ -24,7 +24,9 @@ So an MoE op here is seven kernels, on this chip's share (ep, expert_tp) of the 
 Shared experts, where the op carries them, run as a dense up GEMM, activation and down GEMM (vLLM's shared MLP).
 
 Rows on the busiest chip: P = ⌈tokens · top_k / ep · imbalance⌉ pairs over ⌈experts touched / ep⌉ local experts,
-spread as evenly as whole rows allow. Tile shape: each grouped GEMM takes the fastest of vLLM's two default
+spread as evenly as whole rows allow. On one chip (no EP) the touched experts are a random count with a fractional
+mean x: the grouped GEMMs are priced at ⌊x⌋ and ⌈x⌉ experts and weighted to that mean (Routing.bracket).
+Tile shape: each grouped GEMM takes the fastest of vLLM's two default
 fused_moe configs (get_default_config: 16 × 32 × 64 when the tokens are at most the experts, else 64 × 64 × 32;
 the one for its token count first, so it wins ties) and the spec's gemm_tiles for the compute dtype, where the
 spec gives them — as an engine's tuned config tables pick small tiles where few rows per expert would leave the
@@ -81,9 +83,9 @@ def kernel_costs(op: MoE, device: Device, chip: ChipRates, cache: Cache) -> dict
                                 tokens * op.experts, tokens * op.experts * x, tokens * op.top_k * TOPK_BYTES),
         "permute": _vector(chip, device, cache, 0.0, 0.0, routing.pairs / op.top_k * op.hidden * x,
                            routing.pairs * op.hidden * x),
-        "up": _grouped(op, device, chip, cache, routing, op.hidden, up_width),
+        "up": _grouped(op, device, chip, cache, op.hidden, up_width),
         "activation": _activation(op, chip, device, cache, routing.pairs, ffn),
-        "down": _grouped(op, device, chip, cache, routing, ffn, op.hidden),
+        "down": _grouped(op, device, chip, cache, ffn, op.hidden),
         "combine": _vector(chip, device, cache, routing.pairs * op.hidden, 0.0,
                            routing.pairs * (op.hidden * x + 4), routing.pairs / op.top_k * op.hidden * x),
     }
@@ -106,9 +108,22 @@ class Routing:
     experts: int
 
     @classmethod
-    def of(cls, op: MoE) -> Routing:
+    def of(cls, op: MoE, experts: int | None = None) -> Routing:
+        """`experts` local experts with rows, else ⌈experts touched / ep⌉ (the busiest chip's)."""
         pairs = ceil(op.tokens * op.top_k / op.ep * op.imbalance)
-        return cls(pairs, min(op.experts // op.ep, pairs, max(1, ceil(op.experts_touched / op.ep))))
+        local = experts if experts is not None else ceil(op.experts_touched / op.ep)
+        return cls(pairs, min(op.experts // op.ep, pairs, max(1, local)))
+
+    @classmethod
+    def bracket(cls, op: MoE) -> list[tuple[float, Routing]]:
+        """(weight, routing) pairs whose weighted mean is the chip's expected routing. On one chip the touched
+        experts are a random count with mean x = experts_touched: ⌊x⌋ and ⌈x⌉ weighted to that mean. Under EP
+        the busiest chip takes the ceiling of its share."""
+        x = op.experts_touched
+        if op.ep > 1 or x == int(x) or x < 1:
+            return [(1.0, cls.of(op))]
+        low, f = int(x), x - int(x)
+        return [(1 - f, cls.of(op, low)), (f, cls.of(op, low + 1))]
 
     def row_tiles(self, tile_m: int) -> int:
         """Σ over the experts of ⌈rows / tile_m⌉, the rows spread evenly: pairs mod experts get one more."""
@@ -126,10 +141,25 @@ def _grouped_tiles(op: MoE, device: Device, chip: ChipRates) -> list[TileShape]:
     return tiles
 
 
-def _grouped(op: MoE, device: Device, chip: ChipRates, cache: Cache, routing: Routing, k: int, n: int) -> OpCost:
-    """One grouped GEMM kernel on the fastest of its candidate tiles (`detail["tile"]` names it)."""
-    costs = [_grouped_on(op, device, chip, cache, routing, k, n, tile) for tile in _grouped_tiles(op, device, chip)]
-    return min(costs, key=lambda cost: cost.time_s)
+def _grouped(op: MoE, device: Device, chip: ChipRates, cache: Cache, k: int, n: int) -> OpCost:
+    """One grouped GEMM kernel on the fastest of its candidate tiles (`detail["tile"]` names it), its expected cost
+    over the routings of Routing.bracket."""
+    costs = [(weight, min((_grouped_on(op, device, chip, cache, routing, k, n, tile)
+                           for tile in _grouped_tiles(op, device, chip)), key=lambda cost: cost.time_s))
+             for weight, routing in Routing.bracket(op)]
+    return costs[0][1] if len(costs) == 1 else _expected(costs)
+
+
+def _expected(costs: list[tuple[float, OpCost]]) -> OpCost:
+    """The weighted mean of one kernel's costs: each resource's seconds and each level's bytes."""
+    def mean(field: str) -> dict[str, float]:
+        keys = {key for _, cost in costs for key in getattr(cost, field)}
+        return {key: sum(w * getattr(cost, field).get(key, 0.0) for w, cost in costs) for key in keys}
+
+    heaviest = max(costs, key=lambda pair: pair[0])[1]
+    traffic = mean("bytes_per_level")
+    return OpCost(heaviest.op, sum(w * cost.flops for w, cost in costs), sum(traffic.values()), mean("resource_s"),
+                  traffic, detail=heaviest.detail)
 
 
 def _grouped_on(op: MoE, device: Device, chip: ChipRates, cache: Cache, routing: Routing, k: int, n: int,
