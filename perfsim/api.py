@@ -86,20 +86,22 @@ def op(text: str) -> OpBase:
 
 
 def notes(hardware_ref: str | Path | Device | System) -> list[str]:
-    """What a reader of estimates on this hardware should know, one line each: an uncalibrated accelerator
-    names the calibration fields it lacks and the default derating that stands in for them."""
+    """What a reader of estimates on this hardware should know, one line each: an uncalibrated accelerator or CPU
+    (a system's chip, and its host CPU) names the calibration fields it lacks and the default derating that stands
+    in for them."""
+    from perfsim.cost import derating, roofline
 
     spec = hardware(hardware_ref)
-    chip = spec.device
+    compute = f"compute {derating.DEFAULT_COMPUTE_EFFICIENCY:g}"
+    defaults = {"compute_efficiency": compute, "unit_efficiency": compute,
+                "memory_efficiency": f"memory {derating.DEFAULT_MEMORY_EFFICIENCY:g}",
+                "op_overhead": f"launch {derating.DEFAULT_LAUNCH_S * 1e6:g} µs",
+                "sustained_clock": f"all-core clock {roofline.DEFAULT_CPU_CLOCK_RATIO:g} × peak"}
     lines = []
-    if chip.kind == "accelerator":
-        from perfsim.cost import derating
-
+    for chip in (spec.device, getattr(spec, "host", None)):
+        if chip is None or chip.kind not in ("accelerator", "cpu"):
+            continue
         fields = derating.uncalibrated_fields(chip)  # type: ignore[arg-type]
-        compute = f"compute {derating.DEFAULT_COMPUTE_EFFICIENCY:g}"
-        defaults = {"compute_efficiency": compute, "unit_efficiency": compute,
-                    "memory_efficiency": f"memory {derating.DEFAULT_MEMORY_EFFICIENCY:g}",
-                    "op_overhead": f"launch {derating.DEFAULT_LAUNCH_S * 1e6:g} µs"}
         if fields:
             used = ", ".join(dict.fromkeys(defaults[field.split(".")[0]] for field in fields))
             lines.append(f"{chip.name} is uncalibrated (no {', '.join(f'calibration.{f}' for f in fields)}); "

@@ -80,9 +80,10 @@ def test_tmac_lookup_count():
     op = LutGemm(m=1, n=4096, k=4096, weight_dtype="int4", dtype="fp16")
     assert op.lookups == 4096 * 1024 * 4
     assert tmac_lookup_instructions(op, PI5) == 4096 * 1024 * 4 / 16 * 4
-    # one Cortex-A76 core issues 2 SIMD instructions per cycle at 2.4 GHz: 4,194,304 / 4.8e9 s
+    # one Cortex-A76 core issues 2 SIMD instructions per cycle at its sustained 2.398 GHz (CAL-FMA-PI5):
+    # 4,194,304 / 4.796e9 s
     c = cpu_cost(op, with_cores(PI5, 1))
-    assert c.resource_s["lut"] == pytest.approx(4_194_304 / 4.8e9)
+    assert c.resource_s["lut"] == pytest.approx(4_194_304 / 4.796e9)
 
 
 def test_lookup_bound_throughput_scales_with_one_over_bits():
@@ -106,7 +107,7 @@ def test_llama_cpp_q4_0_dequant_instructions():
     op = Gemm(m=1, n=4096, k=4096, dtype="fp16", weight_dtype="q4_0", weight_shared=True)
     assert llama_cpp_instructions(op, PI5) == 4096 * 4096 * 12 / 32
     c = cpu_cost(op, with_cores(PI5, 1))
-    assert c.resource_s["compute:int8"] == pytest.approx(6_291_456 / 4.8e9)  # 1.31 ms on one A76 core
+    assert c.resource_s["compute:int8"] == pytest.approx(6_291_456 / 4.796e9)  # 1.31 ms: 2/cycle at 2.398 GHz
     assert c.bound == "compute:int8"  # the weights' 9.4 MB take 0.63 ms at 14.87 GB/s
 
 
@@ -130,10 +131,11 @@ def test_tmac_speedup_converges_when_both_are_bandwidth_bound():
 
 def test_in_cache_softmax_is_bound_by_the_exponential():
     # 4096 fp32 (16 KiB, in L1) on one Skylake-X core: 4096/16 vectors x 25 instructions (MAX; SUB, exp, ADD;
-    # SUB, exp, MUL with a 10-instruction exp) at 2 per cycle and 4.5 GHz = 711 ns
+    # SUB, exp, MUL with a 10-instruction exp) at 2 per cycle and 4.5 GHz x 0.75 (the spec has no sustained clock:
+    # the default all-core ratio) = 6.75e9 instructions/s: 948 ns
     c = cpu_cost(Softmax(rows=1, cols=4096, variant="three_pass_recompute"), with_cores(SKX, 1), "warm")
     assert c.bound == "compute:fp32"
-    assert c.time_s == pytest.approx(4096 / 16 * 25 / 9e9)
+    assert c.time_s == pytest.approx(4096 / 16 * 25 / 6.75e9)
 
 
 @pytest.mark.parametrize("write_allocate, ratio", [(True, 5 / 4), (False, 4 / 3)])
@@ -211,8 +213,9 @@ def test_kv_prediction_needs_matching_prefills():
 
 
 def test_a_unit_efficiency_on_the_simd_unit_scales_the_instruction_counted_kernels():
-    # softmax is priced in SIMD instructions at the fp32 vector unit's issue rate: a unit_efficiency of 0.5 on
-    # xeon-6226r's avx512 unit halves that rate, so its compute seconds double, exactly as a chip-wide
+    # softmax is priced in SIMD instructions at the fp32 vector unit's issue rate: xeon-6226r has no sustained
+    # clock, so it issues at the default 0.75 x peak; a measured unit_efficiency of 0.5 on its avx512 unit replaces
+    # that default (0.5 x peak), so its compute seconds grow 0.75 / 0.5 = 1.5 x, exactly as a chip-wide
     # compute_efficiency of 0.5 does
     from perfsim.hardware.common import Calibrated
     from perfsim.ops import Softmax
@@ -223,8 +226,8 @@ def test_a_unit_efficiency_on_the_simd_unit_scales_the_instruction_counted_kerne
                  for field in ({"unit_efficiency": {"avx512": half}}, {"compute_efficiency": half}))
     op = Softmax(rows=4096, cols=4096, dtype="fp32")
     base = cpu_cost(op, xeon).resource_s["compute:fp32"]
-    assert cpu_cost(op, own).resource_s["compute:fp32"] == pytest.approx(2 * base)
-    assert cpu_cost(op, wide).resource_s["compute:fp32"] == pytest.approx(2 * base)
+    assert cpu_cost(op, own).resource_s["compute:fp32"] == pytest.approx(1.5 * base)
+    assert cpu_cost(op, wide).resource_s["compute:fp32"] == pytest.approx(1.5 * base)
 
 
 def test_moe_experts_each_run_on_every_thread_so_more_experts_take_longer():
@@ -240,3 +243,45 @@ def test_moe_experts_each_run_on_every_thread_so_more_experts_take_longer():
     times = [cpu_cost(op, xeon).time_s for op in ops]
     assert times[0] < times[1] < times[2]
     assert times[1] / times[0] > 1.9 and times[2] / times[1] > 1.9  # weight-bound: nearly twice the bytes each
+
+
+# --- sustained all-core clock ---
+
+
+def test_an_uncalibrated_cpu_runs_at_the_default_all_core_clock_and_says_so(cli):
+    # xeon-8380 gives no calibration.sustained_clock: 40 cores x 64 fp32 FLOP/cycle (2 AVX-512 FMA x 16 lanes x 2)
+    # x 3.4 GHz peak x DEFAULT_CPU_CLOCK_RATIO 0.75 = 6.528 TFLOP/s. gemm 512 x 4096 x 4096: 2 x 512 x 4096^2 =
+    # 17.18 GFLOP, its 4096 columns over 40 threads in chunks of ceil(4096/40) = 103, parallel efficiency
+    # 4096 / (103 x 40); compute-bound (80 MiB at 204.8 GB/s is 0.41 ms)
+    from perfsim import api
+    from perfsim.cost.derating import uncalibrated_fields
+
+    xeon = load_hardware("xeon-8380")
+    c = cpu_cost(Gemm(m=512, n=4096, k=4096, dtype="fp32"), xeon)
+    assert c.bound == "compute:fp32"
+    assert c.resource_s["compute:fp32"] == pytest.approx(2 * 512 * 4096**2 / (40 * 64 * 3.4e9 * 0.75)
+                                                         / (4096 / (103 * 40)))
+    assert not c.calibrated
+    assert uncalibrated_fields(xeon) == ["sustained_clock"]
+    line = ("xeon-8380 is uncalibrated (no calibration.sustained_clock); default derating: all-core clock 0.75 × "
+            "peak")
+    assert api.notes("xeon-8380") == [line]
+    assert api.notes("host-8380x2-a40") == [line]  # the host CPU of offloaded serving is priced so too
+    result = cli("estimate", "--hardware", "xeon-8380", "--op", "gemm m=512 n=4096 k=4096 dtype=fp32")
+    assert result.err == f"perfsim: warning: {line}\n"  # once
+
+
+def test_a_cpu_with_a_sustained_clock_runs_at_it_and_is_calibrated(cli):
+    # m2-pro-cpu's sustained_clock 2.99 GHz (cpufp, 8 P-cores of an M2 Max): 8 cores x 32 fp32 FLOP/cycle
+    # (4 NEON pipes x 4 lanes x 2) x 2.99 GHz = 765.44 GFLOP/s; the 4096-cube GEMM splits evenly over 8 threads
+    m2 = load_hardware("m2-pro-cpu")
+    c = cpu_cost(Gemm(m=4096, n=4096, k=4096, dtype="fp32"), m2)
+    assert c.resource_s["compute:fp32"] == pytest.approx(2 * 4096**3 / (8 * 32 * 2.99e9))
+    assert c.calibrated
+    result = cli("estimate", "--hardware", "m2-pro-cpu", "--op", "gemm m=4096 n=4096 k=4096 dtype=fp32")
+    assert result.err == ""
+    # the same spec without its sustained clock falls back to 0.75 x 3.49 GHz and says so
+    bare = m2.model_copy(update={"calibration": m2.calibration.model_copy(update={"sustained_clock": None})})
+    c = cpu_cost(Gemm(m=4096, n=4096, k=4096, dtype="fp32"), bare)
+    assert c.resource_s["compute:fp32"] == pytest.approx(2 * 4096**3 / (8 * 32 * 3.49e9 * 0.75))
+    assert not c.calibrated

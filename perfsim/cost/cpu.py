@@ -10,13 +10,16 @@ On `device.cores` threads (a scenario's `cores` sets them through `with_cores`):
 - T-MAC (LutGemm) costs its lookup instructions (`lut`) and its table build; a GEMM with quantised
   weights costs llama.cpp's dequantise-then-multiply instructions per weight; a softmax costs its
   exponentials and passes in SIMD instructions (perfsim.cost.cpu_kernels);
-- each op on more than one thread pays one fork/join, on top of the calibrated op overhead.
+- each op on more than one thread pays one fork/join, on top of the calibrated op overhead;
+- the cores run at `calibration.sustained_clock` (their all-core clock under vector load); a spec without it runs
+  at roofline.DEFAULT_CPU_CLOCK_RATIO × its peak clock and its costs say `calibrated: false`.
 """
 
 from __future__ import annotations
 
 from perfsim.cost.cpu_kernels import dequant_kernel, simd_issue_per_cycle, softmax_instructions, width_factor
 from perfsim.cost.cpu_threads import fork_join_s, main_bandwidth, parallel_efficiency
+from perfsim.cost.derating import is_calibrated
 from perfsim.cost.opcost import OpCost
 from perfsim.cost.roofline import Cache, compute_rate, compute_unit, level_bandwidth, place, roofline, unit_scale
 from perfsim.errors import PerfsimError
@@ -44,7 +47,8 @@ def cpu_cost(op: OpBase, device: Cpu, cache: Cache = "cold") -> OpCost:
         else:
             resource[f"memory:{name}"] = moved / level_bandwidth(device, device.level(name))
     overhead = base.overhead_s + fork_join_s(device, threads)
-    return OpCost(op.label, op.flops, op.bytes, resource, base.bytes_per_level, overhead)
+    return OpCost(op.label, op.flops, op.bytes, resource, base.bytes_per_level, overhead,
+                  calibrated=is_calibrated(device))
 
 
 def work_items(op: OpBase) -> int:

@@ -28,7 +28,15 @@ import weakref
 from dataclasses import dataclass, field
 
 from perfsim.cost.memo import PerObject
-from perfsim.cost.roofline import Cache, compute_rate, compute_unit, level_bandwidth, level_capacity, place
+from perfsim.cost.roofline import (
+    Cache,
+    clock_uncalibrated,
+    compute_rate,
+    compute_unit,
+    level_bandwidth,
+    level_capacity,
+    place,
+)
 from perfsim.hardware import ComputeUnit, Device, MemoryLevel
 from perfsim.ops import Operand
 
@@ -41,7 +49,10 @@ one lane-op, so element operations per second = vector FLOP/s ÷ 2."""
 
 
 def uncalibrated_fields(device: Device) -> list[str]:
-    """The calibration fields `device` lacks (the default derating stands in for each); empty when calibrated."""
+    """The calibration fields `device` lacks (the default derating stands in for each); empty when calibrated.
+    A CPU's model uses one: its sustained all-core clock (roofline.clock_uncalibrated)."""
+    if device.kind == "cpu":
+        return ["sustained_clock"] if any(clock_uncalibrated(device, u) for u in device.compute) else []
     calibration = device.calibration
     missing = []
     if calibration.compute_efficiency is None and calibration.sustained_clock is None:

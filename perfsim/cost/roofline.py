@@ -1,6 +1,7 @@
 """The roofline cost of an op on one chip of any kind: compute, memory levels, table lookups.
 
 compute_s = FLOPs / (datasheet peak × sustained_clock / peak_clock × compute_efficiency)
+(a CPU whose spec gives neither runs at DEFAULT_CPU_CLOCK_RATIO × its peak clock: see unit_scale)
 memory_s[level] = bytes served by that level / (bandwidth × instances × memory_efficiency)
 Resources overlap; the op takes as long as the slowest, plus the calibrated op overhead.
 """
@@ -69,6 +70,25 @@ def compute_unit(device: Device, engine: str, dtype: str) -> tuple[str, ComputeU
     raise PerfsimError(f"{device.name} has no compute unit for {dtype} (tried {', '.join(chain)})")
 
 
+DEFAULT_CPU_CLOCK_RATIO = 0.75
+"""All-core clock under sustained vector load over the datasheet peak (single-core turbo) clock, for a CPU whose spec
+gives no calibration.sustained_clock, compute_efficiency or unit_efficiency. Cited ratios span 1.0 (Raspberry Pi 5:
+cpufp fp32 FMA on 4 cores, 153.5 GFLOP/s = 2.398 of 2.4 GHz), 0.86 (Apple M2 Max: cpufp fp32 FMA on 8 P-cores,
+765.33 GFLOP/s = 2.99 of 3.49 GHz) down to 0.6 (a 28-core Cascade Lake-SP: 3.3 GHz all-core non-AVX turbo of
+4.0 GHz, less the up to 900 MHz AVX-512 licence drop that Intel's specification update tables give,
+computerbase.de/2019-04/intel-cascade-lake-sp-lcc-hcc-xcc-avx-512-takt). 0.75 sits inside that range, below its
+middle, as the accelerators' default compute derating does: an unknown chip's clock under load is unknown. A
+default, not a measurement: no spec file carries it."""
+
+
+def clock_uncalibrated(device: Device, unit: ComputeUnit) -> bool:
+    """True for a CPU's `unit` whose sustained rate no calibration gives (no sustained_clock, compute_efficiency or
+    its own unit_efficiency): DEFAULT_CPU_CLOCK_RATIO stands in (unit_scale)."""
+    calibration = device.calibration
+    return (device.kind == "cpu" and calibration.sustained_clock is None and calibration.compute_efficiency is None
+            and unit.name not in calibration.unit_efficiency)
+
+
 def clock_ratio(device: Device) -> float:
     """The calibrated sustained clock over the datasheet peak clock (1 when uncalibrated)."""
     sustained = device.calibration.sustained_clock
@@ -82,7 +102,10 @@ def clock_scale(device: Device) -> float:
 
 
 def unit_scale(device: Device, unit: ComputeUnit) -> float:
-    """clock_scale for `unit`, its calibration.unit_efficiency standing in for compute_efficiency where given."""
+    """clock_scale for `unit`, its calibration.unit_efficiency standing in for compute_efficiency where given; on a
+    CPU with none of them, DEFAULT_CPU_CLOCK_RATIO (the all-core clock under vector load is below the peak)."""
+    if clock_uncalibrated(device, unit):
+        return DEFAULT_CPU_CLOCK_RATIO
     own = device.calibration.unit_efficiency.get(unit.name)
     return clock_scale(device) if own is None else own.value * clock_ratio(device)
 
