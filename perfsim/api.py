@@ -870,7 +870,9 @@ def verify() -> VerifyResult:
 
 def hardware_list() -> list[dict[str, Any]]:
     """One row per hardware spec on the search path (see perfsim.datadirs): name, kind, chips, the chip's main
-    memory, `origin` (`shipped`, or the directory it comes from), chip, vendor and description."""
+    memory (capacity in bytes and datasheet bandwidth in bytes/s, summed over its copies where each core has its
+    own: a wafer's per-PE SRAM), `origin` (`shipped`, or the directory it comes from), chip, vendor and
+    description."""
     from perfsim.datadirs import origin, spec_files
     from perfsim.hardware import System
 
@@ -878,8 +880,9 @@ def hardware_list() -> list[dict[str, Any]]:
     for name, path in spec_files("hardware").items():
         spec = hardware(path)
         chip = spec.device
-        rows.append({"name": name, "kind": chip.kind, "chips": spec.chips, "memory_bytes": chip.main.capacity,
-                     "memory_bandwidth_bytes_per_s": chip.main.bandwidth, "origin": origin(path, "hardware"),
+        copies = chip.copies(chip.main)
+        rows.append({"name": name, "kind": chip.kind, "chips": spec.chips, "memory_bytes": chip.main.capacity * copies,
+                     "memory_bandwidth_bytes_per_s": chip.main.bandwidth * copies, "origin": origin(path, "hardware"),
                      "chip": chip.name, "system": isinstance(spec, System), "vendor": chip.vendor,
                      "description": spec.description})
     return rows

@@ -217,6 +217,10 @@ class DeviceBase(Spec):
         peaks = [p for unit in self.compute if (p := unit.peak_flops(dtype, self.clock.peak)) is not None]
         return max(peaks) if peaks else None
 
+    def copies(self, level: MemoryLevel) -> int:
+        """How many copies of `level` the chip has: one per core (the kind's `cores`) for `scope: core`, else one."""
+        return (getattr(self, "cores", None) or 1) if level.scope == "core" else 1
+
     def level(self, name: str) -> MemoryLevel:
         for level in self.memory:
             if level.name == name:
