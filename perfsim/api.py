@@ -107,6 +107,26 @@ def notes(hardware_ref: str | Path | Device | System) -> list[str]:
     return lines
 
 
+def matrix_fallback_notes(chip: Device, ops: Iterable[OpBase]) -> list[str]:
+    """One line per dtype whose matrix work (GEMMs, attention) no matrix unit of the accelerator `chip` runs, so
+    that it falls back to other units (perfsim.cost.roofline.compute_unit): the 310P's bf16 on its fp32 vector
+    units. Other kinds price their matrix work their own way: none."""
+    from perfsim.cost.roofline import compute_unit
+
+    matrix = [unit for unit in chip.compute if unit.role == "matrix"]
+    if chip.kind != "accelerator" or not matrix:
+        return []
+    lines = []
+    for dtype in dict.fromkeys(op.compute_dtype for op in ops if any(e == "matrix" for e, _ in op.work())):
+        used, unit, _ = compute_unit(chip, "matrix", dtype)
+        if unit.role != "matrix":
+            runs = ", ".join(dict.fromkeys(d for u in matrix for d in u.dtypes))
+            rate = f" at {used} rate" if used != dtype else ""
+            lines.append(f"{chip.name} has no {dtype} matrix peak: {dtype} GEMMs run on the {unit.name} units{rate}; "
+                         f"use a dtype its matrix units run ({runs})")
+    return lines
+
+
 def _frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     import pandas as pd
 
@@ -168,7 +188,8 @@ class OpResult:
         """What to know about this number (see notes()); none for a collective, priced on the links."""
         from perfsim.ops import Collective
 
-        return [] if isinstance(self.op, Collective) else notes(self.hardware)
+        return [] if isinstance(self.op, Collective) else notes(self.hardware) + matrix_fallback_notes(
+            self.hardware.device, [self.op])
 
     def to_frame(self) -> pd.DataFrame:
         """One row: time, bound, counts and the seconds of every resource."""
@@ -232,6 +253,12 @@ class StepResult(StepView):
     """One prefill or decode step of a model on its hardware (`estimate` is the underlying StepEstimate)."""
 
     estimate: StepEstimate
+
+    @property
+    def notes(self) -> list[str]:
+        """notes(), and the dtypes whose GEMMs fall off the matrix units (matrix_fallback_notes)."""
+        ops = [traced.op for traced in self.estimate.trace.ops]
+        return super().notes + matrix_fallback_notes(self.estimate.resolved.chip, ops)
 
     def _hardware(self) -> Device | System:
         resolved = self.estimate.resolved
