@@ -109,6 +109,26 @@ def notes(hardware_ref: str | Path | Device | System) -> list[str]:
     return lines
 
 
+def matrix_fallback_notes(chip: Device, ops: Iterable[OpBase]) -> list[str]:
+    """One line per dtype whose matrix work (GEMMs, attention) no matrix unit of the accelerator `chip` runs, so
+    that it falls back to other units (perfsim.cost.roofline.compute_unit): the 310P's bf16 on its fp32 vector
+    units. Other kinds price their matrix work their own way: none."""
+    from perfsim.cost.roofline import compute_unit
+
+    matrix = [unit for unit in chip.compute if unit.role == "matrix"]
+    if chip.kind != "accelerator" or not matrix:
+        return []
+    lines = []
+    for dtype in dict.fromkeys(op.compute_dtype for op in ops if any(e == "matrix" for e, _ in op.work())):
+        used, unit, _ = compute_unit(chip, "matrix", dtype)
+        if unit.role != "matrix":
+            runs = ", ".join(dict.fromkeys(d for u in matrix for d in u.dtypes))
+            rate = f" at {used} rate" if used != dtype else ""
+            lines.append(f"{chip.name} has no {dtype} matrix peak: {dtype} GEMMs run on the {unit.name} units{rate}; "
+                         f"use a dtype its matrix units run ({runs})")
+    return lines
+
+
 def _frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     import pandas as pd
 
@@ -170,7 +190,8 @@ class OpResult:
         """What to know about this number (see notes()); none for a collective, priced on the links."""
         from perfsim.ops import Collective
 
-        return [] if isinstance(self.op, Collective) else notes(self.hardware)
+        return [] if isinstance(self.op, Collective) else notes(self.hardware) + matrix_fallback_notes(
+            self.hardware.device, [self.op])
 
     def to_frame(self) -> pd.DataFrame:
         """One row: time, bound, counts and the seconds of every resource."""
@@ -234,6 +255,12 @@ class StepResult(StepView):
     """One prefill or decode step of a model on its hardware (`estimate` is the underlying StepEstimate)."""
 
     estimate: StepEstimate
+
+    @property
+    def notes(self) -> list[str]:
+        """notes(), and the dtypes whose GEMMs fall off the matrix units (matrix_fallback_notes)."""
+        ops = [traced.op for traced in self.estimate.trace.ops]
+        return super().notes + matrix_fallback_notes(self.estimate.resolved.chip, ops)
 
     def _hardware(self) -> Device | System:
         resolved = self.estimate.resolved
@@ -872,7 +899,9 @@ def verify() -> VerifyResult:
 
 def hardware_list() -> list[dict[str, Any]]:
     """One row per hardware spec on the search path (see perfsim.datadirs): name, kind, chips, the chip's main
-    memory, `origin` (`shipped`, or the directory it comes from), chip, vendor and description."""
+    memory (capacity in bytes and datasheet bandwidth in bytes/s, summed over its copies where each core has its
+    own: a wafer's per-PE SRAM), `origin` (`shipped`, or the directory it comes from), chip, vendor and
+    description."""
     from perfsim.datadirs import origin, spec_files
     from perfsim.hardware import System
 
@@ -880,8 +909,9 @@ def hardware_list() -> list[dict[str, Any]]:
     for name, path in spec_files("hardware").items():
         spec = hardware(path)
         chip = spec.device
-        rows.append({"name": name, "kind": chip.kind, "chips": spec.chips, "memory_bytes": chip.main.capacity,
-                     "memory_bandwidth_bytes_per_s": chip.main.bandwidth, "origin": origin(path, "hardware"),
+        copies = chip.copies(chip.main)
+        rows.append({"name": name, "kind": chip.kind, "chips": spec.chips, "memory_bytes": chip.main.capacity * copies,
+                     "memory_bandwidth_bytes_per_s": chip.main.bandwidth * copies, "origin": origin(path, "hardware"),
                      "chip": chip.name, "system": isinstance(spec, System), "vendor": chip.vendor,
                      "description": spec.description})
     return rows

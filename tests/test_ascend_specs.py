@@ -53,3 +53,44 @@ def test_910b4_1_compute_efficiency_reproduces_its_matmulv3():
     assert chip.calibration.compute_efficiency.value == round(efficiency, 4)  # 0.9497
     expected = 240_518_168_576 / (245.76e12 * 0.9497 * occupancy) + DEFAULT_LAUNCH_S
     assert cost(op, chip).time_s == approx(expected, rel=1e-3)
+
+
+NOTE_310P_BF16 = ("ascend-310p has no bf16 matrix peak: bf16 GEMMs run on the vector units at fp32 rate; "
+                  "use a dtype its matrix units run (fp16, int8)")
+
+
+def test_310p_bf16_gemms_fall_to_the_vector_units_and_say_so():
+    import perfsim as ps
+
+    # the 310P's cube runs fp16 and int8 only (Ascend310P3.ini Intrinsic_mmad): bf16 widens to fp32, which only the
+    # vector units run, 1.92 TFLOP/s × the default derating 0.7 at best (the GEMM kernel model adds its tiling);
+    # fp16 stays on the cube
+    bf16 = ps.estimate("gemm m=4096 n=4096 k=4096 dtype=bf16", "ascend-310p")
+    assert bf16.summary["bound"] == "compute:fp32"
+    assert bf16.cost.compute_s >= 2 * 4096**3 / (1.92e12 * 0.7)
+    assert bf16.notes[-1] == NOTE_310P_BF16
+    fp16 = ps.estimate("gemm m=4096 n=4096 k=4096 dtype=fp16", "ascend-310p")
+    assert not any("matrix peak" in note for note in fp16.notes)
+    assert not any("matrix peak" in note for note in ps.estimate("gemm m=64 n=64 k=64 dtype=bf16", "h100-sxm").notes)
+
+
+def test_310p_bf16_step_warns_once_and_an_fp16_step_does_not(cli):
+    bf16 = cli("estimate", "--model", "llama-3-8b", "--hardware", "ascend-310p", "--batch", "32")
+    assert bf16.code == 0 and bf16.err.count(f"perfsim: warning: {NOTE_310P_BF16}\n") == 1
+    fp16 = cli("estimate", "--model", "llama-3-8b", "--hardware", "ascend-310p", "--batch", "32",
+               "--weight-dtype", "fp16", "--activation-dtype", "fp16", "--kv-dtype", "fp16")
+    assert fp16.code == 0 and "matrix peak" not in fp16.err
+
+
+def test_a_tile_for_a_dtype_no_matrix_unit_runs_is_refused(cli, tmp_path):
+    from perfsim.hardware import SPEC_DIR
+
+    text = (SPEC_DIR / "ascend-310p.yaml").read_text()
+    broken = text.replace("    fp16: {m: 128, n: 256, k: 64}\n",
+                          "    fp16: {m: 128, n: 256, k: 64}\n    bf16: {m: 128, n: 256, k: 64}\n")
+    assert broken != text
+    (tmp_path / "ascend-310p.yaml").write_text(broken)
+    result = cli("hardware", "show", str(tmp_path / "ascend-310p.yaml"))
+    assert result.code == 2 and "Traceback" not in result.err
+    assert result.err.strip().endswith("ascend-310p.yaml: gemm_tiles.shapes: no matrix unit runs bf16 (they run fp16, "
+                                       "int8); a tile is the matrix units' kernel shape")

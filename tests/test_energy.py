@@ -247,3 +247,30 @@ def test_a_spec_whose_per_byte_energy_names_no_level_is_refused(tmp_path):
     path.write_text(yaml.safe_dump(spec))
     with pytest.raises(PerfsimError, match=r"energy.per_byte names unknown levels \['l3'\]"):
         load_hardware(str(path))
+
+
+def test_duplex_prices_fp32_vector_work_at_its_simulators_one_flop_energy():
+    # an fp16 add of 2^20 elements: 2^20 FLOP, computed in fp32 on the xPU's vector units (they run only fp32),
+    # at Duplex's simulator's one energy per FLOP, 0.23 pJ; 3 × 2^20 × 2 B = 6,291,456 B of HBM at 27.84 pJ/B.
+    # E = 2^20 × 0.23e-12 + 6,291,456 × 27.84e-12 = 0.2412 µJ + 175.154 µJ = 175.395 µJ
+    import perfsim as ps
+
+    c = ps.estimate("elementwise elements=1048576 inputs=2 dtype=fp16", "duplex-logic-pim").cost
+    assert c.resource_s.get("compute:fp32") and c.energy_model == "per-op"
+    assert c.energy_j == pytest.approx(2**20 * 0.23e-12 + 3 * 2**20 * 2 * 27.84e-12, rel=1e-12)
+    assert c.energy_j == pytest.approx(175.395e-6, rel=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [None, "fp16"])
+def test_a_whole_duplex_step_has_an_energy(dtype):
+    # every op is priced: the xPU's by its FLOPs × 0.23 pJ (bf16, fp16 or fp32 alike) + HBM bytes × 27.84 pJ/B,
+    # the Logic-PIM's by pim_energy_j; one chip busy the whole step, so E = Σ repeats × op energy
+    import perfsim as ps
+
+    dtypes = {"weight_dtype": dtype, "activation_dtype": dtype, "kv_dtype": dtype} if dtype else {}
+    step = ps.step("llama-3-8b", "duplex-logic-pim", **dtypes).estimate
+    for c in step.costs:
+        if "pim" not in c.bytes_per_level:
+            assert c.energy_j == pytest.approx(c.flops * 0.23e-12 + c.bytes_per_level["hbm"] * 27.84e-12, rel=1e-9)
+    total = sum(c.energy_j * traced.repeat for traced, c in zip(step.trace.ops, step.costs, strict=True))
+    assert step.summary()["energy_j"] == pytest.approx(total, rel=1e-9)

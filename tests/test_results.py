@@ -19,7 +19,7 @@ def _summary() -> dict:
 def _step() -> StepResult:
     return StepResult(SimpleNamespace(  # type: ignore[arg-type]
         summary=_summary, step_s=3.0, bound="memory:hbm", breakdown=lambda: [ROW],
-        resolved=SimpleNamespace(system=None, chip=H100)))
+        resolved=SimpleNamespace(system=None, chip=H100), trace=SimpleNamespace(ops=[])))
 
 
 def _train() -> TrainResult:

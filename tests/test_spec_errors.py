@@ -136,3 +136,48 @@ def test_a_calibration_given_as_a_bare_number_names_the_fields_it_needs(cli, tmp
     bare = H100[:start] + "  compute_efficiency: 0.5\n" + H100[H100.index("  memory_efficiency:", start):]
     line = _fails(cli, _write(tmp_path, bare), "calibration.compute_efficiency", "expected a mapping with fields")
     assert "source, value" in line and "Annotated" not in line
+
+
+DGX = (SPEC_DIR / "dgx-h100.yaml").read_text()
+
+
+def test_compute_unit_named_twice(cli, tmp_path):
+    text = H100.replace("  - name: cuda\n", "  - name: tensor\n")
+    assert text != H100
+    line = _fails(cli, _write(tmp_path, text), "h100-sxm.yaml", "compute:")
+    assert line.endswith("names must be unique; tensor given more than once")
+
+
+def test_link_named_twice(cli, tmp_path):
+    text = H100.replace("  - name: pcie5\n", "  - name: nvlink4\n")
+    assert text != H100
+    line = _fails(cli, _write(tmp_path, text), "h100-sxm.yaml", "links:")
+    assert line.endswith("names must be unique; nvlink4 given more than once")
+
+
+def test_links_per_member_beyond_the_chips_ports(cli, tmp_path):
+    # h100-sxm's largest port kind is nvlink4 × 18, so a DGX cannot join its chips over 1800 links each
+    text = DGX.replace("links_per_member: 18", "links_per_member: 1800")
+    assert text != DGX
+    line = _fails(cli, _write(tmp_path, text, "dgx-h100"), "dgx-h100.yaml", "interconnect.links_per_member")
+    assert "1800 links, but h100-sxm has at most 18 of one kind (nvlink4 × 18, pcie5 × 1)" in line
+
+
+def test_links_per_member_equal_to_the_ports_loads(cli, tmp_path):
+    assert cli("hardware", "show", _write(tmp_path, DGX, "dgx-h100")).code == 0
+
+
+@pytest.mark.parametrize("ref", ["h100-nope", "./nope.yaml"])
+def test_unknown_member_names_the_file_and_field(cli, tmp_path, ref):
+    text = DGX.replace("member: h100-sxm", f"member: {ref}")
+    assert text != DGX
+    _fails(cli, _write(tmp_path, text, "dgx-h100"), "dgx-h100.yaml: member:", ref)
+
+
+def test_unknown_topology_lists_every_allowed_one(cli, tmp_path):
+    text = DGX.replace("  topology: switch", "  topology: torus")
+    assert text != DGX
+    line = _fails(cli, _write(tmp_path, text, "dgx-h100"), "dgx-h100.yaml: interconnect.topology: ")
+    assert "literal" not in line
+    for allowed in ("'ring'", "'switch'", "'full_mesh'", "'mesh2d'", "'rails'", "'fat_tree'"):
+        assert allowed in line

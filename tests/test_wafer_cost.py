@@ -160,8 +160,15 @@ def test_llama_plan_on_420_regions_by_hand():
 
 def test_plan_errors_name_what_does_not_fit():
     r = resolve(Scenario(**LLAMA_DECODE, hardware="cerebras-wse2"))
-    with pytest.raises(PerfsimError, match=r"a core needs .* of its 48 KiB; the smallest region that fits is \d+"):
-        plan_wafer(r, region=540)  # one 540² region must hold all 32 layers
+    # 540: ⌊757/540⌋·⌊996/540⌋ = 1·1 region, which must hold all 32 layers (twice the 16 of the 420 case)
+    with pytest.raises(PerfsimError, match=r"its 757×996 mesh holds 1×1 of them, so 1 region\(s\) hold 32 layer\(s\) "
+                                           r"each and a core needs .* of its 48 KiB; region sizes that fit: .*–498, "):
+        plan_wafer(r, region=540)
+    # 498 = 996 / 2 is the largest P with 1·2 regions (16 layers each; tiles no larger than at 420, which fits);
+    # at 499 the mesh holds 1·1 and the one region stacks all 32 layers again
+    assert plan_wafer(r, region=498).regions == 2
+    with pytest.raises(PerfsimError, match="holds 1×1 of them, so 1 region"):
+        plan_wafer(r, region=499)
     # a 512-token prompt decoded to 2,049 tokens: concatenation holds 512 + (39 − ⌈512/420⌉) = 549
     decoded = resolve(Scenario(**LLAMA_DECODE, prompt_len=512, hardware="cerebras-wse2"))
     with pytest.raises(PerfsimError, match="2049 tokens exceed the 549 the concat KV placement holds"):
@@ -229,3 +236,18 @@ def test_wafer_cases_are_scored_once_wired(monkeypatch):
     for case in cases.values():
         value = predict(case).value
         assert 0.1 < value / case.published < 10, case.id
+
+
+def test_fitting_region_sizes_are_shown_as_runs():
+    from perfsim.cost.wafer_plan import _spans
+
+    assert _spans([98, 99, 100, 190, 191, 300]) == "98–100, 190–191, 300"
+
+
+def test_hardware_list_shows_the_whole_wafer():
+    from perfsim import api
+
+    row = next(row for row in api.hardware_list() if row["name"] == "cerebras-wse2")
+    # 48 KiB and 26.4 GB/s per PE (24 B × 1.1 GHz), 757 × 996 = 753,972 PEs: 34.51 GiB and 19.9 PB/s in all
+    assert row["memory_bytes"] == 48 * 1024 * 757 * 996
+    assert row["memory_bandwidth_bytes_per_s"] == pytest.approx(26.4e9 * 757 * 996)

@@ -110,14 +110,9 @@ def unit_scale(device: Device, unit: ComputeUnit) -> float:
     return clock_scale(device) if own is None else own.value * clock_ratio(device)
 
 
-def _instances(device: Device, level: MemoryLevel) -> int:
-    """How many copies of `level` the chip has: one per core for `scope: core`, else one."""
-    return (getattr(device, "cores", None) or 1) if level.scope == "core" else 1
-
-
 def level_bandwidth(device: Device, level: MemoryLevel) -> float:
     """Sustained bytes/s of a level across all its instances on the chip, capped by what its cores can draw."""
-    instances = _instances(device, level)
+    instances = device.copies(level)
     efficiency = device.calibration.memory_efficiency.get(level.name)
     bandwidth = level.bandwidth * instances * (efficiency.value if efficiency else 1.0)
     per_core = device.calibration.core_bandwidth.get(level.name)
@@ -126,7 +121,7 @@ def level_bandwidth(device: Device, level: MemoryLevel) -> float:
 
 
 def level_capacity(device: Device, level: MemoryLevel) -> float:
-    return level.capacity * _instances(device, level)
+    return level.capacity * device.copies(level)
 
 
 def place(operand: Operand, device: Device, cache: Cache) -> MemoryLevel:

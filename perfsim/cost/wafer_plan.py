@@ -97,7 +97,7 @@ def plan_wafer(r: Resolved, region: int | None = None, kv_policy: KvPolicy = "sh
     The search is coarse to fine: SEARCH_POINTS fitting sizes evenly spread, then as many around the fastest
     of them, until neighbours are compared (the step time is unimodal in the region up to rounding: compute
     shrinks as 1/P², hop latency grows as P). Raise PerfsimError if the chip is not a wafer mesh, the layers'
-    tiles and KV cache do not fit a core (naming the smallest region that fits), or the embedding and head do
+    tiles and KV cache do not fit a core (naming the region sizes that fit), or the embedding and head do
     not fit the cores left.
     """
     chip = r.chip
@@ -142,18 +142,35 @@ def _plan(r: Resolved, chip: WaferMesh, p: int, kv_policy: KvPolicy, strict: boo
     problem = _misfit(r, chip, plan)
     if problem and strict:
         trace = trace or build_trace(r)
-        smallest = next((q for q in range(1, max_region(chip) + 1) if _plan(r, chip, q, kv_policy, False, trace)),
-                        None)
-        hint = f"; the smallest region that fits is {smallest}×{smallest}" if smallest else ""
-        raise PerfsimError(f"{problem}{hint}")
+        sizes = [q for q in range(1, max_region(chip) + 1) if _plan(r, chip, q, kv_policy, False, trace)]
+        raise PerfsimError(f"{problem}; region sizes that fit: {_spans(sizes)}" if sizes
+                           else f"{problem}; no region size fits")
     return None if problem else plan
+
+
+def _spans(sizes: list[int]) -> str:
+    """Ascending sizes as runs: [98, 99, 100, 190, 191] -> '98–100, 190–191'.
+
+    The sizes that fit are not one interval: the mesh holds ⌊width/P⌋·⌊height/P⌋ regions, a count that drops
+    in steps as P grows, and each drop stacks more layers on every core.
+    """
+    runs: list[list[int]] = []
+    for size in sizes:
+        if runs and size == runs[-1][1] + 1:
+            runs[-1][1] = size
+        else:
+            runs.append([size, size])
+    return ", ".join(f"{low}–{high}" if high > low else str(low) for low, high in runs)
 
 
 def _misfit(r: Resolved, chip: WaferMesh, plan: WaferPlan) -> str | None:
     """Why `plan` does not fit, or None."""
     p = plan.region
     if plan.weight_bytes + plan.buffer_bytes + plan.kv_bytes > plan.capacity:
-        return (f"{r.model.name} on {plan.regions} region(s) of {p}×{p} cores of {chip.name}: a core needs "
+        width, height = chip.mesh.width, chip.mesh.height
+        return (f"{r.model.name} on {p}×{p} regions of {chip.name}: its {width}×{height} mesh holds "
+                f"{width // p}×{height // p} of them, so {plan.regions} region(s) hold {plan.layers_per_region} "
+                f"layer(s) each and a core needs "
                 f"{(plan.weight_bytes + plan.buffer_bytes + plan.kv_bytes) / 1024:.1f} KiB (weights "
                 f"{plan.weight_bytes / 1024:.1f}, buffers {plan.buffer_bytes / 1024:.1f}, KV "
                 f"{plan.kv_bytes / 1024:.1f}) of its {plan.capacity / 1024:g} KiB")

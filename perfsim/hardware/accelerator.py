@@ -2,7 +2,7 @@
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from perfsim.dtypes import DTypeName
 from perfsim.hardware.common import Count, DeviceBase, Source, Spec
@@ -55,3 +55,12 @@ class Accelerator(DeviceBase):
     gemm_tiles: GemmTiles | None = None
     attention_tiles: AttentionTiles | None = None
     special_functions: SpecialFunctions | None = None
+
+    @model_validator(mode="after")
+    def _tiles_on_matrix_units(self) -> "Accelerator":
+        """On a chip with matrix units, a GEMM tile is for a dtype one of them runs (the 310P's cube has no bf16)."""
+        matrix = {dtype for unit in self.compute if unit.role == "matrix" for dtype in unit.dtypes}
+        if matrix and self.gemm_tiles is not None and (alien := [d for d in self.gemm_tiles.shapes if d not in matrix]):
+            raise ValueError(f"gemm_tiles.shapes: no matrix unit runs {', '.join(alien)} (they run "
+                             f"{', '.join(sorted(matrix))}); a tile is the matrix units' kernel shape")
+        return self

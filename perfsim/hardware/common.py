@@ -148,6 +148,11 @@ class DeviceCalibration(Spec):
     usable_memory_fraction: Calibrated[Fraction] | None = None
 
 
+def _repeated(names: list[str]) -> list[str]:
+    """The names that occur more than once in `names`, in first-seen order."""
+    return [name for name in dict.fromkeys(names) if names.count(name) > 1]
+
+
 from perfsim.hardware.energy import EnergySpec, unknown_energy_levels  # noqa: E402  (energy.py builds on Spec, Name and Source above)
 
 
@@ -172,9 +177,10 @@ class DeviceBase(Spec):
 
     @model_validator(mode="after")
     def _consistent(self) -> DeviceBase:
+        for field, listed in (("memory", self.memory), ("compute", self.compute), ("links", self.links)):
+            if twice := _repeated([item.name for item in listed]):
+                raise ValueError(f"{field}: names must be unique; {', '.join(twice)} given more than once")
         names = [level.name for level in self.memory]
-        if len(set(names)) != len(names):
-            raise ValueError(f"memory level names must be unique, got {names}")
         if self.main_memory is not None and self.main_memory not in names:
             raise ValueError(f"main_memory '{self.main_memory}' is not a memory level (levels: {', '.join(names)})")
         for field in ("memory_efficiency", "core_bandwidth"):
@@ -211,6 +217,10 @@ class DeviceBase(Spec):
         """Datasheet FLOP/s for `dtype`: the fastest unit that runs it; None if none does."""
         peaks = [p for unit in self.compute if (p := unit.peak_flops(dtype, self.clock.peak)) is not None]
         return max(peaks) if peaks else None
+
+    def copies(self, level: MemoryLevel) -> int:
+        """How many copies of `level` the chip has: one per core (the kind's `cores`) for `scope: core`, else one."""
+        return (getattr(self, "cores", None) or 1) if level.scope == "core" else 1
 
     def level(self, name: str) -> MemoryLevel:
         for level in self.memory:

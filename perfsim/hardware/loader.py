@@ -13,7 +13,7 @@ from perfsim.datadirs import find_spec, shipped_dir, spec_files
 from perfsim.errors import PerfsimError
 from perfsim.hardware.device import Device
 from perfsim.hardware.system import System
-from perfsim.specfile import load_spec, read_yaml
+from perfsim.specfile import load_spec, read_yaml, shown
 
 SPEC_DIR = shipped_dir("hardware")
 Hardware = Annotated[Device | System, Field(discriminator="kind")]
@@ -37,11 +37,22 @@ def _load(path: Path, depth: int) -> Device | System:
     if depth > MAX_NESTING:
         raise PerfsimError(f"{path}: systems nest deeper than {MAX_NESTING} levels (a member refers back to itself?)")
     data = read_yaml(path)
-    if data.get("kind") == "system" and isinstance(data.get("member"), str):
-        data["member"] = _load(find_spec(data["member"], "hardware", path.parent).resolve(), depth + 1)
-    if data.get("kind") == "system" and isinstance(data.get("host"), str):
-        data["host"] = _load(find_spec(data["host"], "hardware", path.parent).resolve(), depth + 1)
+    for field in ("member", "host"):
+        if data.get("kind") == "system" and isinstance(data.get(field), str):
+            data[field] = _load(_referenced(path, field, data[field]), depth + 1)
     # validate against the one class the file's kind names (building the whole union's schema costs ~40 ms);
     # an unknown or missing kind goes through the union, whose error lists the kinds
     kind = data.get("kind")
     return load_spec(path, KIND_CLASSES.get(kind, Hardware) if isinstance(kind, str) else Hardware, data)
+
+
+def _referenced(path: Path, field: str, ref: str) -> Path:
+    """The spec file a system's `field` (member, host) names; Raise PerfsimError naming `path` and `field`."""
+    try:
+        target = find_spec(ref, "hardware", path.parent).resolve()
+    except PerfsimError as err:
+        raise PerfsimError(f"{shown(path)}: {field}: {err}") from None
+    if not target.is_file():
+        raise PerfsimError(f"{shown(path)}: {field}: no spec file '{ref}' (relative paths are taken from the "
+                           f"working directory, then from this file's folder)")
+    return target

@@ -11,7 +11,18 @@ from typing import Annotated, Literal
 from pydantic import Field, field_serializer, model_validator
 
 from perfsim.errors import PerfsimError
-from perfsim.hardware.common import Calibrated, Count, Fraction, LinkPort, Name, Price, Source, Spec, Topology
+from perfsim.hardware.common import (
+    Calibrated,
+    Count,
+    DeviceBase,
+    Fraction,
+    LinkPort,
+    Name,
+    Price,
+    Source,
+    Spec,
+    Topology,
+)
 from perfsim.units import BytesPerSecond, Seconds
 
 
@@ -45,7 +56,7 @@ class Interconnect(Spec):
     """
 
     name: Name
-    topology: Topology | Literal["fat_tree"]
+    topology: Literal[Topology, "fat_tree"]
     bandwidth_per_direction: BytesPerSecond
     links_per_member: Count = 1
     latency: Seconds
@@ -89,6 +100,18 @@ class System(Spec):
         if self.host_link is not None and self.host_link not in (names := [p.name for p in self.device.links]):
             raise ValueError(f"host_link '{self.host_link}' is not a link of {self.device.name} "
                              f"(links: {', '.join(names) or 'none'})")
+        return self
+
+    @model_validator(mode="after")
+    def _links_exist(self) -> System:
+        """A chip cannot join a direct interconnect over more links than its largest port kind has."""
+        if self.interconnect.network or not isinstance(self.member, DeviceBase) or not self.member.links:
+            return self
+        most = max(self.member.links, key=lambda port: port.count)
+        if self.interconnect.links_per_member > most.count:
+            ports = ", ".join(f"{port.name} × {port.count}" for port in self.member.links)
+            raise ValueError(f"interconnect.links_per_member: {self.interconnect.links_per_member} links, but "
+                             f"{self.member.name} has at most {most.count} of one kind ({ports})")
         return self
 
     @property
