@@ -44,7 +44,7 @@ IDS |= {"MOELENS-T2-a40", "MOELENS-T2-l40", "MOELENS-T2-a100"}  # MoE-Lens Eq. 2
 IDS |= {"CAL-GEMM-A40", "CAL-GEMM-A6000", "CAL-MEM-A40", "CAL-MEM-L40", "CAL-LAUNCH-A40",
         "CAL-LAUNCH-L40", "CAL-LAUNCH-A6000"}  # GA102 / AD102 calibrations (validation/gpu_calibration_ampere_ada.yaml)
 IDS |= {"CAL-LAUNCH-M2", "CAL-LAUNCH-M2ULTRA"}  # M2-generation launch calibrations (apple_launch_calibration.yaml)
-IDS |= {"CAL-FMA-PI5"}  # CPU calibrations (validation/cpu_calibration.yaml)
+IDS |= {"CAL-FMA-PI5", "CAL-FMA-M2PRO"}  # CPU calibrations (validation/cpu_calibration.yaml)
 IDS |= {"CAL-GEMM-GAP8"}  # MCU calibrations (validation/mcu_calibration.yaml)
 IDS |= {"MLPERF41-AMD-offline", "MLPERF41-AMD-server", "MLPERF41-HPE-offline", "MLPERF41-HPE-server"}  # serving
 REPORT = validation_report()
