@@ -268,7 +268,7 @@ def kv_capacity_tokens(base: Scenario, reserve_tokens: int, draft: Scenario | No
         weights += draft_one.weights_bytes
         per_token += draft_per_token
     reserve = footprint(replace(r, mix=(Piece(1, reserve_tokens, 0),)))  # a replica may run a whole chunk
-    usable = base.memory_utilization * one.capacity_bytes
+    usable = one.capacity_bytes  # memory_utilization of each chip's memory (perfsim.models.footprint)
     free = usable - weights - reserve.activation_bytes
     if free < per_token:
         raise PerfsimError(f"{r.model.name} leaves no memory for the KV cache on {r.chip.name}: weights "
