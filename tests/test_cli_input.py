@@ -148,13 +148,30 @@ BIG = ("--model", "llama-3-8b", "--hardware", "h100-sxm", "--batch", "256")
 
 def test_memory_utilization_caps_what_a_step_may_use(cli):
     one_line_error(cli("estimate", *BIG, "--memory-utilization", "0.9"), "but may use 72 GiB (90% of its memory")
-    one_line_error(cli("estimate", *BIG), "but may use 72 GiB")  # 0.9 is the default
+    one_line_error(cli("estimate", *BIG, "--memory-utilization", "0.5"), "but may use 40 GiB (50% of its memory")
     assert cli("estimate", *BIG, "--memory-utilization", "1.0").code == 0
+    assert cli("estimate", *BIG).code == 0  # not given: the whole 80 GiB
 
 
-def test_footprint_capacity_is_memory_utilization_of_the_chip():
-    r = resolve(Scenario(model="llama-3-8b", hardware="h100-sxm", memory_utilization=0.5))
-    assert footprint(r).capacity_bytes == 0.5 * 80 * GIB
+def test_footprint_capacity_is_memory_utilization_of_the_chip_where_given():
+    given = resolve(Scenario(model="llama-3-8b", hardware="h100-sxm", memory_utilization=0.5))
+    assert footprint(given).capacity_bytes == 0.5 * 80 * GIB
+    assert footprint(resolve(Scenario(model="llama-3-8b", hardware="h100-sxm"))).capacity_bytes == 80 * GIB
+
+
+def test_serve_and_a_given_utilization_share_one_capacity():
+    # serve's KV cache fills memory_utilization of the chip (default 0.9) less weights: the same 0.9 × 80 GiB a
+    # step given --memory-utilization 0.9 may use, so both read footprint()'s capacity, applied once
+    from perfsim.serving.costs import kv_capacity_tokens
+
+    base = Scenario(model="llama-3-8b", hardware="h100-sxm")
+    tokens, per_token = kv_capacity_tokens(base, 8192)
+    assert per_token == 32 * 2 * 8 * 128 * 2  # 128 KiB of K and V per token
+    r = resolve(base.model_copy(update={"memory_utilization": 0.9}))
+    weights = footprint(r).weights_bytes
+    # the rest is activations for a prompt chunk of 8192 tokens: tokens × (4·4096 + 3·14336) × 2 B
+    activations = 8192 * (4 * 4096 + 3 * 14336) * 2
+    assert tokens == int((0.9 * 80 * GIB - weights - activations) // per_token)
 
 
 # --- serve inputs ------------------------------------------------------------------------------------------------

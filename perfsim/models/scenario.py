@@ -69,7 +69,10 @@ class Scenario(Spec):
     moe_imbalance: float = Field(1.0, ge=1.0, description="busiest expert-parallel rank's load over the mean")
     memory_utilization: Fraction = Field(0.9, description="fraction of each chip's memory a serving engine uses for "
                                                           "weights, activations and KV cache (vLLM's "
-                                                          "gpu_memory_utilization, whose default is also 0.9)")
+                                                          "gpu_memory_utilization); serve fills it with KV cache "
+                                                          "(default: 0.9, as vLLM's); estimate and plan refuse a step "
+                                                          "needing more where it is given, else check the whole "
+                                                          "memory")
     wafer_region: Count | None = Field(None, description="wafer-scale mesh: P of the P×P core region each layer "
                                                          "runs on (default: the fastest that fits)")
     kv_placement: Literal["shift", "concat"] | None = Field(
@@ -181,6 +184,13 @@ class Resolved:
         if s.context is not None:
             return s.context
         return max(0, min(DECODE_CONTEXT, self.model.max_context - self.q_len)) if s.phase == "decode" else 0
+
+    @property
+    def memory_fraction(self) -> float:
+        """The share of each chip's memory the step may use: memory_utilization where the scenario gives it, else
+        all of it (a published step ran in the memory it had; serve gives it, its KV cache filling that share)."""
+        s = self.scenario
+        return s.memory_utilization if "memory_utilization" in s.model_fields_set else 1.0
 
     @property
     def kv_len(self) -> int:
