@@ -564,7 +564,10 @@ def serve(model_ref: str | None = None, hardware_ref: str | Path | Device | Syst
     run = simulate_serving(base, requests_in, config, engine, slo_ttft_s, slo_tpot_s,  # type: ignore[arg-type]
                            Path(output) if output is not None else None, total if progress else None,
                            speculation, prefill_devices, deployment)
-    return ServeResult(run, tuple(notes(base.hardware)))
+    dropped = run.summary["dropped_requests"]
+    skipped = (f"{dropped} requests were dropped: their prompt + output exceed what a replica serves "
+               "(dropped_requests; --context-policy clip truncates them instead)",) if dropped else ()
+    return ServeResult(run, (*notes(base.hardware), *skipped))
 
 
 def max_rate(model_ref: str | None = None, hardware_ref: str | Path | None = None, *,
@@ -643,6 +646,8 @@ def _serving_setup(model_ref, hardware_ref, scenario, rate, requests, prompt_len
     if host_kv is not None:
         from perfsim.units import UnitError, parse_quantity
 
+        if isinstance(host_kv, str) and _bare_number(host_kv):
+            raise PerfsimError(f"--host-kv: '{host_kv}' has no unit; give a size with one, e.g. 256GiB")
         try:
             host_bytes = parse_quantity(host_kv, "capacity")
         except UnitError as err:
@@ -651,6 +656,15 @@ def _serving_setup(model_ref, hardware_ref, scenario, rate, requests, prompt_len
         raise PerfsimError("--preemption swap needs host memory for the swapped caches (--host-kv SIZE)")
     deployment = Deployment(replicas, router, prefix_cache, host_bytes, context_policy)
     return base, incoming, total, config, speculation, deployment
+
+
+def _bare_number(text: str) -> bool:
+    """Whether `text` is a number alone, without a unit."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -840,7 +854,7 @@ def roofline(hardware_ref: str | Path | Device | System, ops: Iterable[OpBase | 
     again), and every distinct op of the model step `scenario` describes run on each device.
     `cores` limits the chips `ops` run on (CPUs and MCUs). Collectives have no arithmetic intensity and are
     refused."""
-    from perfsim.analysis.roofline_plot import PlottedOp, plot_roofline
+    from perfsim.analysis.roofline_plot import PlottedOp, distinct_labels, plot_roofline
     from perfsim.cost import cost
     from perfsim.ops import Collective
 
@@ -860,8 +874,10 @@ def roofline(hardware_ref: str | Path | Device | System, ops: Iterable[OpBase | 
         unique = {t.op.label: c for t, c in zip(one.estimate.trace.ops, one.estimate.costs, strict=True)
                   if not isinstance(t.op, Collective)}
         points += [PlottedOp(label, c, one.estimate.resolved.chip.name) for label, c in unique.items()]
-    points += [PlottedOp(r.op.label, r.cost, r.hardware.device.name) for r in costed]
-    points += [PlottedOp(o.label, cost(o, chip, cache), chip.name) for chip in chips for o in parsed]
+    points += [PlottedOp(r.op.label, r.cost, r.hardware.device.name, ("result", i)) for i, r in enumerate(costed)]
+    points += [PlottedOp(o.label, cost(o, chip, cache), chip.name, ("op", i)) for chip in chips
+               for i, o in enumerate(parsed)]  # keyed by position: ops sharing a label stay apart
+    points = distinct_labels(points)
     rows = [{"device": p.device, "op": p.label, "intensity_flop_per_byte": p.cost.intensity,
              "attained_flop_per_s": p.cost.flops / p.cost.time_s, "time_s": p.cost.time_s, "bound": p.cost.bound}
             for p in points]

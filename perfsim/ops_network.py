@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BeforeValidator, Field, model_validator
 
+from perfsim.dtypes import resolve_dtype
 from perfsim.errors import PerfsimError
 from perfsim.ops import FormatName, OpBase, Operand, Size
 
@@ -82,6 +83,13 @@ class NetworkStep(OpBase):
 
     def work(self) -> list[tuple[Literal["matrix", "vector"], float]]:
         return [item for op in self.layers() for item in op.work()]
+
+    @property
+    def compute_dtype(self) -> str:
+        """The step's format: `dtype`, else the network file's own (the format its layers run in)."""
+        from perfsim.models.network import load_network
+
+        return resolve_dtype(self.dtype or load_network(self.network).dtype).name
 
     @property
     def label(self) -> str:

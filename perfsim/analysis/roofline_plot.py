@@ -11,7 +11,9 @@ numbered on the plot (points that coincide share one label) and named in the tab
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Hashable
+from dataclasses import dataclass, replace
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -40,11 +42,34 @@ DIFFERS = 1e-6
 
 @dataclass(frozen=True)
 class PlottedOp:
-    """One op to draw: its label and its cost on `device`."""
+    """One op to draw: its label and its cost on `device`. `key` identifies the op: its points on several devices
+    are one numbered op (default: the label; give keys to ops that share a label, e.g. their positions)."""
 
     label: str
     cost: OpCost
     device: str
+    key: Hashable = None
+
+    @property
+    def identity(self) -> Hashable:
+        return self.label if self.key is None else self.key
+
+
+def distinct_labels(ops: list[PlottedOp]) -> list[PlottedOp]:
+    """`ops` with one label per op (identity): a label several ops share becomes 'label #k', k = 1, 2, ... in
+    order of first appearance."""
+    first: dict[Hashable, str] = {}
+    for op in ops:
+        first.setdefault(op.identity, op.label)
+    shared = {label for label, n in Counter(first.values()).items() if n > 1}
+    seen: Counter[str] = Counter()
+    renamed: dict[Hashable, str] = {}
+    for identity, label in first.items():
+        if label in shared:
+            seen[label] += 1
+            label = f"{label} #{seen[label]}"
+        renamed[identity] = label
+    return [op if op.label == renamed[op.identity] else replace(op, label=renamed[op.identity]) for op in ops]
 
 
 @dataclass(frozen=True)
@@ -101,7 +126,8 @@ def roof(device: Device, dtypes: list[str]) -> Roof:
 def plot_roofline(devices: list[Device], ops: list[PlottedOp]) -> Figure:
     """A roofline Figure for one or more devices with their ops as numbered points and a table naming them."""
     colours = device_colours(d.name for d in devices)
-    names = list(dict.fromkeys(op.label for op in ops))
+    ops = distinct_labels(ops)
+    names = {op.identity: op.label for op in ops}  # each op's label, in order of first appearance
     dtypes = {d.name: list(dict.fromkeys(t for op in ops if op.device == d.name if (t := op_dtype(op.cost))))
               for d in devices}
     roofs = {d.name: (roof(d, dtypes[d.name]), roof(datasheet(d), dtypes[d.name])) for d in devices}
@@ -234,8 +260,8 @@ def _draw_points(ax: Axes, ops: list[PlottedOp], colours: dict[str, str]) -> lis
     return points
 
 
-def _cluster_labels(ax: Axes, ops: list[PlottedOp], points: list[tuple[float, float, int]], names: list[str],
-                    colours: dict[str, str]) -> list[Annotation]:
+def _cluster_labels(ax: Axes, ops: list[PlottedOp], points: list[tuple[float, float, int]],
+                    names: dict[Hashable, str], colours: dict[str, str]) -> list[Annotation]:
     """One label per group of a device's points within CLUSTER_PX of each other: the ops' numbers."""
     clusters: list[tuple[str, np.ndarray, list[int]]] = []
     for x, y, index in sorted(points, key=lambda p: (ops[p[2]].device, p[0], p[1])):
@@ -246,9 +272,10 @@ def _cluster_labels(ax: Axes, ops: list[PlottedOp], points: list[tuple[float, fl
             clusters.append((device, pixel, [index]))
         else:
             near[2].append(index)
+    number = {identity: n for n, identity in enumerate(names, 1)}
     labels = []
     for device, pixel, members in sorted(clusters, key=lambda c: (c[1][0], -c[1][1], c[0])):
-        numbers = sorted({names.index(ops[i].label) + 1 for i in members})
+        numbers = sorted({number[ops[i].identity] for i in members})
         x, y = ax.transData.inverted().transform(pixel)
         labels.append(_annotate(ax, x, y, _ranges(numbers), shade(colours[device], 0.25),
                                 f"op-label:{device}:{numbers[0]}"))
@@ -295,22 +322,23 @@ def _legend(ax: Axes, handles: list[tuple[Line2D, str]], with_ops: bool) -> Lege
     return ax.legend(lines, texts, loc="upper left", fontsize=7.5, frameon=False, borderaxespad=0, handlelength=3)
 
 
-def _table(ax: Axes, legend: Legend, devices: list[Device], ops: list[PlottedOp], names: list[str],
+def _table(ax: Axes, legend: Legend, devices: list[Device], ops: list[PlottedOp], names: dict[Hashable, str],
            unit: str) -> None:
     """Below the legend: number, name, intensity and binding resource per device of every op, in monospace,
     in the largest font (up to 8 pt) that fits the space left."""
     if not names:
         return
-    by_key = {(op.label, op.device): op for op in ops}
-    width = max(len(n) for n in [*names, "op"])
+    by_key = {(op.identity, op.device): op for op in ops}
+    width = max(len(n) for n in [*names.values(), "op"])
     bound = {d.name: max([len(d.name), *(len(op.cost.bound.split(":", 1)[-1]) for op in ops if op.device == d.name)])
              for d in devices}
     lines = [f"{'#':>2} {'op':<{width}} {unit + '/B':>8}  " + "  ".join(f"{d.name:<{bound[d.name]}}" for d in devices)]
     unplotted = False
-    for number, name in enumerate(names, 1):
-        first = next(op for op in ops if op.label == name)
-        bounds = [f"{op.cost.bound.split(':', 1)[-1] if (op := by_key.get((name, d.name))) else '':<{bound[d.name]}}"
-                  for d in devices]
+    for number, (identity, name) in enumerate(names.items(), 1):
+        first = next(op for op in ops if op.identity == identity)
+        here = [by_key.get((identity, d.name)) for d in devices]
+        bounds = [f"{op.cost.bound.split(':', 1)[-1] if op else '':<{bound[d.name]}}"
+                  for d, op in zip(devices, here, strict=True)]
         mark = "*" if _attained(first) <= 0 else " "
         lines.append(f"{number:>2} {name:<{width}} {_intensity(first.cost.intensity):>8}{mark} " + "  ".join(bounds))
         unplotted |= mark == "*"

@@ -43,7 +43,8 @@ def add_scenario_flags(command: argparse.ArgumentParser, exclude: tuple[str, ...
         flag = f"--{name.replace('_', '-')}"
         kind = typing.get_args(field.annotation) or (field.annotation,)
         literal = [a for a in kind if typing.get_origin(a) is typing.Literal]
-        shown = not field.is_required() and field.default is not None and field.default is not False
+        shown = not field.is_required() and field.default not in (None, False) and "(default:" not in (
+            field.description or "")  # a description may state a default that depends on something else
         help_text = f"{field.description} (default: {field.default})" if shown else field.description
         if bool in kind:
             command.add_argument(flag, dest=name, action="store_const", const=True, default=None, help=help_text)

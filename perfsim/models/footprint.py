@@ -1,4 +1,5 @@
-"""Memory per chip: weights, KV cache and activations, against capacity × the usable fraction.
+"""Memory per chip: weights, KV cache and activations, against capacity × the usable fraction (the chip's
+calibrated usable_memory_fraction × the scenario's memory_utilization where it gives one: Resolved.memory_fraction).
 
 - weights: each layer's attention split tp ways, dense FFN and shared experts shared_tp ways (tp unless
   the exchange gathers: perfsim.models.parallel), routed experts ep · expert_tp ways; embedding on the first
@@ -23,7 +24,7 @@ from perfsim.output import human
 
 @dataclass(frozen=True)
 class Footprint:
-    """Bytes per chip (the heaviest pipeline stage) and the usable capacity."""
+    """Bytes per chip (the heaviest pipeline stage) and the usable capacity (× Resolved.memory_fraction)."""
 
     weights_bytes: float
     kv_bytes: float
@@ -67,7 +68,7 @@ def footprint(r: Resolved) -> Footprint:
         stages.append((weights, kv, act))
     weights, kv, act = max(stages, key=sum)
     usable = r.chip.calibration.usable_memory_fraction
-    capacity = level_capacity(r.chip, r.chip.main) * (usable.value if usable else 1.0)
+    capacity = level_capacity(r.chip, r.chip.main) * (usable.value if usable else 1.0) * r.memory_fraction
     return Footprint(weights, kv, act, capacity)
 
 
@@ -76,9 +77,11 @@ def check_fits(r: Resolved, fp: Footprint) -> None:
     if fp.fits:
         return
     over = fp.total_bytes - fp.capacity_bytes
+    share = f"may use {human(fp.capacity_bytes, 'B', True)} ({r.memory_fraction:.0%} of its memory, " \
+        "--memory-utilization)" if r.memory_fraction < 1 else f"has {human(fp.capacity_bytes, 'B', True)}"
     raise PerfsimError(
         f"{r.model.name} does not fit on {r.chip.name} with {r.par.devices} device(s): needs "
         f"{human(fp.total_bytes, 'B', True)} per chip (weights {human(fp.weights_bytes, 'B', True)}, KV "
-        f"{human(fp.kv_bytes, 'B', True)}, activations {human(fp.activation_bytes, 'B', True)}) but has "
-        f"{human(fp.capacity_bytes, 'B', True)}; over by {human(over, 'B', True)} "
+        f"{human(fp.kv_bytes, 'B', True)}, activations {human(fp.activation_bytes, 'B', True)}) but {share}; "
+        f"over by {human(over, 'B', True)} "
         f"({over / fp.capacity_bytes:.0%}) — add devices, quantise weights, or shorten the batch or context")

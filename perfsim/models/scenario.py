@@ -45,13 +45,17 @@ class Scenario(Spec):
     dp: Count | None = Field(None, description="data-parallel replicas (default: devices / (tp·pp))")
     ep: Count | None = Field(None, description="expert-parallel degree of MoE layers")
     expert_tp: Count | None = Field(None, description="tensor-parallel degree inside each expert")
-    phase: Literal["prefill", "decode"] = Field("decode", description="prefill (TTFT) or one decode step (TPOT)")
+    phase: Literal["prefill", "decode"] = Field("decode", description="prefill (TTFT) or one decode step (TPOT) "
+                                                "(default: decode; prefill for an encoder-only model, which has no "
+                                                "decode)")
     batch: Count = Field(1, description="global number of concurrent sequences")
     micro_batches: Count = Field(1, description="pipeline micro-batches per step, each batch / micro_batches")
-    prompt_len: Count = Field(512, description="prompt tokens per sequence (prefill)")
+    prompt_len: Count = Field(512, description="prompt tokens per sequence (prefill) (default: 512, capped at the "
+                                               "model's max_context)")
     context: Tokens | None = Field(None, description=f"tokens already in each sequence's KV cache before the step "
-                                                    f"(default: {DECODE_CONTEXT} in decode, 0 in prefill; in prefill a "
-                                                    "cached prefix the prompt attends to)")
+                                                    f"(default: {DECODE_CONTEXT} in decode, capped at the model's "
+                                                    "max_context − decode_tokens; 0 in prefill; in prefill a cached "
+                                                    "prefix the prompt attends to)")
     decode_tokens: Count = Field(1, description="query tokens per sequence in a decode step (speculative "
                                                 "verification: draft length + 1)")
     acceptance: float = Field(0.7, ge=0, le=1, description="probability α each draft token is accepted in "
@@ -65,7 +69,10 @@ class Scenario(Spec):
     moe_imbalance: float = Field(1.0, ge=1.0, description="busiest expert-parallel rank's load over the mean")
     memory_utilization: Fraction = Field(0.9, description="fraction of each chip's memory a serving engine uses for "
                                                           "weights, activations and KV cache (vLLM's "
-                                                          "gpu_memory_utilization, whose default is also 0.9)")
+                                                          "gpu_memory_utilization); serve fills it with KV cache "
+                                                          "(default: 0.9, as vLLM's); estimate and plan refuse a step "
+                                                          "needing more where it is given, else check the whole "
+                                                          "memory")
     wafer_region: Count | None = Field(None, description="wafer-scale mesh: P of the P×P core region each layer "
                                                          "runs on (default: the fastest that fits)")
     kv_placement: Literal["shift", "concat"] | None = Field(
@@ -162,15 +169,28 @@ class Resolved:
 
     @property
     def q_len(self) -> int:
-        return self.scenario.prompt_len if self.scenario.phase == "prefill" else self.scenario.decode_tokens
+        """Query tokens per sequence: decode_tokens in decode; in prefill the prompt (its default capped at the
+        model's max_context, which a short-input model such as M3ViT's 129 patches sets)."""
+        s = self.scenario
+        if s.phase != "prefill":
+            return s.decode_tokens
+        return s.prompt_len if "prompt_len" in s.model_fields_set else min(s.prompt_len, self.model.max_context)
 
     @property
     def context(self) -> int:
-        """Tokens already cached per sequence: the scenario's, or its phase's default."""
+        """Tokens already cached per sequence: the scenario's, or its phase's default (decode: DECODE_CONTEXT,
+        capped so that the step's tokens fit the model's max_context; prefill: 0)."""
         s = self.scenario
         if s.context is not None:
             return s.context
-        return DECODE_CONTEXT if s.phase == "decode" else 0
+        return max(0, min(DECODE_CONTEXT, self.model.max_context - self.q_len)) if s.phase == "decode" else 0
+
+    @property
+    def memory_fraction(self) -> float:
+        """The share of each chip's memory the step may use: memory_utilization where the scenario gives it, else
+        all of it (a published step ran in the memory it had; serve gives it, its KV cache filling that share)."""
+        s = self.scenario
+        return s.memory_utilization if "memory_utilization" in s.model_fields_set else 1.0
 
     @property
     def kv_len(self) -> int:
@@ -185,6 +205,7 @@ def resolve(scenario: Scenario, hardware: Device | System | None = None) -> Reso
     from perfsim.models.loader import load_model
 
     model = load_model(scenario.model)
+    scenario = _encoder_phase(scenario, model)
     hardware = hardware or load_hardware(scenario.hardware)
     chip = hardware.device
     if scenario.cores is not None:
@@ -206,6 +227,22 @@ def resolve(scenario: Scenario, hardware: Device | System | None = None) -> Reso
         raise PerfsimError(f"{scenario.phase} of {r.kv_len} tokens exceeds {model.name}'s max_context "
                            f"({model.max_context})")
     return r
+
+
+def _encoder_phase(scenario: Scenario, model: ModelSpec) -> Scenario:
+    """`scenario` with an encoder-only model's phase: prefill when none was given (it has no decode). Raise
+    PerfsimError for a decode step or a cached context: an encoder keeps no KV cache."""
+    if model.architecture != "encoder":
+        return scenario
+    if "phase" not in scenario.model_fields_set:
+        scenario = scenario.model_copy(update={"phase": "prefill"})
+    if scenario.phase == "decode":
+        raise PerfsimError(f"{model.name} is an encoder: it caches no keys and values, so it has no decode step "
+                           "(use phase prefill)")
+    if scenario.context:
+        raise PerfsimError(f"context: {model.name} is an encoder: it caches no keys and values for a prompt to attend "
+                           f"to (context must be 0, got {scenario.context})")
+    return scenario
 
 
 def parallelism(s: Scenario, devices: int, model: ModelSpec) -> Parallelism:

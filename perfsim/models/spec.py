@@ -88,6 +88,9 @@ class ModelSpec(Spec):
             raise ValueError("head_dim: required with per-layer heads")
         if self.head_dim is None and self.hidden % self.heads:
             raise ValueError(f"head_dim: required, as hidden ({self.hidden}) is not a multiple of heads ({self.heads})")
+        if self.rotary and self.dim_per_head % 2:
+            raise ValueError(f"head_dim: {self.dim_per_head} per head is odd; RoPE rotates pairs of dims (give an "
+                             "even head_dim, or position_embeddings or alibi for a model without rotary positions)")
         if self.moe and self.moe.first_dense_layers > self.layers:
             raise ValueError("moe.first_dense_layers exceeds layers")
         for field in ("weight_dtype", "embedding_dtype"):

@@ -1,4 +1,5 @@
-"""Requests longer than a replica can hold: dropped or clipped by policy and counted, never an abort.
+"""Requests longer than a replica can hold: dropped or clipped by policy and counted; a run that would drop every
+request is an error (it would report nothing).
 
 A request fits when prompt + output ≤ the limit (the model's max_context, and the KV cache a replica can give one
 sequence). `drop` refuses it, as vLLM answers a prompt beyond max_model_len with an error and serves on; `clip`
@@ -27,6 +28,7 @@ class ContextLimit:
     policy: str = "drop"
     dropped: int = 0
     clipped: int = 0
+    seen: int = 0
 
     def __post_init__(self) -> None:
         if self.policy not in CONTEXT_POLICIES:
@@ -36,6 +38,7 @@ class ContextLimit:
 
     def __call__(self, requests: Iterator[Request]) -> Iterator[Request]:
         for request in requests:
+            self.seen += 1
             total = request.prompt_len + request.output_len
             if total <= self.limit:
                 yield request
@@ -49,3 +52,9 @@ class ContextLimit:
             else:
                 raise PerfsimError(f"request {request.id}: {request.prompt_len} + {request.output_len} tokens exceed "
                                    f"{self.what}")
+
+    def check_served(self) -> None:
+        """Raise PerfsimError when every request was dropped: such a run would report nothing but zeros."""
+        if self.seen and self.dropped == self.seen:
+            raise PerfsimError(f"all {self.seen} requests (prompt + output tokens) exceed {self.what}: nothing to "
+                               "serve (shorten them, or --context-policy clip to truncate their prompts)")

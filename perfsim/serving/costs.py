@@ -249,7 +249,8 @@ class StepCosts:
 
 def _per_sequence(base: Scenario) -> tuple[Resolved, Footprint, float]:
     """(resolved, footprint, KV bytes per token per chip) for one sequence per replica."""
-    r = one_per_replica(base.model_copy(update={"phase": "decode", "context": 1, "decode_tokens": 1}))
+    r = one_per_replica(base.model_copy(update={"phase": "decode", "context": 1, "decode_tokens": 1,
+                                                "memory_utilization": base.memory_utilization}))  # given: 0.9 too
     one = footprint(r)
     return r, one, one.kv_bytes / r.kv_len  # one sequence per replica holding kv_len tokens
 
@@ -268,7 +269,7 @@ def kv_capacity_tokens(base: Scenario, reserve_tokens: int, draft: Scenario | No
         weights += draft_one.weights_bytes
         per_token += draft_per_token
     reserve = footprint(replace(r, mix=(Piece(1, reserve_tokens, 0),)))  # a replica may run a whole chunk
-    usable = base.memory_utilization * one.capacity_bytes
+    usable = one.capacity_bytes  # memory_utilization of each chip's memory (Resolved.memory_fraction)
     free = usable - weights - reserve.activation_bytes
     if free < per_token:
         raise PerfsimError(f"{r.model.name} leaves no memory for the KV cache on {r.chip.name}: weights "

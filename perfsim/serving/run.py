@@ -106,6 +106,7 @@ def simulate_serving(base: Scenario, requests: Iterator[Request], config: Schedu
             servers = [(server.result, server.cache, server.host) for server in fleet.servers]
             result = fleet.merged()
             per_replica = fleet.per_replica(devices, waiting_power_w(resolved.chip))
+        limit.check_served()
         hardware = resolved.system.name if resolved.system else resolved.chip.name
         totals = summary(result, recorder, devices * replicas, waiting_power_w(resolved.chip))
         if per_replica is not None:

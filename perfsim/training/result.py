@@ -61,7 +61,9 @@ class TrainResult(StepView):
         right.set_ylabel("GiB")
         right.legend(fontsize=7)
         right.set_title("memory", fontsize=9)
-        fig.suptitle(f"training {s['model']} on {s['devices']} × {s['hardware']}")
+        chip = self.estimate.chip.name
+        on = f"{s['devices']} × {chip}" if s["hardware"] == chip else f"{s['devices']} × {chip} in {s['hardware']}"
+        fig.suptitle(f"training {s['model']} on {on}")
         fig.tight_layout()
         return fig
 

@@ -145,7 +145,7 @@ class Overlap:
 
     @property
     def exposed_s(self) -> float:
-        return self.span_s - self.compute_s
+        return max(self.span_s - self.compute_s, 0.0)  # the span holds the compute: below 0 is float residue
 
 
 def _run_two_streams(tasks: list[Task], rate: Callable[[int, int], float]) -> Schedule:

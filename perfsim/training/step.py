@@ -281,7 +281,8 @@ def estimate_training(config: TrainConfig) -> TrainingEstimate:
     if lay.zero == 3:
         for work, p in zip(stages, params, strict=True):
             forward, backward = _zero3_times(work, p, lay, chip, system, grad_bytes)
-            work.exposed_s = (forward - work.forward_s, backward - work.backward_s)
+            # ZeRO-3's pass takes at least its compute: a negative difference is float residue (−1e-19 s)
+            work.exposed_s = (max(forward - work.forward_s, 0.0), max(backward - work.backward_s, 0.0))
     run = None
     if lay.pp > 1:
         send = stages[1].send.time_s if stages[1].send else 0.0
