@@ -412,7 +412,8 @@ class OffloadResult:
 
     @property
     def notes(self) -> list[str]:
-        return notes(self.estimate.resolved.chip)
+        """notes() of the GPU and of the host CPU (whose sustained rate prices CPU attention and the bound's CPU)."""
+        return notes(self.estimate.resolved.chip) + notes(self.estimate.host.cpu)
 
     def sweep(self, batches: Iterable[int], simulate: bool = False) -> pd.DataFrame:
         """One row per batch: tokens, bound_tokens_per_s, each ceiling's tokens/s, the binding resource, fits, and

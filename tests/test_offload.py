@@ -45,6 +45,19 @@ def test_bound_by_hand():
     assert b.tokens_per_s == pytest.approx(1024 / 2.827026432, rel=1e-9)
 
 
+def test_the_cpu_ceiling_is_the_cpu_models_sustained_rate():
+    """2 × Xeon 8380: 40 cores × 64 fp32 FLOP/cycle (2 AVX-512 FMA) at 3.4 GHz = 8.704 TFLOP/s a socket at the
+    single-core turbo; no calibration.sustained_clock, so the CPU model's all-core default 0.75 × 3.4 GHz = 2.55 GHz:
+    6.528 TFLOP/s a socket, 13.056 TFLOP/s the pair (the old peak-based figure: 17.408). The bound's CPU time of the
+    decode above is its attention FLOPs at that rate, and the estimate says the rate is a default."""
+    r, offload, host = offloaded(mixtral(batch=1024, context=511))
+    assert host.cpu_flops == pytest.approx(2 * 40 * 64 * 3.4e9 * 0.75, rel=1e-12)
+    it = iteration(r, offload)
+    assert bound_of(it, host).seconds["compute:fp32"] == pytest.approx(it.cpu_flops / 13.056e12, rel=1e-12)
+    notes = ps.offloaded("mixtral-8x7b", "host-8380x2-a40", batch=4, context=511, simulate=False).notes
+    assert any(line.startswith("xeon-8380 is uncalibrated") and "0.75" in line for line in notes)
+
+
 def test_saturation_tokens_are_eq2():
     """Eq. 2: n = (C / B) · expert bytes / expert FLOPs per token. Mixtral on the A40: 149.7e12 / 32e9 = 4678.125
     FLOP/B; bytes 8·P·2 + 4096·8·2 (router); FLOPs per token 2·2·P + 2·4096·8 → 4678.125 × 3.99972 = 18,711.2,

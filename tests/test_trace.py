@@ -8,7 +8,7 @@ from perfsim.cost import cost
 from perfsim.cost.derating import launch_s
 from perfsim.errors import PerfsimError
 from perfsim.hardware import load_hardware
-from perfsim.models.scenario import Piece, Scenario, resolve
+from perfsim.models.scenario import Piece, Resolved, Scenario, resolve
 from perfsim.models.step import estimate_step
 from perfsim.models.trace import build_trace
 from perfsim.ops import Attention, Gemm
@@ -131,6 +131,23 @@ def test_only_the_first_pipeline_stage_starts_without_a_residual():
     r = resolve(LLAMA3_DECODE.model_copy(update={"hardware": "dgx-h100", "devices": 2, "pp": 2}))
     norms = [(t.stage, t.layer, t.repeat, t.op.residual) for t in build_trace(r).ops if t.op.label == "attn_norm"]
     assert norms == [(0, 0, 1, "none"), (0, 1, 15, "pre_norm"), (1, 16, 16, "pre_norm")]
+
+
+def test_a_pipeline_send_carries_the_residual_only_where_it_is_kept_apart():
+    """pp = 2, batch 4 decode of Llama-3-8B (hidden 4,096, bf16): vLLM sends hidden_states and residual
+    (IntermediateTensors), 2 · 4 tokens · 4,096 · 2 B = 65,536 B; a training forward (Megatron: the layer output
+    already holds the residual) sends one, 32,768 B; bert-base (post-norm, hidden 768) prefill of 128 tokens sends
+    its layer output alone, 128 · 768 · 2 B = 196,608 B."""
+    llama = resolve(Scenario(model="llama-3-8b", hardware="dgx-h100", phase="decode", batch=4, context=1024,
+                             devices=2, pp=2))
+    bert = resolve(Scenario(model="bert-base", hardware="dgx-h100", phase="prefill", prompt_len=128, devices=2, pp=2))
+
+    def sends(r: Resolved, inference: bool = True) -> list[tuple[int, float]]:
+        return [(t.stage, t.op.size_bytes) for t in build_trace(r, inference).ops if t.op.label == "pp_send"]
+
+    assert sends(llama) == [(1, 2 * 4 * 4096 * 2)]
+    assert sends(llama, inference=False) == [(1, 4 * 4096 * 2)]
+    assert sends(bert) == [(1, 128 * 768 * 2)]
 
 
 def test_only_rotary_decoders_rotate_and_only_inference_appends_to_a_cache():

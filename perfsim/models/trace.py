@@ -70,7 +70,7 @@ def build_trace(r: Resolved, inference: bool = True) -> Trace:
         if stage == 0:
             ops += [TraceOp(op, 0, chips) for op in _embedding(r)]
         else:
-            ops.append(TraceOp(_send(r), stage, chips))
+            ops.append(TraceOp(_send(r, inference), stage, chips))
         for layer, count in _runs(r, stage * per_stage, (stage + 1) * per_stage):
             ops += [TraceOp(op, stage, chips, count, layer) for op in _layer(r, layer, inference)]
         if stage == par.pp - 1:
@@ -97,8 +97,16 @@ def _embedding(r: Resolved) -> list[OpBase]:
                         dtype=r.model.embedding_dtype)]
 
 
-def _send(r: Resolved) -> OpBase:
-    size = _bytes(r.tokens_per_replica * r.model.hidden, r.scenario.activation_dtype)
+def _send(r: Resolved, inference: bool = True) -> OpBase:
+    """What one stage hands the next: tokens × hidden activations, twice for an inference decoder. vLLM's pre-norm
+    decoders keep the residual stream apart from the hidden states (the fused add happens in the next norm) and send
+    both: vllm-project/vllm vllm/model_executor/models/llama.py, LlamaModel.forward returns
+    IntermediateTensors({"hidden_states": hidden_states, "residual": residual}) on every stage but the last. A
+    post-norm encoder's layer output is its residual stream (BERT: LN(x + sublayer(x)), vLLM's bert.py BertEncoder
+    passes one tensor), and training's pre-norm layers add the residual inside the layer, so Megatron-LM sends one
+    (megatron/core/pipeline_parallel/schedules.py get_tensor_shapes: one (seq, micro_batch, hidden) tensor)."""
+    tensors = 2 if inference and r.model.architecture == "decoder" else 1
+    size = _bytes(tensors * r.tokens_per_replica * r.model.hidden, r.scenario.activation_dtype)
     return Collective(name="pp_send", kind="send", size_bytes=size, group=2, stride=r.par.tp * r.par.dp)
 
 

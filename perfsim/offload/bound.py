@@ -1,10 +1,10 @@
-"""The MoE-Lens throughput bound (arXiv 2504.09345, Stage 1): peaks only, every resource busy at once.
+"""The MoE-Lens throughput bound (arXiv 2504.09345, Stage 1): peak rates, every resource busy at once.
 
-One iteration of n tokens needs, each resource alone at its datasheet peak:
+One iteration of n tokens needs, each resource alone at its datasheet peak (the CPU at its all-core rate):
   link  T_link = max(host→GPU, GPU→host bytes) / B_link   (streamed weights, attention in- and outputs)
   GPU   T_gpu  = GPU FLOPs / C_GPU                        (every op but CPU attention)
   DRAM  T_dram = host DRAM bytes / B_DRAM                 (weights read for the link + KV read + KV written)
-  CPU   T_cpu  = CPU attention FLOPs / C_CPU (fp32)
+  CPU   T_cpu  = CPU attention FLOPs / C_CPU (fp32, the CPU cost model's sustained rate: Host.cpu_flops)
 With perfect overlap an iteration takes max of them, so throughput ≤ n / max(T_link, T_gpu, T_dram, T_cpu);
 the largest term is the binding resource. Host memory capacity caps n: the KV cache of the batch must fit in
 host DRAM beside the host-placed weights.

@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from perfsim.cost.roofline import compute_rate
 from perfsim.errors import PerfsimError
 from perfsim.hardware.common import Count, LinkPort, Spec
 from perfsim.hardware.cpu import Cpu
@@ -70,8 +71,10 @@ class Host:
 
     @property
     def cpu_flops(self) -> float:
-        """fp32 FLOP/s of every socket (CPU attention computes in fp32)."""
-        return (self.cpu.peak_flops("fp32") or 0.0) * self.sockets
+        """Sustained fp32 FLOP/s of every socket together (CPU attention computes in fp32), as the CPU cost model
+        rates its cores (roofline.compute_rate: all cores at calibration.sustained_clock, else at the stated default
+        ratio of the peak clock, not the single-core turbo the datasheet peak assumes)."""
+        return compute_rate(self.cpu, "matrix", "fp32")[1] * self.sockets
 
 
 def host_of(hardware: Device | System) -> Host:
