@@ -96,12 +96,14 @@ def test_a_unit_efficiency_calibrates_its_own_unit_and_leaves_the_others_at_the_
 
 
 def test_each_engine_of_an_op_runs_at_its_own_units_derating():
-    # unfused fp16 attention on rtx-a6000: its QKᵀ and PV matmuls run on the tensor cores at the default 0.7 of
-    # 154.8 TFLOP/s, its softmax on the CUDA cores at their calibrated 0.6178 of 38.7 TFLOP/s; both are fp16, one
-    # `compute:fp16` resource holding the sum
+    # the derated roofline of fp16 attention on rtx-a6000 (the accelerator model prices attention by its kernels;
+    # the roofline stands for any op with matrix and vector work): its QKᵀ and PV matmuls run on the tensor cores at
+    # the default 0.7 of 154.8 TFLOP/s, its softmax on the CUDA cores at their calibrated 0.6178 of 38.7 TFLOP/s;
+    # both are fp16, one `compute:fp16` resource holding the sum
+    from perfsim.cost.accelerator import derated_roofline
     from perfsim.ops import Attention
 
     op = Attention(heads=32, q_len=4096, kv_len=4096, head_dim=128, fused=False, dtype="fp16")
-    c = cost(op, load_hardware("rtx-a6000"))
+    c = derated_roofline(op, load_hardware("rtx-a6000"))
     expected = op.matmul_flops / (154.8e12 * 0.7) + op.softmax_flops / (38.7e12 * 0.6178)
     assert c.resource_s["compute:fp16"] == pytest.approx(expected)

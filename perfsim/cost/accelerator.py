@@ -4,15 +4,16 @@
   calibrated op_overhead, else DEFAULT_LAUNCH_S; small ops come out launch-bound (`bound: overhead`);
 - GEMMs: output tiles in waves over the cores, split-K, panel re-reads, dequantisation (gemm_tiles, dequant);
 - fused attention: FlashAttention-style prefill and split-KV decode (attention_kernels);
+- unfused attention: Q·Kᵀ GEMM, softmax, P·V GEMM, one launch each (attention_kernels.unfused_cost);
 - MoE: router GEMM, top-k softmax, permute, grouped up/down GEMMs, activation, combine (moe_kernels);
-- any other op (norms, softmax, elementwise, convolutions, unfused attention): the roofline, derated;
+- any other op (norms, softmax, elementwise, convolutions): the roofline, derated;
 - what the spec leaves uncalibrated gets the stated default derating (derating); `is_calibrated(device)`
   says whether any default was used.
 """
 
 from __future__ import annotations
 
-from perfsim.cost.attention_kernels import attention_cost
+from perfsim.cost.attention_kernels import attention_cost, unfused_cost
 from perfsim.cost.derating import is_calibrated, rates, uncalibrated_fields
 from perfsim.cost.gemm_tiles import gemm_cost
 from perfsim.cost.moe_kernels import moe_cost
@@ -26,8 +27,8 @@ def accelerator_cost(op: OpBase, device: Device, cache: Cache = "cold") -> OpCos
     """What `op` costs as one kernel on accelerator chip `device`. Raise PerfsimError if no unit runs its dtype."""
     if isinstance(op, Gemm):
         return gemm_cost(op, device, cache)
-    if isinstance(op, Attention) and op.fused:
-        return attention_cost(op, device, cache)
+    if isinstance(op, Attention):
+        return (attention_cost if op.fused else unfused_cost)(op, device, cache)
     if isinstance(op, MoE):
         return moe_cost(op, device, cache)
     return derated_roofline(op, device, cache)
