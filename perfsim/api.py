@@ -566,7 +566,8 @@ def serve(model_ref: str | None = None, hardware_ref: str | Path | Device | Syst
                            Path(output) if output is not None else None, total if progress else None,
                            speculation, prefill_devices, deployment)
     dropped = run.summary["dropped_requests"]
-    skipped = (f"{dropped} requests were dropped: their prompt + output exceed what a replica serves "
+    were = "request was" if dropped == 1 else "requests were"
+    skipped = (f"{dropped} {were} dropped: their prompt + output exceed what a replica serves "
                "(dropped_requests; --context-policy clip truncates them instead)",) if dropped else ()
     return ServeResult(run, (*notes(base.hardware), *skipped))
 
