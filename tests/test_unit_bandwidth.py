@@ -95,3 +95,15 @@ def test_moe_time_never_falls_as_tokens_grow(chip):
         for ep in (1, 2, 4, 8):
             times = [cost(MoE(tokens=t, ep=ep, **shape), device).time_s for t in TOKENS]
             assert all(later >= t for t, later in pairwise(times)), (shape, ep, times)
+
+
+def test_each_gemv_unit_takes_in_the_whole_input_vector():
+    # MI300X GEMV, 1 × 4096 bf16 input (8,192 B), one CU per output column at its 126 GB/s draw. With n = 2 columns,
+    # each CU reads the whole input beside its column (8,192 B) and output (2 B): (8,192 + (16,384 + 4) / 2) B /
+    # 126 GB/s = 130.05 ns, more than the 24,580 B over 2 CUs' 252 GB/s (97.5 ns) a shared input would take; n = 1
+    # gives (8,192 + 8,194) B / 126 GB/s, the same: one more column is never faster
+    mi300x = ps.hardware("mi300x")
+    one, two = (cost(Gemm(m=1, n=n, k=4096, dtype="bf16"), mi300x) for n in (1, 2))
+    assert two.resource_s["memory:hbm"] == pytest.approx((8192 + (16384 + 4) / 2) / 126e9)
+    assert one.resource_s["memory:hbm"] == pytest.approx((8192 + 8194) / 126e9)
+    assert two.time_s >= one.time_s

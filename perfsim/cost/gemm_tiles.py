@@ -33,7 +33,7 @@ from math import ceil, sqrt
 from perfsim.cost.dequant import EPILOGUE_OPS, dequant_ops, needs_dequant, quantised_activations
 from perfsim.cost.derating import ChipRates, add, compulsory, rates
 from perfsim.cost.opcost import OpCost
-from perfsim.cost.roofline import Cache
+from perfsim.cost.roofline import Cache, place
 from perfsim.dtypes import resolve_format
 from perfsim.hardware import Device
 from perfsim.hardware.accelerator import TileShape
@@ -154,7 +154,7 @@ def gemm_cost(op: Gemm, device: Device, cache: Cache = "cold") -> OpCost:
             if best is None or seconds < best[0]:
                 best = (seconds, resource, traffic)
     if m <= GEMV_MAX_ROWS:
-        resource = _gemv(op, chip, base)
+        resource = _gemv(op, chip, base, place(operands[0], device, cache).name, operands[0].traffic)
         if max(resource.values()) <= best[0]:  # a tie goes to the GEMV kernel (no partial sums)
             best = (0.0, resource, base)
     return OpCost(op.label, op.flops, sum(best[2].values()), best[1], best[2], chip.launch_s)
@@ -224,13 +224,25 @@ def tiled_resources(op: Gemm, chip: ChipRates, w: Waves, used: str, rate: float,
     return resource, traffic
 
 
-def _gemv(op: Gemm, chip: ChipRates, base: dict[str, float]) -> dict[str, float]:
+def _gemv(op: Gemm, chip: ChipRates, base: dict[str, float], x_level: str, x_bytes: float) -> dict[str, float]:
     """Resource seconds of the matrix-vector kernel: MACs and dequantisation on the vector units, one after the
-    other; weights streamed once, concurrently."""
+    other; weights streamed once, concurrently, one unit per output column (at most every unit). Where the spec
+    measures a unit's draw (calibration.core_bandwidth: its load path, whichever level serves it), each busy unit
+    also takes in its whole input vector (`x_bytes` in all at `x_level`, one vector per GEMV of the batch) beside
+    its share of the rest through that draw, so a wider GEMV never streams faster. The default 1/cores share is no
+    port limit (re-reads of the vector hit caches at far more), so it sets no such floor."""
     used, rate = chip.compute("vector", op.compute_dtype)
-    occupancy = min(1.0, op.n * op.batch / chip.cores)
+    active = min(chip.cores, op.n * op.batch)
     dequant = Dequant.of(op, used).elements(1 if op.weight_shared else op.batch, 1)
-    resource = chip.memory_seconds(base, occupancy)
+    resource = chip.memory_seconds(base, active / chip.cores)
+    own_x = x_bytes if op.weight_shared else x_bytes / op.batch
+    measured = chip.device.calibration.core_bandwidth
+    for level, moved in base.items():
+        if level in measured:
+            x, shared = (own_x, x_bytes) if level == x_level else (0.0, 0.0)
+            floor = (x + (moved - shared) / active) / chip.unit_bandwidth[level]
+            resource[f"memory:{level}"] = max(resource[f"memory:{level}"], floor)
+    occupancy = active / chip.cores
     resource[f"compute:{used}"] = op.flops / rate + dequant / (chip.element_ops(op.compute_dtype) * occupancy)
     return resource
 
