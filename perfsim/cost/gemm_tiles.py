@@ -233,8 +233,9 @@ def _gemv(op: Gemm, chip: ChipRates, base: dict[str, float], x_level: str, x_byt
     port limit (re-reads of the vector hit caches at far more), so it sets no such floor."""
     used, rate = chip.compute("vector", op.compute_dtype)
     active = min(chip.cores, op.n * op.batch)
+    occupancy = active / chip.cores
     dequant = Dequant.of(op, used).elements(1 if op.weight_shared else op.batch, 1)
-    resource = chip.memory_seconds(base, active / chip.cores)
+    resource = chip.memory_seconds(base, occupancy)
     own_x = x_bytes if op.weight_shared else x_bytes / op.batch
     measured = chip.device.calibration.core_bandwidth
     for level, moved in base.items():
@@ -242,7 +243,6 @@ def _gemv(op: Gemm, chip: ChipRates, base: dict[str, float], x_level: str, x_byt
             x, shared = (own_x, x_bytes) if level == x_level else (0.0, 0.0)
             floor = (x + (moved - shared) / active) / chip.unit_bandwidth[level]
             resource[f"memory:{level}"] = max(resource[f"memory:{level}"], floor)
-    occupancy = active / chip.cores
     resource[f"compute:{used}"] = op.flops / rate + dequant / (chip.element_ops(op.compute_dtype) * occupancy)
     return resource
 
